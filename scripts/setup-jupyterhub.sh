@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install a real JupyterHub (PyPI) and configurable-http-proxy (npm) into one folder, for
+# the integration tests, the benchmarks and the local demo. Idempotent: a stamp file
+# records what was installed, and a second run with the same versions does nothing.
+#
+# usage: scripts/setup-jupyterhub.sh [DIR]   (default: $OTTER_HUB_VENV or
+#        ~/.cache/otter-service/hub-venv). Needs python3 (with venv) and npm.
+set -euo pipefail
+
+JUPYTERHUB_VERSION=6.1.1
+CHP_VERSION=5.3.0
+dir=${1:-${OTTER_HUB_VENV:-$HOME/.cache/otter-service/hub-venv}}
+stamp="$dir/.otter-stamp"
+want="jupyterhub==$JUPYTERHUB_VERSION configurable-http-proxy@$CHP_VERSION"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+   && [ -x "$dir/bin/jupyterhub" ] && [ -x "$dir/node_modules/.bin/configurable-http-proxy" ]; then
+  echo "JupyterHub $JUPYTERHUB_VERSION already installed in $dir"
+  exit 0
+fi
+
+command -v npm >/dev/null || { echo "npm is needed: apt-get install -y npm" >&2; exit 1; }
+echo "Installing JupyterHub $JUPYTERHUB_VERSION and configurable-http-proxy $CHP_VERSION into $dir"
+python3 -m venv "$dir"
+"$dir/bin/pip" install --quiet "jupyterhub==$JUPYTERHUB_VERSION"
+# npm installs into $dir/node_modules; --no-save keeps no package.json around.
+(cd "$dir" && npm install --silent --no-audit --no-fund --no-save "configurable-http-proxy@$CHP_VERSION")
+"$dir/bin/jupyterhub" --version >/dev/null
+echo "$want" > "$stamp"
+echo "JupyterHub ready: $dir/bin/jupyterhub, proxy: $dir/node_modules/.bin/configurable-http-proxy"

@@ -1,0 +1,178 @@
+//! Wiring: build every part from [`Settings`], start the workers and the HTTP server,
+//! and stop them in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::course::CourseConfig;
+use crate::db::{Db, now_ms};
+use crate::grading::local::LocalRunner;
+use crate::grading::{Runner, SandboxLimits};
+use crate::jobs::grade::{GradeJob, GradeJobConfig};
+use crate::jupyterhub::{Auth, HubApi, HubClient};
+pub trait OutcomesClient: Send + Sync {}
+use crate::queue::{self, worker};
+use crate::settings::Settings;
+
+/// Everything a request handler can reach.
+pub struct App {
+    pub settings: Settings,
+    pub db: Db,
+    pub courses: Arc<CourseConfig>,
+    pub auth: Auth,
+    pub runner: Arc<dyn Runner>,
+    /// Woken when a grade job is queued.
+    pub grade_notify: Arc<Notify>,
+    /// Whether scores are posted to edX.
+    pub lti_enabled: bool,
+}
+
+/// Shared state of the router.
+pub type AppState = Arc<App>;
+
+/// A built service, bound to its port, not yet serving.
+pub struct Service {
+    pub app: AppState,
+    listener: TcpListener,
+    outcomes: Option<Arc<dyn OutcomesClient>>,
+}
+
+impl Service {
+    /// Open the database, load the course config, pick the runner, bind the port.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let hub: Arc<dyn HubApi> = Arc::new(HubClient::new(
+            &settings.hub.api_url,
+            &settings.hub.client_id,
+            settings.hub.api_token.clone(),
+            &settings.hub.oauth_callback_url,
+        ));
+        let runner = select_runner(&settings).await?;
+        let outcomes = outcomes_client(&settings)?;
+        Self::build_with(settings, hub, runner, outcomes).await
+    }
+
+    /// Like [`Service::build`] with the outside peers given (tests swap them).
+    pub async fn build_with(
+        settings: Settings,
+        hub: Arc<dyn HubApi>,
+        runner: Arc<dyn Runner>,
+        outcomes: Option<Arc<dyn OutcomesClient>>,
+    ) -> anyhow::Result<Self> {
+        let courses = CourseConfig::load(&settings.course.config, &settings.course.materials_root)?;
+        for (c, s, a, details) in courses.assignments() {
+            if !details.autograder_zip.is_file() {
+                tracing::warn!(course = c, section = s, assignment = a,
+                    zip = %details.autograder_zip.display(), "autograder zip is missing; submissions to it will be refused");
+            }
+        }
+        let db = Db::open(&settings.database.path)
+            .with_context(|| format!("opening database {}", settings.database.path.display()))?;
+        let requeued = db.write(|c| queue::requeue_expired(c, now_ms())).await?;
+        if requeued > 0 {
+            tracing::info!(requeued, "re-queued jobs whose worker stopped");
+        }
+        // At start no job is running in this process, so every container of ours is an orphan.
+        let removed = runner.remove_orphans(&[]).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not remove leftover grading runs");
+            0
+        });
+        if removed > 0 {
+            tracing::info!(removed, "removed leftover grading runs");
+        }
+        let listener = TcpListener::bind(settings.server.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.server.bind))?;
+        let h = &settings.hub;
+        let auth = Auth::new(
+            hub,
+            h.access_scopes.clone(),
+            if h.cookie_secret.is_empty() { &h.api_token } else { &h.cookie_secret },
+            Duration::from_secs(h.token_cache_secs),
+            Duration::from_secs(h.session_secs),
+        );
+        let app = Arc::new(App {
+            lti_enabled: outcomes.is_some(),
+            settings,
+            db,
+            courses: Arc::new(courses),
+            auth,
+            runner,
+            grade_notify: Arc::new(Notify::new()),
+        });
+        Ok(Self { app, listener, outcomes })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Serve until `stop` resolves; then stop claiming, let running work finish up to the
+    /// grace period, and return.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let (tx, rx) = watch::channel(false);
+        let mut workers = self.start_workers(rx);
+        let router = crate::http::router(self.app.clone());
+        tracing::info!(addr = %self.listener.local_addr()?, prefix = %self.app.settings.server.prefix,
+            runner = self.app.runner.name(), lti = self.app.lti_enabled, "otter-service listening");
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                stop.await;
+                tracing::info!("shutting down: no new jobs are claimed");
+                let _ = tx.send(true);
+            })
+            .await?;
+        let grace = Duration::from_secs(self.app.settings.server.shutdown_grace_secs);
+        let all = futures_util::future::join_all(workers.iter_mut());
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("running jobs did not finish in time; their leases will expire and they will run again");
+            workers.iter().for_each(|w| w.abort());
+        }
+        Ok(())
+    }
+
+    fn start_workers(&self, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let s = &self.app.settings;
+        let lease = Duration::from_secs(s.grading.lease_secs.max(3));
+        let post_notify = Arc::new(Notify::new());
+        let grade = Arc::new(GradeJob {
+            db: self.app.db.clone(),
+            runner: self.app.runner.clone(),
+            courses: self.app.courses.clone(),
+            config: GradeJobConfig {
+                limits: default_limits(s),
+                retry_base: Duration::from_secs(s.grading.retry_base_secs),
+                lti_enabled: self.app.lti_enabled,
+                post_horizon: Duration::from_secs(s.lti.retry_horizon_secs),
+            },
+            post_notify: post_notify.clone(),
+        });
+        let pool = |workers| worker::PoolConfig {
+            workers,
+            lease,
+            idle_poll: Duration::from_secs(2),
+        };
+        let db = self.app.db.clone();
+        let mut handles = worker::spawn(db.clone(), grade, self.app.grade_notify.clone(), pool(s.grading.workers), stop.clone());
+        handles
+    }
+}
+
+/// Sandbox defaults from settings.
+pub fn default_limits(s: &Settings) -> SandboxLimits {
+    SandboxLimits {
+        time_limit: Duration::from_secs(s.grading.time_limit_secs),
+        memory_bytes: s.grading.memory_mb * 1024 * 1024,
+        cpus: s.grading.cpus,
+        pids: s.grading.pids,
+        network: false,
+        output_bytes: s.grading.output_bytes,
+    }
+}
+
+async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> { Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await)) }
+fn outcomes_client(_s: &Settings) -> anyhow::Result<Option<Arc<dyn OutcomesClient>>> { Ok(None) }

@@ -1,0 +1,306 @@
+//! otter-service's `course-config.json`, loaded and validated once at start.
+//!
+//! ```json
+//! { "<course>": { "<section>": {
+//!     "course_id": "BerkeleyX+Data8.1x+2026", "subpath_to_zips": "8x/materials",
+//!     "assignments": { "<assignment>": "<edX LTI block id>" } } } }
+//! ```
+//! Optional extensions, per section or per assignment (an assignment may be an object
+//! `{"lti_block": "...", ...}` instead of a block id string): `time_limit_secs`,
+//! `memory_mb`, `cpus`, `pids`, `network`, `lti` (post to edX, default true when a block id
+//! is given), `post_score` (`latest` or `best`).
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::grading::SandboxLimits;
+use crate::notebook::{Name, NotebookMetadata};
+
+/// Optional per-section / per-assignment overrides.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    pub time_limit_secs: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
+    pub network: Option<bool>,
+    pub lti: Option<bool>,
+    pub post_score: Option<String>,
+}
+
+impl Overrides {
+    /// `self` where set, else `base`.
+    fn or(&self, base: &Overrides) -> Overrides {
+        Overrides {
+            time_limit_secs: self.time_limit_secs.or(base.time_limit_secs),
+            memory_mb: self.memory_mb.or(base.memory_mb),
+            cpus: self.cpus.or(base.cpus),
+            pids: self.pids.or(base.pids),
+            network: self.network.or(base.network),
+            lti: self.lti.or(base.lti),
+            post_score: self.post_score.clone().or_else(|| base.post_score.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawAssignment {
+    Block(String),
+    Full {
+        #[serde(default)]
+        lti_block: Option<String>,
+        #[serde(flatten)]
+        overrides: Overrides,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct RawSection {
+    course_id: String,
+    subpath_to_zips: String,
+    assignments: BTreeMap<String, RawAssignment>,
+    #[serde(flatten)]
+    overrides: Overrides,
+}
+
+type RawConfig = BTreeMap<String, BTreeMap<String, RawSection>>;
+
+/// A known assignment, resolved against the materials root.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// edX course id, e.g. `BerkeleyX+Data8.1x+2026`.
+    pub course_id: String,
+    /// The LTI block id, when scores are posted to edX for this assignment.
+    pub lti_block: Option<String>,
+    /// `{materials_root}/{subpath_to_zips}/{assignment}-autograder.zip`.
+    pub autograder_zip: PathBuf,
+    /// `latest` or `best`, when the course config overrides the global setting.
+    pub post_score: Option<String>,
+    overrides: Overrides,
+}
+
+impl Assignment {
+    /// The sandbox limits for this assignment: course-config overrides over `defaults`.
+    pub fn limits(&self, defaults: &SandboxLimits) -> SandboxLimits {
+        let o = &self.overrides;
+        SandboxLimits {
+            time_limit: o.time_limit_secs.map_or(defaults.time_limit, Duration::from_secs),
+            memory_bytes: o.memory_mb.map_or(defaults.memory_bytes, |m| m * 1024 * 1024),
+            cpus: o.cpus.unwrap_or(defaults.cpus),
+            pids: o.pids.unwrap_or(defaults.pids),
+            network: o.network.unwrap_or(defaults.network),
+            output_bytes: defaults.output_bytes,
+        }
+    }
+}
+
+/// The validated course config.
+#[derive(Debug, Clone)]
+pub struct CourseConfig {
+    courses: BTreeMap<String, BTreeMap<String, BTreeMap<String, Assignment>>>,
+}
+
+/// A broken course config: names the file, the key and the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("course config {file}: {problem}")]
+pub struct CourseConfigError {
+    pub file: PathBuf,
+    pub problem: String,
+}
+
+/// A submission names an assignment the config does not know.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LookupError {
+    #[error("unknown course {0:?}: this service grades no such course")]
+    UnknownCourse(String),
+    #[error("unknown section {section:?} of course {course:?}")]
+    UnknownSection { course: String, section: String },
+    #[error("unknown assignment {assignment:?} in course {course:?} section {section:?}")]
+    UnknownAssignment {
+        course: String,
+        section: String,
+        assignment: String,
+    },
+}
+
+impl CourseConfig {
+    /// Read and validate `file`; zips are resolved under `materials_root`.
+    pub fn load(file: &Path, materials_root: &Path) -> Result<Self, CourseConfigError> {
+        let err = |problem: String| CourseConfigError {
+            file: file.to_path_buf(),
+            problem,
+        };
+        let text = std::fs::read_to_string(file).map_err(|e| err(format!("cannot read: {e}")))?;
+        Self::parse(&text, materials_root).map_err(err)
+    }
+
+    /// Validate the JSON text of a course config.
+    pub fn parse(text: &str, materials_root: &Path) -> Result<Self, String> {
+        let raw: RawConfig = serde_json::from_str(text).map_err(|e| format!("invalid: {e}"))?;
+        let mut courses = BTreeMap::new();
+        for (course, sections) in raw {
+            check_name("course", &course, &course)?;
+            let mut by_section = BTreeMap::new();
+            for (section, s) in sections {
+                let at = format!("{course}.{section}");
+                check_name("section", &section, &at)?;
+                by_section.insert(section, resolve_section(&at, s, materials_root)?);
+            }
+            courses.insert(course, by_section);
+        }
+        Ok(Self { courses })
+    }
+
+    /// The assignment a notebook belongs to.
+    pub fn lookup(&self, m: &NotebookMetadata) -> Result<&Assignment, LookupError> {
+        let (c, s, a) = (m.course.as_str(), m.section.as_str(), m.assignment.as_str());
+        let sections = self
+            .courses
+            .get(c)
+            .ok_or_else(|| LookupError::UnknownCourse(c.into()))?;
+        let assignments = sections.get(s).ok_or_else(|| LookupError::UnknownSection {
+            course: c.into(),
+            section: s.into(),
+        })?;
+        assignments.get(a).ok_or_else(|| LookupError::UnknownAssignment {
+            course: c.into(),
+            section: s.into(),
+            assignment: a.into(),
+        })
+    }
+
+    /// Every assignment, as `(course, section, assignment, details)`.
+    pub fn assignments(&self) -> impl Iterator<Item = (&str, &str, &str, &Assignment)> {
+        self.courses.iter().flat_map(|(c, secs)| {
+            secs.iter().flat_map(move |(s, asgs)| {
+                asgs.iter().map(move |(a, d)| (c.as_str(), s.as_str(), a.as_str(), d))
+            })
+        })
+    }
+}
+
+fn check_name(kind: &'static str, value: &str, at: &str) -> Result<(), String> {
+    Name::parse(kind, value)
+        .map(|_| ())
+        .map_err(|e| format!("key {at:?}: bad {kind} name: {e}"))
+}
+
+fn resolve_section(
+    at: &str,
+    s: RawSection,
+    materials_root: &Path,
+) -> Result<BTreeMap<String, Assignment>, String> {
+    if s.course_id.trim().is_empty() {
+        return Err(format!("key {at:?}.course_id: must not be empty"));
+    }
+    let sub = Path::new(&s.subpath_to_zips);
+    if sub.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(format!(
+            "key {at:?}.subpath_to_zips: {:?} must be a relative path without `..`",
+            s.subpath_to_zips
+        ));
+    }
+    check_post_score(at, &s.overrides)?;
+    let mut out = BTreeMap::new();
+    for (name, raw) in s.assignments {
+        let at = format!("{at}.assignments.{name}");
+        check_name("assignment", &name, &at)?;
+        let (block, own) = match raw {
+            RawAssignment::Block(b) => (Some(b), Overrides::default()),
+            RawAssignment::Full { lti_block, overrides } => (lti_block, overrides),
+        };
+        check_post_score(&at, &own)?;
+        let overrides = own.or(&s.overrides);
+        let lti_block = block.filter(|b| !b.trim().is_empty() && overrides.lti != Some(false));
+        let autograder_zip = materials_root.join(sub).join(format!("{name}-autograder.zip"));
+        out.insert(
+            name,
+            Assignment {
+                course_id: s.course_id.clone(),
+                lti_block,
+                autograder_zip,
+                post_score: overrides.post_score.clone(),
+                overrides,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn check_post_score(at: &str, o: &Overrides) -> Result<(), String> {
+    match o.post_score.as_deref() {
+        None | Some("latest") | Some("best") => Ok(()),
+        Some(other) => Err(format!("key {at:?}.post_score: {other:?} is not latest or best")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"{"8x": {"1": {"course_id": "BerkeleyX+8x+2026",
+        "subpath_to_zips": "8x/zips", "memory_mb": 512,
+        "assignments": {"lab01": "blockA", "lab02": {"lti_block": "blockB", "time_limit_secs": 30},
+                        "lab03": {"lti": false}}}}}"#;
+
+    fn meta(c: &str, s: &str, a: &str) -> NotebookMetadata {
+        NotebookMetadata {
+            course: Name::parse("c", c).unwrap(),
+            section: Name::parse("s", s).unwrap(),
+            assignment: Name::parse("a", a).unwrap(),
+        }
+    }
+
+    #[test]
+    fn resolves_zip_block_and_overrides() {
+        let cfg = CourseConfig::parse(CONFIG, Path::new("/m")).unwrap();
+        let a = cfg.lookup(&meta("8x", "1", "lab02")).unwrap();
+        assert_eq!(a.autograder_zip, Path::new("/m/8x/zips/lab02-autograder.zip"));
+        assert_eq!(a.lti_block.as_deref(), Some("blockB"));
+        let limits = a.limits(&SandboxLimits::default());
+        assert_eq!(limits.time_limit, Duration::from_secs(30));
+        assert_eq!(limits.memory_bytes, 512 * 1024 * 1024);
+        assert_eq!(cfg.lookup(&meta("8x", "1", "lab03")).unwrap().lti_block, None);
+    }
+
+    #[test]
+    fn unknown_pieces_are_named() {
+        let cfg = CourseConfig::parse(CONFIG, Path::new("/m")).unwrap();
+        assert_eq!(
+            cfg.lookup(&meta("9x", "1", "lab01")),
+            Err(LookupError::UnknownCourse("9x".into()))
+        );
+        assert!(matches!(
+            cfg.lookup(&meta("8x", "2", "lab01")),
+            Err(LookupError::UnknownSection { .. })
+        ));
+        assert!(matches!(
+            cfg.lookup(&meta("8x", "1", "lab09")),
+            Err(LookupError::UnknownAssignment { .. })
+        ));
+    }
+
+    #[test]
+    fn broken_configs_name_key_and_problem() {
+        let e = CourseConfig::parse(
+            r#"{"8x": {"1": {"course_id": "c", "subpath_to_zips": "../x", "assignments": {}}}}"#,
+            Path::new("/m"),
+        )
+        .unwrap_err();
+        assert!(e.contains("8x.1") && e.contains("subpath_to_zips"), "{e}");
+        let e = CourseConfig::parse(r#"{"8x": {"1": {"course_id": "c"}}}"#, Path::new("/m"))
+            .unwrap_err();
+        assert!(e.contains("missing field"), "{e}");
+        let e = CourseConfig::parse(
+            r#"{"8x": {"1": {"course_id": "c", "subpath_to_zips": "z", "post_score": "worst", "assignments": {}}}}"#,
+            Path::new("/m"),
+        )
+        .unwrap_err();
+        assert!(e.contains("post_score"), "{e}");
+    }
+}

@@ -1,0 +1,99 @@
+//! Versioned schema migrations, run at start. `PRAGMA user_version` is the version; each
+//! step runs in its own transaction, so a crash mid-migration leaves the previous version.
+
+use rusqlite::Connection;
+
+use super::DbError;
+
+/// Each entry migrates from version `index` to `index + 1`. Never edit a released step.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE submissions (
+    id            INTEGER PRIMARY KEY,
+    user          TEXT NOT NULL,
+    course        TEXT NOT NULL,
+    section       TEXT NOT NULL,
+    assignment    TEXT NOT NULL,
+    notebook      BLOB NOT NULL,
+    notebook_path TEXT,
+    received_at   INTEGER NOT NULL,
+    -- queued | grading | graded | failed | dead
+    state         TEXT NOT NULL,
+    -- for the student: why it failed or died
+    message       TEXT
+);
+CREATE INDEX submissions_by_user ON submissions (user, id);
+CREATE INDEX submissions_by_assignment ON submissions (course, section, assignment);
+
+CREATE TABLE jobs (
+    id            INTEGER PRIMARY KEY,
+    -- grade | post_score
+    kind          TEXT NOT NULL,
+    submission_id INTEGER NOT NULL REFERENCES submissions (id),
+    grade_id      INTEGER REFERENCES grades (id),
+    -- queued | running | done | dead
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    max_attempts  INTEGER NOT NULL,
+    run_at        INTEGER NOT NULL,
+    give_up_at    INTEGER,
+    locked_until  INTEGER,
+    claim         TEXT,
+    last_error    TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+CREATE INDEX jobs_waiting ON jobs (kind, run_at, id) WHERE state = 'queued';
+CREATE INDEX jobs_running ON jobs (kind, locked_until) WHERE state = 'running';
+CREATE INDEX jobs_by_submission ON jobs (submission_id);
+
+CREATE TABLE grades (
+    id              INTEGER PRIMARY KEY,
+    submission_id   INTEGER NOT NULL REFERENCES submissions (id),
+    job_id          INTEGER NOT NULL UNIQUE REFERENCES jobs (id),
+    -- graded | timeout | out_of_memory | no_results
+    status          TEXT NOT NULL,
+    score           REAL NOT NULL,
+    max_score       REAL NOT NULL,
+    fraction        REAL NOT NULL,
+    tests           TEXT NOT NULL,
+    public_feedback TEXT NOT NULL DEFAULT '',
+    message         TEXT,
+    log_tail        TEXT,
+    graded_at       INTEGER NOT NULL,
+    -- not_configured | pending | posted | dead | superseded
+    post_state      TEXT NOT NULL,
+    post_detail     TEXT,
+    posted_score    REAL
+);
+CREATE INDEX grades_by_submission ON grades (submission_id);
+
+CREATE TABLE events (
+    id            INTEGER PRIMARY KEY,
+    at            INTEGER NOT NULL,
+    submission_id INTEGER,
+    job_id        INTEGER,
+    event         TEXT NOT NULL,
+    detail        TEXT
+);
+CREATE INDEX events_by_submission ON events (submission_id, id);
+"#];
+
+/// Bring the schema to the newest version.
+pub fn run(conn: &mut Connection) -> Result<(), DbError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = usize::try_from(current).unwrap_or(usize::MAX);
+    if current > MIGRATIONS.len() {
+        return Err(DbError::Invalid(format!(
+            "the database has schema version {current}, newer than this build knows ({}); \
+             run a newer otter-service",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

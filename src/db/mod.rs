@@ -1,0 +1,147 @@
+//! SQLite access. One writer thread owns the only writing connection and commits the
+//! writes that arrive together in one transaction (group commit): with WAL and
+//! `synchronous=FULL` every accepted submission is on disk before we answer, and a burst
+//! of submissions costs one fsync per batch instead of one each. Reads run on pooled
+//! connections through `spawn_blocking`, so rusqlite never blocks the async executor.
+
+pub mod events;
+pub mod grades;
+mod migrations;
+pub mod submissions;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+pub use writer::WriteError;
+
+/// A database error.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database writer stopped")]
+    WriterGone,
+    #[error("database task failed: {0}")]
+    Join(String),
+    #[error("database at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the grading queue is full ({depth} waiting)")]
+    QueueFull { depth: u64 },
+}
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: writer::Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Open a connection with the pragmas every connection needs.
+fn connect(path: &Path) -> Result<Connection, DbError> {
+    let open = |source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 10000;",
+    )
+    .map_err(open)?;
+    Ok(conn)
+}
+
+impl Db {
+    /// Open (creating if needed) and migrate the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| DbError::Invalid(format!(
+                "cannot create directory {} for the database: {e}",
+                dir.display()
+            )))?;
+        }
+        let mut conn = connect(path)?;
+        migrations::run(&mut conn)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: writer::Writer::spawn(conn),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Run `f` in the writer's transaction; the result is returned once it is committed.
+    /// If `f` fails, only its own changes are rolled back.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, DbError> + Send + 'static,
+    {
+        self.inner.writer.submit(f).await
+    }
+
+    /// Run `f` on a read connection, off the async executor.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, DbError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.readers.lock().expect("reader pool poisoned").pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => connect(&inner.path)?,
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock().expect("reader pool poisoned");
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| DbError::Join(e.to_string()))?
+    }
+}
+
+/// Milliseconds since the Unix epoch: every timestamp in the database.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// RFC 3339 text of a database timestamp.
+pub fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Apply the schema to `conn` (for tools and tests that build a database by hand).
+pub fn migrations_apply(conn: &mut Connection) -> Result<(), DbError> {
+    migrations::run(conn)
+}

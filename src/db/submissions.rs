@@ -1,0 +1,224 @@
+//! Submissions and their grades.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::{DbError, events, format_ms};
+use crate::queue::{self, JobKind, NewJob};
+
+/// A submission to accept.
+#[derive(Debug, Clone)]
+pub struct NewSubmission {
+    pub user: String,
+    pub course: String,
+    pub section: String,
+    pub assignment: String,
+    pub notebook: Vec<u8>,
+    /// `X-Otter-Notebook-Path`, kept as information only.
+    pub notebook_path: Option<String>,
+}
+
+/// Accept a submission: the row and its grade job in one write, refused with
+/// [`DbError::QueueFull`] when `max_depth` grade jobs are already waiting or running.
+pub fn accept(
+    conn: &Connection,
+    s: &NewSubmission,
+    max_attempts: i64,
+    max_depth: u64,
+    now: i64,
+) -> Result<i64, DbError> {
+    let depth = queue::depth(conn, JobKind::Grade)?;
+    if depth >= max_depth {
+        return Err(DbError::QueueFull { depth });
+    }
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO submissions (user, course, section, assignment, notebook, notebook_path,
+                                      received_at, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued') RETURNING id",
+        )?
+        .query_row(
+            params![s.user, s.course, s.section, s.assignment, s.notebook, s.notebook_path, now],
+            |r| r.get(0),
+        )?;
+    events::record(conn, now, Some(id), None, "submitted", &s.user)?;
+    enqueue_grade(conn, id, max_attempts, now)?;
+    Ok(id)
+}
+
+/// Queue (another) grading of submission `id` and mark it queued.
+pub fn enqueue_grade(conn: &Connection, id: i64, max_attempts: i64, now: i64) -> Result<i64, DbError> {
+    let job = NewJob {
+        kind: JobKind::Grade,
+        submission_id: id,
+        grade_id: None,
+        max_attempts,
+        give_up_at: None,
+    };
+    conn.prepare_cached("UPDATE submissions SET state = 'queued', message = NULL WHERE id = ?1")?
+        .execute([id])?;
+    queue::enqueue(conn, &job, now)
+}
+
+/// Set a submission's state and student-facing message.
+pub fn set_state(
+    conn: &Connection,
+    id: i64,
+    state: &str,
+    message: Option<&str>,
+) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE submissions SET state = ?1, message = ?2 WHERE id = ?3")?
+        .execute(params![state, message, id])?;
+    Ok(())
+}
+
+/// What a grade job needs of its submission.
+#[derive(Debug, Clone)]
+pub struct ToGrade {
+    pub user: String,
+    pub course: String,
+    pub section: String,
+    pub assignment: String,
+    pub notebook: Vec<u8>,
+}
+
+/// Load the submission a grade job works on.
+pub fn to_grade(conn: &Connection, id: i64) -> Result<ToGrade, DbError> {
+    Ok(conn.query_row(
+        "SELECT user, course, section, assignment, notebook FROM submissions WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(ToGrade {
+                user: r.get(0)?,
+                course: r.get(1)?,
+                section: r.get(2)?,
+                assignment: r.get(3)?,
+                notebook: r.get(4)?,
+            })
+        },
+    )?)
+}
+
+/// One question's score as a student sees it (no test output: it may hold hidden tests).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct QuestionScore {
+    pub name: String,
+    pub score: f64,
+    pub max_score: f64,
+}
+
+/// A grade as the student sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GradeView {
+    pub id: i64,
+    /// graded | timeout | out_of_memory | no_results
+    pub status: String,
+    pub score: f64,
+    pub max_score: f64,
+    pub fraction: f64,
+    pub questions: Vec<QuestionScore>,
+    pub public_feedback: String,
+    pub message: Option<String>,
+    pub graded_at: String,
+    /// not_configured | pending | posted | dead | superseded
+    pub post_state: String,
+    pub post_detail: Option<String>,
+}
+
+/// A submission as its owner sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubmissionView {
+    pub id: i64,
+    pub user: String,
+    pub course: String,
+    pub section: String,
+    pub assignment: String,
+    pub notebook_path: Option<String>,
+    pub received_at: String,
+    /// queued | grading | graded | failed | dead
+    pub state: String,
+    pub message: Option<String>,
+    /// Grading attempts so far (infrastructure retries included).
+    pub attempts: i64,
+    pub grade: Option<GradeView>,
+}
+
+const VIEW_SQL: &str = "SELECT s.id, s.user, s.course, s.section, s.assignment, s.notebook_path,
+        s.received_at, s.state, s.message,
+        (SELECT COALESCE(SUM(attempts), 0) FROM jobs j WHERE j.submission_id = s.id AND j.kind = 'grade')
+     FROM submissions s";
+
+fn view_row(r: &Row<'_>) -> rusqlite::Result<SubmissionView> {
+    Ok(SubmissionView {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        course: r.get(2)?,
+        section: r.get(3)?,
+        assignment: r.get(4)?,
+        notebook_path: r.get(5)?,
+        received_at: format_ms(r.get(6)?),
+        state: r.get(7)?,
+        message: r.get(8)?,
+        attempts: r.get(9)?,
+        grade: None,
+    })
+}
+
+/// Submission `id` if it belongs to `user` (anyone else gets `None`, as if it did not exist).
+pub fn view_for_owner(
+    conn: &Connection,
+    id: i64,
+    user: &str,
+) -> Result<Option<SubmissionView>, DbError> {
+    let sql = format!("{VIEW_SQL} WHERE s.id = ?1 AND s.user = ?2");
+    let Some(mut v) = conn.query_row(&sql, params![id, user], view_row).optional()? else {
+        return Ok(None);
+    };
+    v.grade = latest_grade(conn, id)?;
+    Ok(Some(v))
+}
+
+/// A user's submissions, newest first, at most `limit`.
+pub fn list_for_user(
+    conn: &Connection,
+    user: &str,
+    limit: i64,
+) -> Result<Vec<SubmissionView>, DbError> {
+    let sql = format!("{VIEW_SQL} WHERE s.user = ?1 ORDER BY s.id DESC LIMIT ?2");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut views: Vec<SubmissionView> = stmt
+        .query_map(params![user, limit], view_row)?
+        .collect::<Result<_, _>>()?;
+    for v in &mut views {
+        v.grade = latest_grade(conn, v.id)?;
+    }
+    Ok(views)
+}
+
+/// The newest grade of a submission.
+pub fn latest_grade(conn: &Connection, submission_id: i64) -> Result<Option<GradeView>, DbError> {
+    let g = conn
+        .prepare_cached(
+            "SELECT id, status, score, max_score, fraction, tests, public_feedback, message,
+                    graded_at, post_state, post_detail
+             FROM grades WHERE submission_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([submission_id], |r| {
+            let tests: String = r.get(5)?;
+            Ok(GradeView {
+                id: r.get(0)?,
+                status: r.get(1)?,
+                score: r.get(2)?,
+                max_score: r.get(3)?,
+                fraction: r.get(4)?,
+                questions: serde_json::from_str(&tests).unwrap_or_default(),
+                public_feedback: r.get(6)?,
+                message: r.get(7)?,
+                graded_at: format_ms(r.get(8)?),
+                post_state: r.get(9)?,
+                post_detail: r.get(10)?,
+            })
+        })
+        .optional()?;
+    Ok(g)
+}

@@ -1,0 +1,131 @@
+//! Grading backends. A [`Runner`] takes one submission and its autograder and returns how
+//! the grading ended. The queue decides what an ending means for the job:
+//! [`GradeOutcome`] is final (the student's result), [`RunnerError`] is an infrastructure
+//! fault that is retried and never charged to the student.
+
+pub mod local;
+pub mod results;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use results::{GradeResults, TestResult};
+
+/// Sandbox limits for one grading run. Defaults come from settings; a course section or
+/// assignment may override them in the course config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxLimits {
+    /// Wall-clock limit enforced by the service (kill + clean up), not by otter.
+    pub time_limit: Duration,
+    /// Memory limit in bytes (memory + swap: no swap).
+    pub memory_bytes: u64,
+    /// CPU quota in cores (e.g. 1.0).
+    pub cpus: f64,
+    /// Maximum number of processes/threads.
+    pub pids: i64,
+    /// Whether the notebook may use the network. Off by default.
+    pub network: bool,
+    /// Cap on the bytes of output (stdout+stderr) kept from one run.
+    pub output_bytes: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            time_limit: Duration::from_secs(300),
+            memory_bytes: 2 * 1024 * 1024 * 1024,
+            cpus: 1.0,
+            pids: 256,
+            network: false,
+            output_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Everything a runner needs for one grading run.
+#[derive(Debug, Clone)]
+pub struct GradeRequest {
+    /// The grade job being run (used to label containers and temp dirs).
+    pub job_id: i64,
+    pub submission_id: i64,
+    /// The notebook exactly as submitted.
+    pub notebook: Vec<u8>,
+    /// The assignment's `{assignment}-autograder.zip` on the service's disk.
+    pub autograder_zip: PathBuf,
+    pub limits: SandboxLimits,
+}
+
+/// Why grading ended without a full result, when the cause lies in the submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StudentFault {
+    /// Ran past the wall-clock limit and was killed.
+    Timeout,
+    /// Ran out of memory (killed by the OOM killer / memory limit).
+    OutOfMemory,
+    /// otter ran but wrote no results (kernel died, `sys.exit`, wrong assignment name...).
+    NoResults,
+}
+
+impl StudentFault {
+    /// Stable name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StudentFault::Timeout => "timeout",
+            StudentFault::OutOfMemory => "out_of_memory",
+            StudentFault::NoResults => "no_results",
+        }
+    }
+}
+
+/// How a grading run ended, when it ended for a reason that re-running would not change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GradeOutcome {
+    /// otter produced results.json. Errors inside the notebook show up as lost points.
+    Graded(GradeResults),
+    /// The submission could not be graded; it gets 0 and `message` tells the student why.
+    Failed {
+        fault: StudentFault,
+        /// A sentence for the student (no hidden-test content, no internals).
+        message: String,
+        /// The tail of the run's output, for staff only.
+        log_tail: String,
+    },
+}
+
+/// An infrastructure fault: retried with backoff, never charged to the student.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("grading backend unavailable: {0}")]
+    Unavailable(String),
+    #[error("grading backend failed: {0}")]
+    Internal(String),
+}
+
+/// Readiness of a runner, for `/healthz`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// What is (or is not) ready, for operators.
+    pub detail: String,
+}
+
+/// A grading backend.
+#[async_trait::async_trait]
+pub trait Runner: Send + Sync + 'static {
+    /// Short name for logs and `/healthz` (`local`, `docker`).
+    fn name(&self) -> &'static str;
+
+    /// Grade one submission. Must clean up everything it started, whatever the ending.
+    async fn grade(&self, request: GradeRequest) -> Result<GradeOutcome, RunnerError>;
+
+    /// Whether the backend can grade right now.
+    async fn readiness(&self) -> Readiness;
+
+    /// Remove leftovers of earlier runs (containers, temp dirs) that belong to no job in
+    /// `live_job_ids`. Called at start. Returns how many were removed.
+    async fn remove_orphans(&self, live_job_ids: &[i64]) -> Result<usize, RunnerError> {
+        let _ = live_job_ids;
+        Ok(0)
+    }
+}

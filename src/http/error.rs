@@ -1,0 +1,160 @@
+//! The one place that turns errors into HTTP status codes.
+//!
+//! Bodies are a short human sentence (the classic Notebook extension shows `response.text()`
+//! in an alert); [`json_errors`] rewrites them as `{"error": ..., "status": ...}` for clients
+//! that send `Accept: application/json`. A 500 carries no internals: the cause is logged.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::course::LookupError;
+use crate::db::DbError;
+use crate::jupyterhub::AuthError;
+use crate::notebook::MetadataError;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("the request body is larger than the limit of {limit} bytes; submit only the notebook")]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("the grading queue is full right now; please submit again in a minute")]
+    QueueFull { retry_after_secs: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Send the browser to the Hub's OAuth flow.
+    #[error("redirecting to JupyterHub to log in")]
+    Login {
+        location: String,
+        state_cookie: String,
+    },
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The message of an error response, kept for [`json_errors`].
+#[derive(Clone)]
+struct ErrorMessage(String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::QueueFull { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Login { .. } => StatusCode::FOUND,
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let message = self.to_string();
+        let mut resp = (status, format!("{message}\n")).into_response();
+        let headers = resp.headers_mut();
+        match &self {
+            ApiError::QueueFull { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("token"));
+            }
+            ApiError::Login { location, state_cookie } => {
+                if let Ok(v) = HeaderValue::from_str(location) {
+                    headers.insert(header::LOCATION, v);
+                }
+                if let Ok(v) = HeaderValue::from_str(state_cookie) {
+                    headers.insert(header::SET_COOKIE, v);
+                }
+            }
+            _ => {}
+        }
+        resp.extensions_mut().insert(ErrorMessage(message));
+        resp
+    }
+}
+
+impl From<MetadataError> for ApiError {
+    fn from(e: MetadataError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> Self {
+        ApiError::BadRequest(format!(
+            "{e}; check the notebook metadata or download a fresh copy of the assignment"
+        ))
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::QueueFull { .. } => ApiError::QueueFull { retry_after_secs: 60 },
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing | AuthError::BadCookie => ApiError::Unauthorized(format!(
+                "{e}. You are not logged in to the grading service: open the grading service's page \
+                 from JupyterHub once in this browser (it logs you in), then submit again."
+            )),
+            AuthError::InvalidToken => ApiError::Forbidden(format!("{e}; log in to JupyterHub again")),
+            AuthError::MissingScope { .. } => ApiError::Forbidden(format!(
+                "{e}; ask the Hub administrator to grant it to the `user` role"
+            )),
+            AuthError::Hub(h) => {
+                tracing::error!(error = %h, "JupyterHub request failed");
+                ApiError::Unavailable(
+                    "JupyterHub could not confirm who you are right now; try again in a minute".into(),
+                )
+            }
+        }
+    }
+}
+
+/// Rewrite error bodies as JSON for clients that ask for JSON.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let wants_json = wants_json(req.headers());
+    let resp = next.run(req).await;
+    if !wants_json {
+        return resp;
+    }
+    let Some(ErrorMessage(message)) = resp.extensions().get::<ErrorMessage>().cloned() else {
+        return resp;
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::json!({"error": message, "status": parts.status.as_u16()});
+    Response::from_parts(parts, body.to_string().into())
+}
+
+/// True when the client asked for JSON.
+pub fn wants_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
+}

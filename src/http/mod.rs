@@ -1,0 +1,58 @@
+//! The HTTP API, under the service prefix (default `/services/otter_grade/`).
+
+mod auth;
+pub mod error;
+mod pages;
+mod submit;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::app::AppState;
+use crate::queue::{self, JobKind};
+
+/// The router: `POST {prefix}` submit, `GET {prefix}[submissions[/{id}]]`, the OAuth
+/// callback, and `/healthz` (also under the prefix, for checks through the Hub's proxy).
+pub fn router(app: AppState) -> Router {
+    let prefix = app.settings.server.prefix.clone();
+    // Our own limit (with its clear 413) applies; axum's default 2 MB must not cut in first.
+    let limit = app.settings.server.max_body_bytes + 64 * 1024;
+    let p = prefix.as_str();
+    let mut router = Router::new()
+        .route(p, get(pages::list).post(submit::submit))
+        .route(&format!("{p}submissions"), get(pages::list))
+        .route(&format!("{p}submissions/{{id}}"), get(pages::detail))
+        .route(&format!("{p}oauth_callback"), get(auth::oauth_callback))
+        .route(&format!("{p}healthz"), get(health));
+    let bare = p.trim_end_matches('/');
+    if !bare.is_empty() {
+        // The Hub may send the prefix without its trailing slash.
+        router = router
+            .route(bare, get(pages::list).post(submit::submit))
+            .route("/healthz", get(health));
+    }
+    router
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// `GET /healthz`: database and runner readiness; 503 when either is not ready.
+async fn health(State(app): State<AppState>) -> impl IntoResponse {
+    let db = app.db.read(|c| queue::depth(c, JobKind::Grade)).await;
+    let runner = app.runner.readiness().await;
+    let ok = db.is_ok() && runner.ready;
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "database": match &db { Ok(_) => "ok".to_string(), Err(e) => e.to_string() },
+        "runner": { "name": app.runner.name(), "ready": runner.ready, "detail": runner.detail },
+        "queue_depth": db.ok(),
+        "lti": app.lti_enabled,
+    });
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body))
+}

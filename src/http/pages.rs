@@ -1,0 +1,144 @@
+//! What students see: their submissions, as JSON or as a small HTML page.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::error::{ApiError, wants_json};
+use crate::app::AppState;
+use crate::db::submissions::{self, SubmissionView};
+use crate::jupyterhub::HubUser;
+
+/// Most submissions listed.
+const LIST_LIMIT: i64 = 200;
+
+/// `GET {prefix}` and `GET {prefix}submissions`: the caller's own submissions.
+pub async fn list(State(app): State<AppState>, user: HubUser, headers: HeaderMap) -> Result<Response, ApiError> {
+    let name = user.name.clone();
+    let views = app
+        .db
+        .read(move |c| submissions::list_for_user(c, &name, LIST_LIMIT))
+        .await?;
+    if wants_json(&headers) {
+        return Ok(axum::Json(serde_json::json!({"user": user.name, "submissions": views})).into_response());
+    }
+    let xsrf = app.auth.xsrf_token(&user.name);
+    Ok(Html(list_page(&app.settings.server.prefix, &user.name, &views, &xsrf)).into_response())
+}
+
+/// `GET {prefix}submissions/{id}`: one submission, to its owner only (others get 404).
+pub async fn detail(
+    State(app): State<AppState>,
+    user: HubUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
+    let name = user.name.clone();
+    let view = app
+        .db
+        .read(move |c| submissions::view_for_owner(c, id, &name))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if wants_json(&headers) {
+        return Ok(axum::Json(view).into_response());
+    }
+    Ok(Html(detail_page(&app.settings.server.prefix, &view)).into_response())
+}
+
+/// Escape text for HTML.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>body{{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}}\
+         table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}}\
+         pre{{background:#f6f6f6;padding:1rem;overflow:auto;white-space:pre-wrap}}\
+         .state{{font-weight:bold}}.failed,.dead{{color:#a00}}.graded{{color:#060}}</style></head><body>{body}</body></html>",
+        esc(title)
+    )
+}
+
+/// One line summary of where a submission stands.
+fn summary(v: &SubmissionView) -> String {
+    match (&v.grade, v.state.as_str()) {
+        (Some(g), "graded") => format!("{} / {}", g.score, g.max_score),
+        (_, "queued") => "waiting to be graded".into(),
+        (_, "grading") => "being graded now".into(),
+        (_, "failed") => "could not be graded".into(),
+        (_, "dead") => "grading failed on our side".into(),
+        (_, other) => other.to_string(),
+    }
+}
+
+fn list_page(prefix: &str, user: &str, views: &[SubmissionView], xsrf: &str) -> String {
+    let rows: String = views
+        .iter()
+        .map(|v| {
+            format!(
+                "<tr><td><a href=\"{p}submissions/{id}\">{id}</a></td><td>{c} {s} {a}</td><td>{t}</td>\
+                 <td class=\"state {st}\">{sum}</td></tr>",
+                p = esc(prefix), id = v.id, c = esc(&v.course), s = esc(&v.section), a = esc(&v.assignment),
+                t = esc(&v.received_at), st = esc(&v.state), sum = esc(&summary(v))
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Your submissions</h1><p>Logged in as <b>{u}</b>.</p>\
+         <table><thead><tr><th>#</th><th>Assignment</th><th>Received</th><th>Result</th></tr></thead>\
+         <tbody>{rows}</tbody></table>\
+         <h2>Submit a notebook</h2><form id=\"upload\" method=\"post\" enctype=\"multipart/form-data\" action=\"{p}\">\
+         <input type=\"file\" name=\"notebook\" accept=\".ipynb\" required> <button type=\"submit\">Submit</button></form>\
+         <p id=\"upload-result\"></p>\
+         <script>document.getElementById('upload').addEventListener('submit',async e=>{{e.preventDefault();\
+         const r=await fetch('{p}',{{method:'POST',body:new FormData(e.target),headers:{{'X-XSRFToken':'{x}'}}}});\
+         document.getElementById('upload-result').textContent=await r.text();if(r.ok)setTimeout(()=>location.reload(),1500);}});</script>",
+        u = esc(user), p = esc(prefix), x = esc(xsrf)
+    );
+    page("Your submissions", &body)
+}
+
+fn detail_page(prefix: &str, v: &SubmissionView) -> String {
+    let mut body = format!(
+        "<p><a href=\"{p}\">All submissions</a></p><h1>Submission {id}: {a}</h1>\
+         <p>{c}, section {s}. Received {t}.</p><p class=\"state {st}\" id=\"state\">{sum}</p>",
+        p = esc(prefix), id = v.id, a = esc(&v.assignment), c = esc(&v.course), s = esc(&v.section),
+        t = esc(&v.received_at), st = esc(&v.state), sum = esc(&summary(v))
+    );
+    if let Some(m) = &v.message {
+        body += &format!("<p id=\"message\">{}</p>", esc(m));
+    }
+    if let Some(g) = &v.grade {
+        let rows: String = g
+            .questions
+            .iter()
+            .map(|q| format!("<tr><td>{}</td><td>{} / {}</td></tr>", esc(&q.name), q.score, q.max_score))
+            .collect();
+        body += &format!(
+            "<h2>Score: {} / {}</h2><table><tbody>{rows}</tbody></table>",
+            g.score, g.max_score
+        );
+        if !g.public_feedback.is_empty() {
+            body += &format!("<h2>Public test results</h2><pre>{}</pre>", esc(&g.public_feedback));
+        }
+        let post = match g.post_state.as_str() {
+            "posted" => "Your score has reached edX.".to_string(),
+            "pending" => format!("Sending your score to edX{}.", g.post_detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()),
+            "dead" => format!("Your score could not be sent to edX: {}. Course staff can see this.", g.post_detail.as_deref().unwrap_or("unknown reason")),
+            "superseded" => "A newer submission's score is sent to edX instead.".to_string(),
+            _ => "This assignment's score is not sent to edX.".to_string(),
+        };
+        body += &format!("<p id=\"edx\">{}</p>", esc(&post));
+    } else if matches!(v.state.as_str(), "queued" | "grading") {
+        body += "<script>setTimeout(()=>location.reload(),3000)</script>";
+    }
+    page(&format!("Submission {}", v.id), &body)
+}

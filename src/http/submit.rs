@@ -1,0 +1,161 @@
+//! `POST {prefix}`: accept a notebook. Three body forms: `{"nb": <notebook>}` (gofer_submit,
+//! otter-submit), a raw notebook, or a multipart upload of an `.ipynb` file.
+
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::error::{ApiError, wants_json};
+use crate::app::AppState;
+use crate::db::{now_ms, submissions};
+use crate::jupyterhub::HubUser;
+use crate::notebook::NotebookMetadata;
+
+/// The body forms.
+enum BodyKind {
+    Json,
+    Multipart,
+    Other,
+}
+
+fn body_kind(headers: &HeaderMap) -> BodyKind {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ct.starts_with("application/json") {
+        BodyKind::Json
+    } else if ct.starts_with("multipart/form-data") {
+        BodyKind::Multipart
+    } else {
+        BodyKind::Other
+    }
+}
+
+/// A cookie-authenticated request must be JSON (a cross-site form cannot send that) or
+/// carry our XSRF token; a token-authenticated one needs neither.
+fn check_xsrf(app: &AppState, user: &HubUser, headers: &HeaderMap, kind: &BodyKind) -> Result<(), ApiError> {
+    if !user.via_cookie || matches!(kind, BodyKind::Json) {
+        return Ok(());
+    }
+    let token = headers.get("x-xsrftoken").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if app.auth.check_xsrf(&user.name, token) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(
+        "a browser upload must come from the grading service's own page (XSRF check failed); \
+         use the upload form at the service's page or send Content-Type: application/json"
+            .into(),
+    ))
+}
+
+/// Read the whole body, refusing more than `limit` bytes with a clear 413.
+async fn body_bytes(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })
+}
+
+/// The first file part of a multipart upload.
+async fn multipart_file(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    let mut mp = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("the multipart upload is malformed: {e}")))?;
+    while let Some(field) = mp.next_field().await.map_err(|e| multipart_error(e, limit))? {
+        if field.file_name().is_some() {
+            return field.bytes().await.map_err(|e| multipart_error(e, limit));
+        }
+    }
+    Err(ApiError::BadRequest(
+        "the multipart upload has no file; attach the .ipynb notebook as a file field".into(),
+    ))
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge { limit }
+    } else {
+        ApiError::BadRequest(format!("the multipart upload is malformed: {}", e.body_text()))
+    }
+}
+
+/// The notebook document inside a body.
+fn notebook_from(bytes: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the submission is not valid JSON ({e}); send the .ipynb file's contents"
+        ))
+    })?;
+    match value {
+        Value::Object(mut o) if o.contains_key("nb") && !o.contains_key("cells") => match o.remove("nb") {
+            Some(Value::String(s)) => serde_json::from_str(&s)
+                .map_err(|e| ApiError::BadRequest(format!("`nb` is a string but not notebook JSON ({e})"))),
+            Some(nb) => Ok(nb),
+            None => unreachable!("checked contains_key"),
+        },
+        other => Ok(other),
+    }
+}
+
+/// `POST {prefix}`.
+pub async fn submit(State(app): State<AppState>, user: HubUser, req: Request) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    let kind = body_kind(&headers);
+    check_xsrf(&app, &user, &headers, &kind)?;
+    let limit = app.settings.server.max_body_bytes;
+    let bytes = match kind {
+        BodyKind::Multipart => multipart_file(req, limit).await?,
+        _ => body_bytes(req, limit).await?,
+    };
+    let notebook = notebook_from(&bytes)?;
+    let meta = NotebookMetadata::parse(&notebook)?;
+    let assignment = app.courses.lookup(&meta)?;
+    if !assignment.autograder_zip.is_file() {
+        tracing::error!(zip = %assignment.autograder_zip.display(), "autograder zip missing");
+        return Err(ApiError::Unprocessable(format!(
+            "assignment {:?} has no autograder on the server yet, so it cannot be graded; \
+             tell the course staff (nothing was stored)",
+            meta.assignment.as_str()
+        )));
+    }
+    let new = submissions::NewSubmission {
+        user: user.name.clone(),
+        course: meta.course.to_string(),
+        section: meta.section.to_string(),
+        assignment: meta.assignment.to_string(),
+        notebook: serde_json::to_vec(&notebook).map_err(anyhow::Error::from)?,
+        notebook_path: headers
+            .get("x-otter-notebook-path")
+            .and_then(|v| v.to_str().ok())
+            .map(|p| p.chars().take(500).collect()),
+    };
+    let (attempts, depth) = (app.settings.grading.max_attempts, app.settings.server.max_queue_depth);
+    let id = app
+        .db
+        .write(move |c| submissions::accept(c, &new, attempts, depth, now_ms()))
+        .await?;
+    app.grade_notify.notify_one();
+    tracing::info!(submission_id = id, user = %user.name, course = %meta.course,
+        assignment = %meta.assignment, "submission accepted");
+    Ok(accepted(&app, &headers, id, &meta))
+}
+
+/// 202 with the status URL: JSON when asked for, else a sentence for `alert()`.
+fn accepted(app: &AppState, headers: &HeaderMap, id: i64, meta: &NotebookMetadata) -> Response {
+    let status_url = format!("{}submissions/{id}", app.settings.server.prefix);
+    let message = format!(
+        "Your submission of {} was received (number {id}) and is queued for grading. \
+         See your result at {status_url}",
+        meta.assignment
+    );
+    if wants_json(headers) {
+        let body = serde_json::json!({
+            "submission_id": id, "status": "queued", "status_url": status_url, "message": message,
+        });
+        (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+    } else {
+        (StatusCode::ACCEPTED, format!("{message}\n")).into_response()
+    }
+}

@@ -1,0 +1,4 @@
+//! The durable jobs this service runs on the queue.
+
+pub mod grade;
+

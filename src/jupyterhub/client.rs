@@ -1,0 +1,127 @@
+//! The JupyterHub REST API: who owns a token, and the OAuth code exchange.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// What the Hub says about a token's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HubIdentity {
+    /// The user (or service) name.
+    pub name: String,
+    /// The token's scopes, as the Hub expanded them.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `user` or `service`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// Talking to the Hub failed (not: the Hub said no).
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("JupyterHub is unreachable: {0}")]
+    Unreachable(String),
+    #[error("JupyterHub answered {status}: {body}")]
+    Unexpected { status: u16, body: String },
+    #[error("the OAuth code was refused by JupyterHub")]
+    BadCode,
+}
+
+/// The Hub, as this service needs it. A trait so unit tests can use a double.
+#[async_trait::async_trait]
+pub trait HubApi: Send + Sync + 'static {
+    /// The owner of `token`, or `None` when the Hub does not know the token.
+    async fn identify(&self, token: &Secret) -> Result<Option<HubIdentity>, HubError>;
+    /// Exchange an OAuth authorization code for an access token.
+    async fn exchange_code(&self, code: &str) -> Result<Secret, HubError>;
+}
+
+/// The real Hub over HTTP.
+pub struct HubClient {
+    http: reqwest::Client,
+    api_url: String,
+    client_id: String,
+    client_secret: Secret,
+    redirect_uri: String,
+}
+
+impl HubClient {
+    pub fn new(api_url: &str, client_id: &str, api_token: Secret, redirect_uri: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .expect("build HTTP client");
+        Self {
+            http,
+            api_url: api_url.trim_end_matches('/').to_string(),
+            client_id: client_id.to_string(),
+            client_secret: api_token,
+            redirect_uri: redirect_uri.to_string(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl HubApi for HubClient {
+    async fn identify(&self, token: &Secret) -> Result<Option<HubIdentity>, HubError> {
+        let resp = self
+            .http
+            .get(format!("{}/user", self.api_url))
+            .header("Authorization", format!("token {}", token.expose()))
+            .send()
+            .await
+            .map_err(|e| HubError::Unreachable(e.without_url().to_string()))?;
+        match resp.status().as_u16() {
+            200 => resp
+                .json()
+                .await
+                .map(Some)
+                .map_err(|e| HubError::Unreachable(format!("bad /user answer: {e}"))),
+            // 403 (and 401 on some versions): the token belongs to nobody.
+            401 | 403 => Ok(None),
+            status => Err(HubError::Unexpected {
+                status,
+                body: resp.text().await.unwrap_or_default().chars().take(200).collect(),
+            }),
+        }
+    }
+
+    async fn exchange_code(&self, code: &str) -> Result<Secret, HubError> {
+        #[derive(Deserialize)]
+        struct TokenResponse {
+            access_token: String,
+        }
+        let form = [
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose()),
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.redirect_uri.as_str()),
+        ];
+        let resp = self
+            .http
+            .post(format!("{}/oauth2/token", self.api_url))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| HubError::Unreachable(e.without_url().to_string()))?;
+        match resp.status().as_u16() {
+            200 => {
+                let t: TokenResponse = resp
+                    .json()
+                    .await
+                    .map_err(|e| HubError::Unreachable(format!("bad token answer: {e}")))?;
+                Ok(Secret::new(t.access_token))
+            }
+            400 | 401 | 403 => Err(HubError::BadCode),
+            status => Err(HubError::Unexpected {
+                status,
+                body: String::new(),
+            }),
+        }
+    }
+}

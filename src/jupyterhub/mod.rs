@@ -1,0 +1,200 @@
+//! Identity comes from JupyterHub only: a Hub token (`Authorization: token ...`), checked
+//! with one `GET {api}/user` and cached briefly, or our signed session cookie, set at the
+//! end of the Hub's OAuth flow. Never from `Referer`, `X-Otter-User` or the query string.
+
+pub mod client;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+pub use client::{HubApi, HubClient, HubError, HubIdentity};
+
+use crate::secret::Secret;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "otter-service-session";
+/// Name of the cookie holding the OAuth `state` while the browser is at the Hub.
+pub const STATE_COOKIE: &str = "otter-service-oauth-state";
+
+/// An authenticated JupyterHub user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubUser {
+    pub name: String,
+    /// How they proved it: a token needs no XSRF check, a cookie does.
+    pub via_cookie: bool,
+}
+
+/// Why a request is not authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no JupyterHub token or session cookie")]
+    Missing,
+    #[error("JupyterHub does not recognise this token")]
+    InvalidToken,
+    #[error("user {user:?} lacks the scope {scope:?} needed to use this service")]
+    MissingScope { user: String, scope: String },
+    #[error("the session cookie is invalid or expired")]
+    BadCookie,
+    #[error(transparent)]
+    Hub(#[from] HubError),
+}
+
+/// Token checks, session cookies and XSRF tokens.
+pub struct Auth {
+    hub: Arc<dyn HubApi>,
+    required_scopes: Vec<String>,
+    cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    cache_ttl: Duration,
+    session_ttl: Duration,
+    key: Key,
+    xsrf_key: [u8; 32],
+}
+
+impl Auth {
+    /// `secret` signs cookies; it must be stable across restarts for sessions to survive.
+    pub fn new(
+        hub: Arc<dyn HubApi>,
+        required_scopes: Vec<String>,
+        secret: &Secret,
+        cache_ttl: Duration,
+        session_ttl: Duration,
+    ) -> Self {
+        let master: [u8; 32] = if secret.is_empty() {
+            rand::random()
+        } else {
+            Sha256::digest(format!("otter-service-cookie:{}", secret.expose())).into()
+        };
+        let key = Key::from(&sha2::Sha512::digest(master));
+        let xsrf_key = Sha256::digest([&master[..], b"xsrf"].concat()).into();
+        Self {
+            hub,
+            required_scopes,
+            cache: Mutex::new(HashMap::new()),
+            cache_ttl,
+            session_ttl,
+            key,
+            xsrf_key,
+        }
+    }
+
+    /// The cookie signing key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The user owning `token`, if the Hub knows it and it carries the required scopes.
+    pub async fn user_for_token(&self, token: &Secret) -> Result<HubUser, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.expose()).into();
+        if let Some(name) = self.cached(&digest) {
+            return Ok(HubUser { name, via_cookie: false });
+        }
+        let identity = self.hub.identify(token).await?.ok_or(AuthError::InvalidToken)?;
+        self.check_scopes(&identity)?;
+        let mut cache = self.cache.lock().expect("auth cache poisoned");
+        if cache.len() > 10_000 {
+            cache.retain(|_, (_, at)| at.elapsed() < self.cache_ttl);
+        }
+        cache.insert(digest, (identity.name.clone(), Instant::now()));
+        Ok(HubUser {
+            name: identity.name,
+            via_cookie: false,
+        })
+    }
+
+    fn cached(&self, digest: &[u8; 32]) -> Option<String> {
+        let cache = self.cache.lock().expect("auth cache poisoned");
+        cache
+            .get(digest)
+            .filter(|(_, at)| at.elapsed() < self.cache_ttl)
+            .map(|(name, _)| name.clone())
+    }
+
+    /// Require every configured scope (a held scope without a filter covers the filtered
+    /// one: `access:services` covers `access:services!service=otter_grade`).
+    pub fn check_scopes(&self, id: &HubIdentity) -> Result<(), AuthError> {
+        for need in &self.required_scopes {
+            let base = need.split('!').next().unwrap_or(need);
+            if !id.scopes.iter().any(|have| have == need || have == base) {
+                return Err(AuthError::MissingScope {
+                    user: id.name.clone(),
+                    scope: need.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// After the OAuth flow: who the access token belongs to.
+    pub async fn user_for_code(&self, code: &str) -> Result<HubUser, AuthError> {
+        let token = self.hub.exchange_code(code).await?;
+        let identity = self.hub.identify(&token).await?.ok_or(AuthError::InvalidToken)?;
+        self.check_scopes(&identity)?;
+        Ok(HubUser {
+            name: identity.name,
+            via_cookie: true,
+        })
+    }
+
+    /// A session cookie for `user`, valid for the session lifetime.
+    pub fn session_cookie(&self, user: &str, path: &str, secure: bool) -> Cookie<'static> {
+        let expires = now_secs() + self.session_ttl.as_secs();
+        let value = URL_SAFE_NO_PAD.encode(serde_json::json!([user, expires]).to_string());
+        Cookie::build((SESSION_COOKIE, value))
+            .path(path.to_string())
+            .http_only(true)
+            .secure(secure)
+            .same_site(SameSite::Lax)
+            .max_age(time::Duration::seconds(self.session_ttl.as_secs() as i64))
+            .build()
+    }
+
+    /// The user of a valid session cookie; `Missing` without one, `BadCookie` when it is
+    /// forged, tampered with or expired.
+    pub fn user_from_cookie(&self, jar: &SignedCookieJar) -> Result<HubUser, AuthError> {
+        let Some(cookie) = jar.get(SESSION_COOKIE) else {
+            return Err(AuthError::Missing);
+        };
+        let decoded = URL_SAFE_NO_PAD
+            .decode(cookie.value())
+            .map_err(|_| AuthError::BadCookie)?;
+        let (name, expires): (String, u64) =
+            serde_json::from_slice(&decoded).map_err(|_| AuthError::BadCookie)?;
+        if expires < now_secs() {
+            return Err(AuthError::BadCookie);
+        }
+        Ok(HubUser {
+            name,
+            via_cookie: true,
+        })
+    }
+
+    /// The XSRF token a cookie-authenticated form must send back.
+    pub fn xsrf_token(&self, user: &str) -> String {
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.xsrf_key).expect("any key size");
+        mac.update(user.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Constant-time check of an XSRF token.
+    pub fn check_xsrf(&self, user: &str, token: &str) -> bool {
+        let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.xsrf_key).expect("any key size");
+        mac.update(user.as_bytes());
+        hex::decode(token).is_ok_and(|t| mac.verify_slice(&t).is_ok())
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,17 @@
+//! otter-service: a JupyterHub-authenticated Jupyter notebook autograding service.
+
+pub mod app;
+pub mod cli;
+pub mod course;
+pub mod db;
+pub mod export;
+pub mod grading;
+pub mod http;
+pub mod jobs;
+pub mod jupyterhub;
+
+pub mod notebook;
+pub mod queue;
+pub mod secret;
+pub mod settings;
+pub mod telemetry;

@@ -1,0 +1,190 @@
+//! Which course/section/assignment a submitted notebook belongs to. Pure: no I/O.
+//!
+//! Two metadata forms are accepted, so existing notebooks move over unedited:
+//! otter-service's `metadata.otter_service.{course, section, assignment}` and
+//! gofer_service's top-level `metadata.{course, section, lab|assignment}`.
+
+use std::fmt;
+
+use serde_json::Value;
+
+/// A course, section or assignment name: non-empty, no path separators, no `..`, printable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(String);
+
+impl Name {
+    /// Check a name taken from a notebook or the course config.
+    pub fn parse(key: &'static str, value: &str) -> Result<Self, MetadataError> {
+        let bad = |why: &str| MetadataError::BadName {
+            key,
+            value: value.chars().take(80).collect(),
+            why: why.to_string(),
+        };
+        if value.trim().is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if value.len() > 200 {
+            return Err(bad("it is longer than 200 characters"));
+        }
+        if value.contains(['/', '\\']) || value == "." || value.contains("..") {
+            return Err(bad("it contains a path separator or `..`"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(bad("it contains control characters"));
+        }
+        Ok(Self(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The assignment a notebook says it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotebookMetadata {
+    pub course: Name,
+    pub section: Name,
+    pub assignment: Name,
+}
+
+/// What is wrong with a submitted notebook. Each message names the key and the fix.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MetadataError {
+    #[error("the submission is not a Jupyter notebook: {0}")]
+    NotANotebook(String),
+    #[error(
+        "the notebook has no `metadata.otter_service` (or gofer `metadata.course`) section; \
+         download a fresh copy of the assignment notebook and copy your answers into it"
+    )]
+    NoMetadata,
+    #[error("the notebook metadata has no `{0}`; download a fresh copy of the assignment")]
+    MissingKey(&'static str),
+    #[error("the notebook metadata `{key}` must be a string or number, not {found}")]
+    WrongType { key: &'static str, found: &'static str },
+    #[error("the notebook metadata `{key}` value {value:?} is not allowed: {why}")]
+    BadName {
+        key: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+impl NotebookMetadata {
+    /// Read the assignment from a parsed notebook document.
+    pub fn parse(notebook: &Value) -> Result<Self, MetadataError> {
+        let obj = notebook
+            .as_object()
+            .ok_or_else(|| MetadataError::NotANotebook("the JSON is not an object".into()))?;
+        if !obj.get("cells").is_some_and(Value::is_array) {
+            return Err(MetadataError::NotANotebook("it has no `cells` list".into()));
+        }
+        let meta = obj
+            .get("metadata")
+            .and_then(Value::as_object)
+            .ok_or(MetadataError::NoMetadata)?;
+        if let Some(otter) = meta.get("otter_service") {
+            let otter = otter.as_object().ok_or(MetadataError::WrongType {
+                key: "otter_service",
+                found: "a non-object",
+            })?;
+            return Ok(Self {
+                course: field(otter, "course", "otter_service.course")?,
+                section: field(otter, "section", "otter_service.section")?,
+                assignment: field(otter, "assignment", "otter_service.assignment")?,
+            });
+        }
+        if !meta.contains_key("course") {
+            return Err(MetadataError::NoMetadata);
+        }
+        let assignment = if meta.contains_key("lab") {
+            field(meta, "lab", "lab")?
+        } else {
+            field(meta, "assignment", "assignment")?
+        };
+        Ok(Self {
+            course: field(meta, "course", "course")?,
+            section: field(meta, "section", "section")?,
+            assignment,
+        })
+    }
+}
+
+/// One name from a metadata object; numbers (gofer often has `"section": 1`) become text.
+fn field(
+    obj: &serde_json::Map<String, Value>,
+    name: &str,
+    key: &'static str,
+) -> Result<Name, MetadataError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Err(MetadataError::MissingKey(key)),
+        Some(Value::String(s)) => Name::parse(key, s),
+        Some(Value::Number(n)) => Name::parse(key, &n.to_string()),
+        Some(Value::Bool(_)) => Err(MetadataError::WrongType { key, found: "a boolean" }),
+        Some(Value::Array(_)) => Err(MetadataError::WrongType { key, found: "a list" }),
+        Some(Value::Object(_)) => Err(MetadataError::WrongType { key, found: "an object" }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn nb(metadata: Value) -> Value {
+        json!({"cells": [], "metadata": metadata, "nbformat": 4, "nbformat_minor": 5})
+    }
+
+    #[test]
+    fn reads_otter_service_metadata() {
+        let m = NotebookMetadata::parse(&nb(json!({"otter_service":
+            {"course": "8x", "section": "1", "assignment": "lab01"}})))
+        .unwrap();
+        assert_eq!((m.course.as_str(), m.section.as_str()), ("8x", "1"));
+        assert_eq!(m.assignment.as_str(), "lab01");
+    }
+
+    #[test]
+    fn reads_gofer_metadata_with_lab_or_assignment_and_numbers() {
+        let m = NotebookMetadata::parse(&nb(json!({"course": "8x", "section": 1, "lab": "lab02"})))
+            .unwrap();
+        assert_eq!((m.section.as_str(), m.assignment.as_str()), ("1", "lab02"));
+        let m =
+            NotebookMetadata::parse(&nb(json!({"course": "8x", "section": "2", "assignment": "hw"})))
+                .unwrap();
+        assert_eq!(m.assignment.as_str(), "hw");
+    }
+
+    #[test]
+    fn names_the_missing_key() {
+        let err = NotebookMetadata::parse(&nb(json!({"otter_service": {"course": "8x", "section": "1"}})))
+            .unwrap_err();
+        assert_eq!(err, MetadataError::MissingKey("otter_service.assignment"));
+        assert!(err.to_string().contains("otter_service.assignment"));
+        assert_eq!(NotebookMetadata::parse(&nb(json!({}))).unwrap_err(), MetadataError::NoMetadata);
+    }
+
+    #[test]
+    fn refuses_non_notebooks_and_path_tricks() {
+        assert!(matches!(
+            NotebookMetadata::parse(&json!([1, 2])),
+            Err(MetadataError::NotANotebook(_))
+        ));
+        assert!(matches!(
+            NotebookMetadata::parse(&json!({"metadata": {}})),
+            Err(MetadataError::NotANotebook(_))
+        ));
+        for bad in ["../etc", "a/b", "a\\b", "..", "", "x\n"] {
+            let err = NotebookMetadata::parse(&nb(json!({"otter_service":
+                {"course": bad, "section": "1", "assignment": "a"}})))
+            .unwrap_err();
+            assert!(matches!(err, MetadataError::BadName { key: "otter_service.course", .. }), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! A bounded pool of workers for one job kind: claim, run with the lease renewed,
+//! apply the result, retry with backoff, catch panics, stop claiming on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{Notify, watch};
+use tracing::Instrument;
+
+use super::{ClaimedJob, FailOutcome, JobKind};
+use crate::db::{Db, DbError, now_ms};
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The job committed its result (checked against its claim) and is done.
+    Done,
+    /// A transient fault: try again after the backoff.
+    Retry(String),
+    /// A fault that retrying cannot fix: the job is dead with this reason.
+    Fatal(String),
+}
+
+/// A kind of job the pool can run.
+#[async_trait::async_trait]
+pub trait Job: Send + Sync + 'static {
+    fn kind(&self) -> JobKind;
+
+    /// Run one attempt. On success the job must call [`super::finish`] in the same write
+    /// that stores its result, and skip the result when `finish` says the claim is stale.
+    async fn run(&self, job: &ClaimedJob) -> Attempt;
+
+    /// Delay before attempt `attempt + 1`.
+    fn retry_delay(&self, attempt: i64) -> Duration;
+
+    /// Runs in the write that schedules a retry or kills the job (`dead` true), to update
+    /// the rows the job works on. Default: nothing.
+    fn on_failure(
+        &self,
+        conn: &Connection,
+        job: &ClaimedJob,
+        reason: &str,
+        dead: bool,
+    ) -> Result<(), DbError> {
+        let _ = (conn, job, reason, dead);
+        Ok(())
+    }
+}
+
+/// Knobs of a pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub workers: usize,
+    pub lease: Duration,
+    /// Longest sleep between looks at the queue when idle.
+    pub idle_poll: Duration,
+}
+
+/// Start `config.workers` workers for `job`. They stop claiming when `shutdown` turns
+/// true and return when their current job is done.
+pub fn spawn<J: Job>(
+    db: Db,
+    job: Arc<J>,
+    notify: Arc<Notify>,
+    config: PoolConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..config.workers)
+        .map(|n| {
+            let w = Worker {
+                db: db.clone(),
+                job: job.clone(),
+                notify: notify.clone(),
+                config: config.clone(),
+                shutdown: shutdown.clone(),
+            };
+            let span = tracing::info_span!("worker", kind = job.kind().as_str(), n);
+            tokio::spawn(w.run().instrument(span))
+        })
+        .collect()
+}
+
+struct Worker<J> {
+    db: Db,
+    job: Arc<J>,
+    notify: Arc<Notify>,
+    config: PoolConfig,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<J: Job> Worker<J> {
+    async fn run(mut self) {
+        let kind = self.job.kind();
+        let lease_ms = self.config.lease.as_millis() as i64;
+        while !*self.shutdown.borrow() {
+            // Register for a wake-up before looking, so a job queued in between is not missed.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let claimed = self
+                .db
+                .write(move |c| super::claim_next(c, kind, now_ms(), lease_ms))
+                .await;
+            match claimed {
+                Ok(Some(job)) => self.run_one(job).await,
+                Ok(None) => {
+                    let wait = self.idle_wait().await;
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.shutdown.changed() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim a job");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Sleep until the next queued job is due, at most `idle_poll` (expired leases of a
+    /// dead worker also become claimable without a notification).
+    async fn idle_wait(&self) -> Duration {
+        let kind = self.job.kind();
+        let due = self.db.read(move |c| super::next_due(c, kind)).await;
+        let poll = self.config.idle_poll;
+        match due {
+            Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, poll.as_millis() as i64) as u64),
+            _ => poll,
+        }
+    }
+
+    async fn run_one(&self, claimed: ClaimedJob) {
+        let span = tracing::info_span!("job", job_id = claimed.id, submission_id = claimed.submission_id, attempt = claimed.attempt);
+        let job = self.job.clone();
+        let c = claimed.clone();
+        let mut task = tokio::spawn(async move { job.run(&c).await }.instrument(span.clone()));
+        let mut renew = tokio::time::interval(self.config.lease / 3);
+        renew.tick().await;
+        let attempt = loop {
+            tokio::select! {
+                res = &mut task => break res.unwrap_or_else(|e| {
+                    Attempt::Retry(format!("internal error: the job {}", if e.is_panic() { "panicked" } else { "was cancelled" }))
+                }),
+                _ = renew.tick() => self.renew(&claimed).await,
+            }
+        };
+        self.settle(&claimed, attempt).instrument(span).await;
+    }
+
+    async fn renew(&self, claimed: &ClaimedJob) {
+        let c = claimed.clone();
+        let until = now_ms() + self.config.lease.as_millis() as i64;
+        match self.db.write(move |conn| super::renew(conn, &c, until)).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(job_id = claimed.id, "lease lost; the result will be discarded"),
+            Err(e) => tracing::error!(error = %e, "cannot renew lease"),
+        }
+    }
+
+    async fn settle(&self, claimed: &ClaimedJob, attempt: Attempt) {
+        let (reason, permanent) = match attempt {
+            Attempt::Done => return,
+            Attempt::Retry(r) => (r, false),
+            Attempt::Fatal(r) => (r, true),
+        };
+        let job = self.job.clone();
+        let c = claimed.clone();
+        let delay = job.retry_delay(claimed.attempt).as_millis() as i64;
+        let r = reason.clone();
+        let res = self
+            .db
+            .write(move |conn| {
+                let out = super::fail_with_backoff(conn, &c, &r, delay, permanent, now_ms())?;
+                if out != FailOutcome::Stale {
+                    job.on_failure(conn, &c, &r, out == FailOutcome::Dead)?;
+                }
+                Ok(out)
+            })
+            .await;
+        match res {
+            Ok(FailOutcome::Retry { run_at }) => {
+                tracing::warn!(reason = %reason, retry_in_ms = run_at - now_ms(), "attempt failed; will retry")
+            }
+            Ok(FailOutcome::Dead) => tracing::error!(reason = %reason, "job is dead"),
+            Ok(FailOutcome::Stale) => tracing::warn!("attempt failed on a stale claim; ignored"),
+            Err(e) => tracing::error!(error = %e, "cannot record a failed attempt"),
+        }
+    }
+}
+
+/// Exponential backoff `base * 2^(attempt-1)`, capped, with ±20% jitter so a burst of
+/// failures does not retry in lockstep.
+pub fn backoff(base: Duration, attempt: i64, cap: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.clamp(1, 20).saturating_sub(1) as u32);
+    let d = exp.min(cap);
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    d.mul_f64(jitter)
+}

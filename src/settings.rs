@@ -1,0 +1,437 @@
+//! Typed settings, built once in `main` from (in increasing priority) the embedded
+//! defaults, an optional TOML file, `OTTER_<SECTION>__<FIELD>` environment variables and
+//! JupyterHub's `JUPYTERHUB_*` variables. Handlers and jobs never read the environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// All settings. Every field has a default, so an empty file (or none) is valid.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub hub: HubSettings,
+    pub database: DatabaseSettings,
+    pub course: CourseSettings,
+    pub grading: GradingSettings,
+    pub docker: DockerSettings,
+    pub lti: LtiSettings,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on. Default `127.0.0.1:10101`; use `0.0.0.0:10101` in a container.
+    /// Overridden by the port of `JUPYTERHUB_SERVICE_URL` when the Hub manages us.
+    pub bind: SocketAddr,
+    /// URL prefix of every route. Default `/services/otter_grade/` (JupyterHub's service
+    /// prefix); `JUPYTERHUB_SERVICE_PREFIX` overrides it.
+    pub prefix: String,
+    /// Largest accepted request body in bytes. Default 10 MiB.
+    pub max_body_bytes: usize,
+    /// Grade jobs queued or running beyond which submissions get 503 + Retry-After.
+    /// Default 10000.
+    pub max_queue_depth: u64,
+    /// Seconds to let running work finish on shutdown. Default 30.
+    pub shutdown_grace_secs: u64,
+    /// Log format: `text` (default) or `json`.
+    pub log_format: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:10101".parse().expect("valid default address"),
+            prefix: "/services/otter_grade/".into(),
+            max_body_bytes: 10 * 1024 * 1024,
+            max_queue_depth: 10_000,
+            shutdown_grace_secs: 30,
+            log_format: "text".into(),
+        }
+    }
+}
+
+/// How we reach JupyterHub. Field defaults are overridden by the `JUPYTERHUB_*` variables
+/// a Hub sets for a managed service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubSettings {
+    /// Hub REST API, e.g. `http://127.0.0.1:8081/hub/api` (`JUPYTERHUB_API_URL`).
+    pub api_url: String,
+    /// The service's API token (`JUPYTERHUB_API_TOKEN`): OAuth client secret.
+    pub api_token: Secret,
+    /// Service name in the Hub's config. Default `otter_grade`.
+    pub service_name: String,
+    /// OAuth client id (`JUPYTERHUB_CLIENT_ID`). Default `service-{service_name}`.
+    pub client_id: String,
+    /// Browser-facing Hub prefix used for the OAuth authorize redirect, e.g. `/hub/` when
+    /// the browser reaches us through the Hub's proxy (default), or a full URL
+    /// `https://hub.example.org/hub/` (`JUPYTERHUB_HOST` + `JUPYTERHUB_BASE_URL`).
+    pub browser_hub_prefix: String,
+    /// OAuth redirect URI (`JUPYTERHUB_OAUTH_CALLBACK_URL`). Default `{prefix}oauth_callback`.
+    pub oauth_callback_url: String,
+    /// Scopes a user must hold (`JUPYTERHUB_OAUTH_ACCESS_SCOPES`, JSON list).
+    /// Default `["access:services!service={service_name}"]`.
+    pub access_scopes: Vec<String>,
+    /// Key for signing the session cookie. Default: derived from `api_token`.
+    pub cookie_secret: Secret,
+    /// Seconds a token's user is cached after the Hub vouched for it. Default 60.
+    pub token_cache_secs: u64,
+    /// Seconds a session cookie stays valid. Default 8 hours.
+    pub session_secs: u64,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            api_url: "http://127.0.0.1:8081/hub/api".into(),
+            api_token: Secret::default(),
+            service_name: "otter_grade".into(),
+            client_id: String::new(),
+            browser_hub_prefix: "/hub/".into(),
+            oauth_callback_url: String::new(),
+            access_scopes: Vec::new(),
+            cookie_secret: Secret::default(),
+            token_cache_secs: 60,
+            session_secs: 8 * 3600,
+        }
+    }
+}
+
+/// The SQLite database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Path of the database file. Default `otter-service.db`.
+    pub path: PathBuf,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            path: "otter-service.db".into(),
+        }
+    }
+}
+
+/// Course configuration and autograder materials.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CourseSettings {
+    /// otter-service's `course-config.json`. Default `course_config/course-config.json`.
+    pub config: PathBuf,
+    /// Directory holding `{subpath_to_zips}/{assignment}-autograder.zip`.
+    /// Default `course_config/materials`.
+    pub materials_root: PathBuf,
+}
+
+impl Default for CourseSettings {
+    fn default() -> Self {
+        Self {
+            config: "course_config/course-config.json".into(),
+            materials_root: "course_config/materials".into(),
+        }
+    }
+}
+
+/// The grading queue and sandbox defaults (per-assignment overrides in the course config).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GradingSettings {
+    /// `docker`, `local`, or `auto` (default: docker when an engine answers, else local).
+    pub runner: String,
+    /// Concurrent grading runs. Default: number of CPU cores. 0 accepts and queues
+    /// submissions without grading them (maintenance, intake benchmarks).
+    pub workers: usize,
+    /// Wall-clock limit per grade in seconds. Default 300.
+    pub time_limit_secs: u64,
+    /// Memory limit per grade in MiB. Default 2048.
+    pub memory_mb: u64,
+    /// CPU quota per grade in cores. Default 1.0.
+    pub cpus: f64,
+    /// Process limit per grade. Default 256.
+    pub pids: i64,
+    /// Bytes of grader output kept per run. Default 1 MiB.
+    pub output_bytes: usize,
+    /// Attempts before a grade job is `dead` (infrastructure faults only). Default 5.
+    pub max_attempts: i64,
+    /// First retry delay in seconds; doubles each attempt. Default 10.
+    pub retry_base_secs: u64,
+    /// Lease length in seconds; renewed while grading. Default 60.
+    pub lease_secs: u64,
+    /// The `local` runner's Python environment: `otter` is `{python_env}/bin/otter`.
+    /// Default `.venv-otter` (made by `scripts/setup-python.sh`).
+    pub python_env: PathBuf,
+}
+
+impl Default for GradingSettings {
+    fn default() -> Self {
+        Self {
+            runner: "auto".into(),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            time_limit_secs: 300,
+            memory_mb: 2048,
+            cpus: 1.0,
+            pids: 256,
+            output_bytes: 1024 * 1024,
+            max_attempts: 5,
+            retry_base_secs: 10,
+            lease_secs: 60,
+            python_env: default_python_env(),
+        }
+    }
+}
+
+/// Where `scripts/setup-python.sh` puts the otter environment unless told otherwise.
+fn default_python_env() -> PathBuf {
+    match std::env::var_os("HOME") {
+        Some(home) => Path::new(&home).join(".cache/otter-service/otter-venv"),
+        None => PathBuf::from(".venv-otter"),
+    }
+}
+
+/// The `docker` runner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerSettings {
+    /// Grader image (built by `scripts/build-grader-image.sh`). Default `otter-grader:7.0.0`.
+    pub image: String,
+    /// OCI runtime, e.g. `runsc` for gVisor. Default: the engine's default (runc).
+    pub runtime: Option<String>,
+    /// Engine address; default: `DOCKER_HOST` or the local socket.
+    pub host: Option<String>,
+    /// Size of the scratch tmpfs in MiB. Default 256.
+    pub tmpfs_mb: u64,
+    /// Cap on results.json in bytes. Default 5 MiB.
+    pub results_bytes: usize,
+}
+
+impl Default for DockerSettings {
+    fn default() -> Self {
+        Self {
+            image: "otter-grader:7.0.0".into(),
+            runtime: None,
+            host: None,
+            tmpfs_mb: 256,
+            results_bytes: 5 * 1024 * 1024,
+        }
+    }
+}
+
+/// Posting scores to edX (LTI 1.1 Basic Outcomes). Off while `consumer_key` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LtiSettings {
+    /// edX base URL. Default `https://courses.edx.org`.
+    pub edx_url: String,
+    /// LTI consumer key.
+    pub consumer_key: String,
+    /// LTI consumer secret (or use `consumer_secret_file`).
+    pub consumer_secret: Secret,
+    /// File holding the consumer secret (wins over `consumer_secret`).
+    pub consumer_secret_file: Option<PathBuf>,
+    /// `latest` (default) or `best`: which grade of a student's is posted.
+    pub post_score: String,
+    /// Seconds to keep retrying a post before it is `dead`. Default 86400 (a day).
+    pub retry_horizon_secs: u64,
+    /// HTTP timeout for one post in seconds. Default 20.
+    pub timeout_secs: u64,
+}
+
+impl Default for LtiSettings {
+    fn default() -> Self {
+        Self {
+            edx_url: "https://courses.edx.org".into(),
+            consumer_key: String::new(),
+            consumer_secret: Secret::default(),
+            consumer_secret_file: None,
+            post_score: "latest".into(),
+            retry_horizon_secs: 86_400,
+            timeout_secs: 20,
+        }
+    }
+}
+
+/// Settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid settings: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("invalid setting {name}: {problem}")]
+    Bad { name: &'static str, problem: String },
+}
+
+impl Settings {
+    /// Load from the embedded defaults, `file` (if any), `OTTER_*` and `JUPYTERHUB_*`.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, |k| std::env::var(k).ok())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        let mut s: Settings = fig
+            .merge(Env::prefixed("OTTER_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        s.apply_jupyterhub_env(env)?;
+        s.derive_defaults()?;
+        Ok(s)
+    }
+
+    /// Honour what a Hub sets for a managed service.
+    fn apply_jupyterhub_env(
+        &mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), SettingsError> {
+        let hub = &mut self.hub;
+        if let Some(v) = env("JUPYTERHUB_API_URL") {
+            hub.api_url = v;
+        }
+        if let Some(v) = env("JUPYTERHUB_API_TOKEN") {
+            hub.api_token = Secret::new(v);
+        }
+        if let Some(v) = env("JUPYTERHUB_SERVICE_NAME") {
+            hub.service_name = v;
+        }
+        if let Some(v) = env("JUPYTERHUB_CLIENT_ID") {
+            hub.client_id = v;
+        }
+        if let Some(v) = env("JUPYTERHUB_OAUTH_CALLBACK_URL") {
+            hub.oauth_callback_url = v;
+        }
+        if let Some(base) = env("JUPYTERHUB_BASE_URL") {
+            let host = env("JUPYTERHUB_HOST").unwrap_or_default();
+            hub.browser_hub_prefix = format!("{host}{}hub/", with_slashes(&base));
+        }
+        if let Some(v) = env("JUPYTERHUB_OAUTH_ACCESS_SCOPES") {
+            hub.access_scopes =
+                serde_json::from_str(&v).map_err(|e| SettingsError::Bad {
+                    name: "JUPYTERHUB_OAUTH_ACCESS_SCOPES",
+                    problem: format!("not a JSON list of strings: {e}"),
+                })?;
+        }
+        if let Some(v) = env("JUPYTERHUB_SERVICE_PREFIX") {
+            self.server.prefix = v;
+        }
+        if let Some(v) = env("JUPYTERHUB_SERVICE_URL") {
+            let url = url::Url::parse(&v).map_err(|e| SettingsError::Bad {
+                name: "JUPYTERHUB_SERVICE_URL",
+                problem: e.to_string(),
+            })?;
+            if let Some(port) = url.port_or_known_default() {
+                self.server.bind.set_port(port);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fill the defaults that depend on other fields, and check values.
+    fn derive_defaults(&mut self) -> Result<(), SettingsError> {
+        self.server.prefix = with_slashes(&self.server.prefix);
+        let hub = &mut self.hub;
+        if hub.client_id.is_empty() {
+            hub.client_id = format!("service-{}", hub.service_name);
+        }
+        if hub.oauth_callback_url.is_empty() {
+            hub.oauth_callback_url = format!("{}oauth_callback", self.server.prefix);
+        }
+        if hub.access_scopes.is_empty() {
+            hub.access_scopes = vec![format!("access:services!service={}", hub.service_name)];
+        }
+        hub.browser_hub_prefix = with_slashes(&hub.browser_hub_prefix);
+        if !["auto", "local", "docker"].contains(&self.grading.runner.as_str()) {
+            return Err(SettingsError::Bad {
+                name: "grading.runner",
+                problem: format!("{:?} is not one of auto, local, docker", self.grading.runner),
+            });
+        }
+        if !["latest", "best"].contains(&self.lti.post_score.as_str()) {
+            return Err(SettingsError::Bad {
+                name: "lti.post_score",
+                problem: format!("{:?} is not one of latest, best", self.lti.post_score),
+            });
+        }
+        if let Some(file) = &self.lti.consumer_secret_file {
+            let secret = std::fs::read_to_string(file).map_err(|e| SettingsError::Bad {
+                name: "lti.consumer_secret_file",
+                problem: format!("cannot read {}: {e}", file.display()),
+            })?;
+            self.lti.consumer_secret = Secret::new(secret.trim());
+        }
+        Ok(())
+    }
+}
+
+/// `/a/b` -> `/a/b/`; `a` -> `/a/`; full URLs keep their scheme and host.
+fn with_slashes(p: &str) -> String {
+    let mut s = p.trim().to_string();
+    if !s.starts_with('/') && !s.contains("://") {
+        s.insert(0, '/');
+    }
+    if !s.ends_with('/') {
+        s.push('/');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)]) -> Settings {
+        let env: HashMap<String, String> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::load_from(None, |k| env.get(k).cloned()).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_complete() {
+        let s = load(&[]);
+        assert_eq!(s.server.prefix, "/services/otter_grade/");
+        assert_eq!(s.hub.client_id, "service-otter_grade");
+        assert_eq!(s.hub.oauth_callback_url, "/services/otter_grade/oauth_callback");
+        assert_eq!(s.hub.access_scopes, vec!["access:services!service=otter_grade"]);
+    }
+
+    #[test]
+    fn jupyterhub_managed_service_variables_win() {
+        let s = load(&[
+            ("JUPYTERHUB_API_URL", "http://hub:8081/hub/api"),
+            ("JUPYTERHUB_API_TOKEN", "tok"),
+            ("JUPYTERHUB_SERVICE_PREFIX", "/services/grader"),
+            ("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10555"),
+            ("JUPYTERHUB_OAUTH_ACCESS_SCOPES", r#"["access:services!service=grader"]"#),
+            ("JUPYTERHUB_BASE_URL", "/"),
+        ]);
+        assert_eq!(s.server.prefix, "/services/grader/");
+        assert_eq!(s.server.bind.port(), 10555);
+        assert_eq!(s.hub.api_token.expose(), "tok");
+        assert_eq!(s.hub.access_scopes, vec!["access:services!service=grader"]);
+        assert_eq!(s.hub.browser_hub_prefix, "/hub/");
+        assert!(!format!("{s:?}").contains("tok\""));
+    }
+
+    #[test]
+    fn bad_scope_list_is_named() {
+        let err = Settings::load_from(None, |k| {
+            (k == "JUPYTERHUB_OAUTH_ACCESS_SCOPES").then(|| "nope".to_string())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("JUPYTERHUB_OAUTH_ACCESS_SCOPES"));
+    }
+}

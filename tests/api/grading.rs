@@ -1,0 +1,30 @@
+//! Grading through the local runner: time limits and partial credit.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{sample, spawn_app_with};
+use crate::hub::hub;
+
+#[tokio::test]
+async fn an_infinite_loop_is_killed_at_the_limit_and_the_next_submission_grades() {
+    let app = spawn_app_with(|s| {
+        s.grading.time_limit_secs = 15;
+        s.grading.workers = 1;
+    })
+    .await;
+    let token = hub().user_token("leo", None).await;
+    let start = Instant::now();
+    let looping = app.submit_ok(&token, &sample("infinite_loop")).await;
+    let next = app.submit_ok(&token, &sample("partial")).await;
+    let v = app.wait_done(&token, looping, Duration::from_secs(60)).await;
+    assert_eq!(v["state"], "failed", "{v}");
+    assert_eq!(v["grade"]["status"], "timeout");
+    assert_eq!(v["grade"]["score"], 0.0);
+    let msg = v["message"].as_str().unwrap();
+    assert!(msg.contains("time limit of 15 seconds"), "{msg}");
+    assert!(start.elapsed() < Duration::from_secs(45), "killed near the limit, not later");
+    let v = app.wait_done(&token, next, Duration::from_secs(60)).await;
+    assert_eq!(v["state"], "graded", "{v}");
+    assert!(v["grade"]["score"].as_f64().unwrap() > 0.0);
+    assert!(v["grade"]["score"].as_f64().unwrap() < v["grade"]["max_score"].as_f64().unwrap());
+}

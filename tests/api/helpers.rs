@@ -1,0 +1,317 @@
+//! Starting the service for tests: in-process (`spawn_app`) or as the real binary
+//! (`ServiceProcess`), with a temporary SQLite file and the repo's demo course.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otter_service::app::Service;
+use otter_service::grading::local::LocalRunner;
+use otter_service::jupyterhub::HubClient;
+use otter_service::secret::Secret;
+use otter_service::settings::Settings;
+use serde_json::Value;
+
+use super::hub::{free_port, hub, stop_at_exit};
+
+pub const PREFIX: &str = "/services/otter_grade/";
+
+/// A path inside the repository.
+pub fn repo_path(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// The otter-grader environment made by scripts/setup-python.sh.
+pub fn otter_venv() -> PathBuf {
+    let venv = std::env::var_os("OTTER_VENV").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/otter-service/otter-venv")
+    });
+    assert!(
+        venv.join("bin/otter").exists(),
+        "otter-grader is not installed at {}: run scripts/setup-python.sh",
+        venv.display()
+    );
+    venv
+}
+
+/// Whether `url` answers `200` (blocking, for use outside a runtime).
+pub fn http_200(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let url = url::Url::parse(url).unwrap();
+    let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET {} HTTP/1.0\r\nHost: {addr}\r\n\r\n", url.path());
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && &buf[9..12] == b"200"
+}
+
+/// A sample submission from tests/notebooks/.
+pub fn sample(name: &str) -> Value {
+    let path = repo_path(&format!("tests/notebooks/{name}.ipynb"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Settings for a test service on `port` with its database in `dir`.
+pub fn test_settings(dir: &Path, port: u16) -> Settings {
+    let mut s = Settings::load_from(None, |_| None).unwrap();
+    s.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
+    s.server.shutdown_grace_secs = 5;
+    s.database.path = dir.join("otter.db");
+    s.course.config = repo_path("course_config/course-config.json");
+    s.course.materials_root = repo_path("course_config/materials");
+    s.grading.runner = "local".into();
+    s.grading.python_env = otter_venv();
+    s.grading.time_limit_secs = 60;
+    s.grading.retry_base_secs = 1;
+    s.grading.lease_secs = 10;
+    s.hub.api_url = hub().api_url.clone();
+    s.hub.api_token = Secret::new("not-needed-for-token-checks");
+    s
+}
+
+/// The service running in this test's runtime.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT/services/otter_grade/`
+    pub url: String,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Start the real router and workers on a free port, with the local runner and the real Hub.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], after `adjust` has changed the settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = test_settings(dir.path(), 0);
+    adjust(&mut s);
+    let h = &s.hub;
+    let hub_client = Arc::new(HubClient::new(&h.api_url, &h.client_id, h.api_token.clone(), &h.oauth_callback_url));
+    let runner = Arc::new(LocalRunner::new(&s.grading.python_env).await);
+    let prefix = s.server.prefix.clone();
+    let service = Service::build_with(s, hub_client, runner, None).await.expect("service builds");
+    let port = service.port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(service.run(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        url: format!("http://127.0.0.1:{port}{prefix}"),
+        http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        stop: Some(tx),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// `POST {prefix}` with `{"nb": notebook}` and a Hub token.
+    pub async fn submit(&self, token: &str, notebook: &Value) -> reqwest::Response {
+        self.http
+            .post(&self.url)
+            .header("Authorization", format!("token {token}"))
+            .header("Accept", "application/json")
+            .json(&serde_json::json!({ "nb": notebook }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Submit and return the new submission's id (asserting 202).
+    pub async fn submit_ok(&self, token: &str, notebook: &Value) -> i64 {
+        let r = self.submit(token, notebook).await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 202, "{body}");
+        body["submission_id"].as_i64().unwrap()
+    }
+
+    /// `GET {prefix}submissions/{id}` as JSON.
+    pub async fn status(&self, token: &str, id: i64) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}submissions/{id}", self.url))
+            .header("Authorization", format!("token {token}"))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Poll until the submission is graded, failed or dead.
+    pub async fn wait_done(&self, token: &str, id: i64, limit: Duration) -> Value {
+        wait_done(&self.http, &self.url, token, id, limit).await
+    }
+}
+
+/// Poll `{url}submissions/{id}` until it leaves the queue.
+pub async fn wait_done(http: &reqwest::Client, url: &str, token: &str, id: i64, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let r = http
+            .get(format!("{url}submissions/{id}"))
+            .header("Authorization", format!("token {token}"))
+            .header("Accept", "application/json")
+            .send()
+            .await;
+        if let Ok(r) = r {
+            if r.status() == 200 {
+                let v: Value = r.json().await.unwrap();
+                if matches!(v["state"].as_str(), Some("graded" | "failed" | "dead")) {
+                    return v;
+                }
+            }
+        }
+        assert!(start.elapsed() < limit, "submission {id} not done within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The real `otter-service` binary, started with a TOML settings file.
+pub struct ServiceProcess {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub db_path: PathBuf,
+    config: PathBuf,
+}
+
+impl ServiceProcess {
+    /// Start the binary with `toml` as its settings file, in `dir`, and wait for `/healthz`.
+    pub fn start(dir: &Path, port: u16, toml: &str) -> Self {
+        let config = dir.join("otter.toml");
+        std::fs::write(&config, toml).unwrap();
+        let mut p = Self {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+            db_path: dir.join("otter.db"),
+            config,
+        };
+        p.spawn();
+        p
+    }
+
+    /// Settings text for a binary service on `port` whose database is in `dir`.
+    pub fn toml(dir: &Path, port: u16, api_url: &str, token: &str, extra: &str) -> String {
+        format!(
+            r#"
+[server]
+bind = "127.0.0.1:{port}"
+shutdown_grace_secs = 5
+[hub]
+api_url = "{api_url}"
+api_token = "{token}"
+[database]
+path = "{db}"
+[course]
+config = "{config}"
+materials_root = "{materials}"
+[grading]
+runner = "local"
+python_env = "{venv}"
+retry_base_secs = 1
+lease_secs = 5
+{extra}
+"#,
+            db = dir.join("otter.db").display(),
+            config = repo_path("course_config/course-config.json").display(),
+            materials = repo_path("course_config/materials").display(),
+            venv = otter_venv().display(),
+        )
+    }
+
+    /// The service the test Hub proxies to.
+    pub fn start_for_hub(dir: &Path, port: u16, api_url: &str, token: &str) -> Self {
+        let sub = dir.join("service");
+        std::fs::create_dir_all(&sub).unwrap();
+        Self::start(&sub, port, &Self::toml(&sub, port, api_url, token, ""))
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("service.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_otter-service"))
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env_remove("JUPYTERHUB_API_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start otter-service");
+        stop_at_exit(child.id());
+        self.child = Some(child);
+        let start = Instant::now();
+        let url = format!("http://127.0.0.1:{}/healthz", self.port);
+        while !http_200(&url) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "otter-service did not become healthy; see {}/service.log",
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/services/otter_grade/`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}{PREFIX}", self.port)
+    }
+
+    /// `kill -9`: no shutdown, no cleanup.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again with the same settings and database.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A free port, for services started by tests.
+pub fn port() -> u16 {
+    free_port()
+}

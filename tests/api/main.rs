@@ -1,0 +1,10 @@
+//! Integration tests: the real service against a real JupyterHub, grading with the real
+//! otter-grader (local runner). Setup: scripts/setup-python.sh, scripts/setup-jupyterhub.sh.
+
+mod auth;
+mod crash;
+mod export;
+mod grading;
+mod helpers;
+mod hub;
+mod intake;
