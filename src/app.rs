@@ -13,8 +13,9 @@ use crate::db::{Db, now_ms};
 use crate::grading::local::LocalRunner;
 use crate::grading::{Runner, SandboxLimits};
 use crate::jobs::grade::{GradeJob, GradeJobConfig};
+use crate::jobs::post_score::PostScoreJob;
 use crate::jupyterhub::{Auth, HubApi, HubClient};
-pub trait OutcomesClient: Send + Sync {}
+use crate::lti::{EdxOutcomesClient, LtiConfig, OutcomesClient};
 use crate::queue::{self, worker};
 use crate::settings::Settings;
 
@@ -90,7 +91,11 @@ impl Service {
         let auth = Auth::new(
             hub,
             h.access_scopes.clone(),
-            if h.cookie_secret.is_empty() { &h.api_token } else { &h.cookie_secret },
+            if h.cookie_secret.is_empty() {
+                &h.api_token
+            } else {
+                &h.cookie_secret
+            },
             Duration::from_secs(h.token_cache_secs),
             Duration::from_secs(h.session_secs),
         );
@@ -103,7 +108,11 @@ impl Service {
             runner,
             grade_notify: Arc::new(Notify::new()),
         });
-        Ok(Self { app, listener, outcomes })
+        Ok(Self {
+            app,
+            listener,
+            outcomes,
+        })
     }
 
     /// The bound port.
@@ -113,7 +122,10 @@ impl Service {
 
     /// Serve until `stop` resolves; then stop claiming, let running work finish up to the
     /// grace period, and return.
-    pub async fn run(self, stop: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
         let mut workers = self.start_workers(rx);
         let router = crate::http::router(self.app.clone());
@@ -129,7 +141,9 @@ impl Service {
         let grace = Duration::from_secs(self.app.settings.server.shutdown_grace_secs);
         let all = futures_util::future::join_all(workers.iter_mut());
         if tokio::time::timeout(grace, all).await.is_err() {
-            tracing::warn!("running jobs did not finish in time; their leases will expire and they will run again");
+            tracing::warn!(
+                "running jobs did not finish in time; their leases will expire and they will run again"
+            );
             workers.iter().for_each(|w| w.abort());
         }
         Ok(())
@@ -157,7 +171,23 @@ impl Service {
             idle_poll: Duration::from_secs(2),
         };
         let db = self.app.db.clone();
-        let mut handles = worker::spawn(db.clone(), grade, self.app.grade_notify.clone(), pool(s.grading.workers), stop.clone());
+        let mut handles = worker::spawn(
+            db.clone(),
+            grade,
+            self.app.grade_notify.clone(),
+            pool(s.grading.workers),
+            stop.clone(),
+        );
+        if let Some(client) = &self.outcomes {
+            let post = Arc::new(PostScoreJob {
+                db: db.clone(),
+                client: client.clone(),
+                courses: self.app.courses.clone(),
+                default_policy: s.lti.post_score.clone(),
+                retry_base: Duration::from_secs(s.grading.retry_base_secs),
+            });
+            handles.extend(worker::spawn(db, post, post_notify, pool(2), stop));
+        }
         handles
     }
 }
@@ -174,5 +204,22 @@ pub fn default_limits(s: &Settings) -> SandboxLimits {
     }
 }
 
-async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> { Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await)) }
-fn outcomes_client(_s: &Settings) -> anyhow::Result<Option<Arc<dyn OutcomesClient>>> { Ok(None) }
+/// `docker` when asked or (for `auto`) when an engine answers and has the image; else `local`.
+async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> {
+    Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await))
+}
+
+/// The edX client when LTI credentials are configured.
+fn outcomes_client(s: &Settings) -> anyhow::Result<Option<Arc<dyn OutcomesClient>>> {
+    if s.lti.consumer_key.is_empty() {
+        tracing::info!("lti.consumer_key is empty: grades are stored but not posted to edX");
+        return Ok(None);
+    }
+    let cfg = LtiConfig {
+        edx_base_url: url::Url::parse(&s.lti.edx_url).context("lti.edx_url")?,
+        consumer_key: s.lti.consumer_key.clone(),
+        consumer_secret: s.lti.consumer_secret.clone(),
+        timeout: Duration::from_secs(s.lti.timeout_secs),
+    };
+    Ok(Some(Arc::new(EdxOutcomesClient::new(cfg)?)))
+}

@@ -166,14 +166,20 @@ fn open_write(path: &std::path::Path) -> anyhow::Result<Connection> {
 
 fn dump_grades(conn: &Connection, a: &DumpArgs) -> anyhow::Result<()> {
     let f = &a.filter;
-    let mut records = grades::all(conn, f.course.as_deref(), f.section.as_deref(), f.assignment.as_deref())?;
+    let mut records = grades::all(
+        conn,
+        f.course.as_deref(),
+        f.section.as_deref(),
+        f.assignment.as_deref(),
+    )?;
     if let Some(u) = &f.user {
         records.retain(|r| &r.user == u);
     }
     let records = export::select(records, a.policy);
     match &a.output {
         Some(p) => {
-            let file = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            let file =
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
             export::write_csv(file, &records)?;
             eprintln!("wrote {} grade(s) to {}", records.len(), p.display());
         }
@@ -193,7 +199,10 @@ fn regrade(conn: &Connection, a: &RegradeArgs, max_attempts: i64) -> anyhow::Res
     );
     let mut ids: Vec<i64> = conn
         .prepare(&sql)?
-        .query_map(params![f.course, f.section, f.assignment, f.user, a.dead], |r| r.get(0))?
+        .query_map(
+            params![f.course, f.section, f.assignment, f.user, a.dead],
+            |r| r.get(0),
+        )?
         .collect::<Result<_, _>>()?;
     if !a.ids.is_empty() {
         ids.retain(|id| a.ids.contains(id));
@@ -217,14 +226,21 @@ fn repost(conn: &Connection, a: &RepostArgs, horizon_secs: u64) -> anyhow::Resul
     );
     let rows: Vec<(i64, i64)> = conn
         .prepare(&sql)?
-        .query_map(params![f.course, f.section, f.assignment, f.user, a.all], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
+        .query_map(
+            params![f.course, f.section, f.assignment, f.user, a.all],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
         .collect::<Result<_, _>>()?;
     let tx = conn.unchecked_transaction()?;
     let now = now_ms();
     for (grade_id, submission_id) in &rows {
-        grades::set_post_state(&tx, *grade_id, "pending", Some("queued again by staff"), None)?;
+        grades::set_post_state(
+            &tx,
+            *grade_id,
+            "pending",
+            Some("queued again by staff"),
+            None,
+        )?;
         let job = crate::queue::NewJob {
             kind: crate::queue::JobKind::PostScore,
             submission_id: *submission_id,
@@ -239,8 +255,16 @@ fn repost(conn: &Connection, a: &RepostArgs, horizon_secs: u64) -> anyhow::Resul
 }
 
 fn status(conn: &Connection) -> anyhow::Result<()> {
-    let mut stmt = conn.prepare("SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+    let mut stmt = conn.prepare(
+        "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
     println!("{:<12} {:<8} {:>8}", "job", "state", "count");
     for row in rows {
         let (kind, state, n) = row?;
@@ -261,7 +285,11 @@ fn status(conn: &Connection) -> anyhow::Result<()> {
         ),
         None => println!("nothing waiting"),
     }
-    let dead: i64 = conn.query_row("SELECT COUNT(*) FROM submissions WHERE state = 'dead'", [], |r| r.get(0))?;
+    let dead: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM submissions WHERE state = 'dead'",
+        [],
+        |r| r.get(0),
+    )?;
     println!("submissions whose grading is dead: {dead} (otter-service regrade --dead)");
     Ok(())
 }

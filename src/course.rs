@@ -89,8 +89,12 @@ impl Assignment {
     pub fn limits(&self, defaults: &SandboxLimits) -> SandboxLimits {
         let o = &self.overrides;
         SandboxLimits {
-            time_limit: o.time_limit_secs.map_or(defaults.time_limit, Duration::from_secs),
-            memory_bytes: o.memory_mb.map_or(defaults.memory_bytes, |m| m * 1024 * 1024),
+            time_limit: o
+                .time_limit_secs
+                .map_or(defaults.time_limit, Duration::from_secs),
+            memory_bytes: o
+                .memory_mb
+                .map_or(defaults.memory_bytes, |m| m * 1024 * 1024),
             cpus: o.cpus.unwrap_or(defaults.cpus),
             pids: o.pids.unwrap_or(defaults.pids),
             network: o.network.unwrap_or(defaults.network),
@@ -167,18 +171,21 @@ impl CourseConfig {
             course: c.into(),
             section: s.into(),
         })?;
-        assignments.get(a).ok_or_else(|| LookupError::UnknownAssignment {
-            course: c.into(),
-            section: s.into(),
-            assignment: a.into(),
-        })
+        assignments
+            .get(a)
+            .ok_or_else(|| LookupError::UnknownAssignment {
+                course: c.into(),
+                section: s.into(),
+                assignment: a.into(),
+            })
     }
 
     /// Every assignment, as `(course, section, assignment, details)`.
     pub fn assignments(&self) -> impl Iterator<Item = (&str, &str, &str, &Assignment)> {
         self.courses.iter().flat_map(|(c, secs)| {
             secs.iter().flat_map(move |(s, asgs)| {
-                asgs.iter().map(move |(a, d)| (c.as_str(), s.as_str(), a.as_str(), d))
+                asgs.iter()
+                    .map(move |(a, d)| (c.as_str(), s.as_str(), a.as_str(), d))
             })
         })
     }
@@ -199,7 +206,10 @@ fn resolve_section(
         return Err(format!("key {at:?}.course_id: must not be empty"));
     }
     let sub = Path::new(&s.subpath_to_zips);
-    if sub.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+    if sub
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
         return Err(format!(
             "key {at:?}.subpath_to_zips: {:?} must be a relative path without `..`",
             s.subpath_to_zips
@@ -212,12 +222,17 @@ fn resolve_section(
         check_name("assignment", &name, &at)?;
         let (block, own) = match raw {
             RawAssignment::Block(b) => (Some(b), Overrides::default()),
-            RawAssignment::Full { lti_block, overrides } => (lti_block, overrides),
+            RawAssignment::Full {
+                lti_block,
+                overrides,
+            } => (lti_block, overrides),
         };
         check_post_score(&at, &own)?;
         let overrides = own.or(&s.overrides);
         let lti_block = block.filter(|b| !b.trim().is_empty() && overrides.lti != Some(false));
-        let autograder_zip = materials_root.join(sub).join(format!("{name}-autograder.zip"));
+        let autograder_zip = materials_root
+            .join(sub)
+            .join(format!("{name}-autograder.zip"));
         out.insert(
             name,
             Assignment {
@@ -235,7 +250,9 @@ fn resolve_section(
 fn check_post_score(at: &str, o: &Overrides) -> Result<(), String> {
     match o.post_score.as_deref() {
         None | Some("latest") | Some("best") => Ok(()),
-        Some(other) => Err(format!("key {at:?}.post_score: {other:?} is not latest or best")),
+        Some(other) => Err(format!(
+            "key {at:?}.post_score: {other:?} is not latest or best"
+        )),
     }
 }
 
@@ -260,12 +277,18 @@ mod tests {
     fn resolves_zip_block_and_overrides() {
         let cfg = CourseConfig::parse(CONFIG, Path::new("/m")).unwrap();
         let a = cfg.lookup(&meta("8x", "1", "lab02")).unwrap();
-        assert_eq!(a.autograder_zip, Path::new("/m/8x/zips/lab02-autograder.zip"));
+        assert_eq!(
+            a.autograder_zip,
+            Path::new("/m/8x/zips/lab02-autograder.zip")
+        );
         assert_eq!(a.lti_block.as_deref(), Some("blockB"));
         let limits = a.limits(&SandboxLimits::default());
         assert_eq!(limits.time_limit, Duration::from_secs(30));
         assert_eq!(limits.memory_bytes, 512 * 1024 * 1024);
-        assert_eq!(cfg.lookup(&meta("8x", "1", "lab03")).unwrap().lti_block, None);
+        assert_eq!(
+            cfg.lookup(&meta("8x", "1", "lab03")).unwrap().lti_block,
+            None
+        );
     }
 
     #[test]

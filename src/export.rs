@@ -28,7 +28,12 @@ pub fn select(records: Vec<GradeRecord>, policy: Policy) -> Vec<GradeRecord> {
     }
     let mut chosen: BTreeMap<(String, String, String, String), GradeRecord> = BTreeMap::new();
     for r in records {
-        let key = (r.user.clone(), r.course.clone(), r.section.clone(), r.assignment.clone());
+        let key = (
+            r.user.clone(),
+            r.course.clone(),
+            r.section.clone(),
+            r.assignment.clone(),
+        );
         let replace = match chosen.get(&key) {
             None => true,
             Some(_) if policy == Policy::Latest => true,
@@ -47,8 +52,18 @@ pub fn select(records: Vec<GradeRecord>, policy: Policy) -> Vec<GradeRecord> {
 pub fn write_csv<W: Write>(out: W, records: &[GradeRecord]) -> Result<(), csv::Error> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
-        "userid", "grade", "course", "section", "assignment", "timestamp", "score", "max_score",
-        "status", "submission_id", "grade_id", "post_state",
+        "userid",
+        "grade",
+        "course",
+        "section",
+        "assignment",
+        "timestamp",
+        "score",
+        "max_score",
+        "status",
+        "submission_id",
+        "grade_id",
+        "post_state",
     ])?;
     for r in records {
         w.write_record([
@@ -93,7 +108,12 @@ mod tests {
 
     #[test]
     fn latest_and_best_pick_one_per_student() {
-        let all = vec![rec(1, "a", 0.4), rec(2, "b", 1.0), rec(3, "a", 0.9), rec(4, "a", 0.2)];
+        let all = vec![
+            rec(1, "a", 0.4),
+            rec(2, "b", 1.0),
+            rec(3, "a", 0.9),
+            rec(4, "a", 0.2),
+        ];
         let ids = |v: Vec<GradeRecord>| v.iter().map(|r| r.grade_id).collect::<Vec<_>>();
         assert_eq!(ids(select(all.clone(), Policy::All)), [1, 2, 3, 4]);
         assert_eq!(ids(select(all.clone(), Policy::Latest)), [2, 4]);

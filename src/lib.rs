@@ -9,7 +9,7 @@ pub mod grading;
 pub mod http;
 pub mod jobs;
 pub mod jupyterhub;
-
+pub mod lti;
 pub mod notebook;
 pub mod queue;
 pub mod secret;

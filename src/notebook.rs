@@ -67,7 +67,10 @@ pub enum MetadataError {
     #[error("the notebook metadata has no `{0}`; download a fresh copy of the assignment")]
     MissingKey(&'static str),
     #[error("the notebook metadata `{key}` must be a string or number, not {found}")]
-    WrongType { key: &'static str, found: &'static str },
+    WrongType {
+        key: &'static str,
+        found: &'static str,
+    },
     #[error("the notebook metadata `{key}` value {value:?} is not allowed: {why}")]
     BadName {
         key: &'static str,
@@ -126,9 +129,18 @@ fn field(
         None | Some(Value::Null) => Err(MetadataError::MissingKey(key)),
         Some(Value::String(s)) => Name::parse(key, s),
         Some(Value::Number(n)) => Name::parse(key, &n.to_string()),
-        Some(Value::Bool(_)) => Err(MetadataError::WrongType { key, found: "a boolean" }),
-        Some(Value::Array(_)) => Err(MetadataError::WrongType { key, found: "a list" }),
-        Some(Value::Object(_)) => Err(MetadataError::WrongType { key, found: "an object" }),
+        Some(Value::Bool(_)) => Err(MetadataError::WrongType {
+            key,
+            found: "a boolean",
+        }),
+        Some(Value::Array(_)) => Err(MetadataError::WrongType {
+            key,
+            found: "a list",
+        }),
+        Some(Value::Object(_)) => Err(MetadataError::WrongType {
+            key,
+            found: "an object",
+        }),
     }
 }
 
@@ -155,19 +167,25 @@ mod tests {
         let m = NotebookMetadata::parse(&nb(json!({"course": "8x", "section": 1, "lab": "lab02"})))
             .unwrap();
         assert_eq!((m.section.as_str(), m.assignment.as_str()), ("1", "lab02"));
-        let m =
-            NotebookMetadata::parse(&nb(json!({"course": "8x", "section": "2", "assignment": "hw"})))
-                .unwrap();
+        let m = NotebookMetadata::parse(&nb(
+            json!({"course": "8x", "section": "2", "assignment": "hw"}),
+        ))
+        .unwrap();
         assert_eq!(m.assignment.as_str(), "hw");
     }
 
     #[test]
     fn names_the_missing_key() {
-        let err = NotebookMetadata::parse(&nb(json!({"otter_service": {"course": "8x", "section": "1"}})))
-            .unwrap_err();
+        let err = NotebookMetadata::parse(&nb(
+            json!({"otter_service": {"course": "8x", "section": "1"}}),
+        ))
+        .unwrap_err();
         assert_eq!(err, MetadataError::MissingKey("otter_service.assignment"));
         assert!(err.to_string().contains("otter_service.assignment"));
-        assert_eq!(NotebookMetadata::parse(&nb(json!({}))).unwrap_err(), MetadataError::NoMetadata);
+        assert_eq!(
+            NotebookMetadata::parse(&nb(json!({}))).unwrap_err(),
+            MetadataError::NoMetadata
+        );
     }
 
     #[test]
@@ -184,7 +202,16 @@ mod tests {
             let err = NotebookMetadata::parse(&nb(json!({"otter_service":
                 {"course": bad, "section": "1", "assignment": "a"}})))
             .unwrap_err();
-            assert!(matches!(err, MetadataError::BadName { key: "otter_service.course", .. }), "{bad:?}");
+            assert!(
+                matches!(
+                    err,
+                    MetadataError::BadName {
+                        key: "otter_service.course",
+                        ..
+                    }
+                ),
+                "{bad:?}"
+            );
         }
     }
 }

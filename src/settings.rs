@@ -318,11 +318,10 @@ impl Settings {
             hub.browser_hub_prefix = format!("{host}{}hub/", with_slashes(&base));
         }
         if let Some(v) = env("JUPYTERHUB_OAUTH_ACCESS_SCOPES") {
-            hub.access_scopes =
-                serde_json::from_str(&v).map_err(|e| SettingsError::Bad {
-                    name: "JUPYTERHUB_OAUTH_ACCESS_SCOPES",
-                    problem: format!("not a JSON list of strings: {e}"),
-                })?;
+            hub.access_scopes = serde_json::from_str(&v).map_err(|e| SettingsError::Bad {
+                name: "JUPYTERHUB_OAUTH_ACCESS_SCOPES",
+                problem: format!("not a JSON list of strings: {e}"),
+            })?;
         }
         if let Some(v) = env("JUPYTERHUB_SERVICE_PREFIX") {
             self.server.prefix = v;
@@ -356,7 +355,10 @@ impl Settings {
         if !["auto", "local", "docker"].contains(&self.grading.runner.as_str()) {
             return Err(SettingsError::Bad {
                 name: "grading.runner",
-                problem: format!("{:?} is not one of auto, local, docker", self.grading.runner),
+                problem: format!(
+                    "{:?} is not one of auto, local, docker",
+                    self.grading.runner
+                ),
             });
         }
         if !["latest", "best"].contains(&self.lti.post_score.as_str()) {
@@ -394,8 +396,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(env: &[(&str, &str)]) -> Settings {
-        let env: HashMap<String, String> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::load_from(None, |k| env.get(k).cloned()).unwrap()
     }
 
@@ -404,8 +408,14 @@ mod tests {
         let s = load(&[]);
         assert_eq!(s.server.prefix, "/services/otter_grade/");
         assert_eq!(s.hub.client_id, "service-otter_grade");
-        assert_eq!(s.hub.oauth_callback_url, "/services/otter_grade/oauth_callback");
-        assert_eq!(s.hub.access_scopes, vec!["access:services!service=otter_grade"]);
+        assert_eq!(
+            s.hub.oauth_callback_url,
+            "/services/otter_grade/oauth_callback"
+        );
+        assert_eq!(
+            s.hub.access_scopes,
+            vec!["access:services!service=otter_grade"]
+        );
     }
 
     #[test]
@@ -415,7 +425,10 @@ mod tests {
             ("JUPYTERHUB_API_TOKEN", "tok"),
             ("JUPYTERHUB_SERVICE_PREFIX", "/services/grader"),
             ("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10555"),
-            ("JUPYTERHUB_OAUTH_ACCESS_SCOPES", r#"["access:services!service=grader"]"#),
+            (
+                "JUPYTERHUB_OAUTH_ACCESS_SCOPES",
+                r#"["access:services!service=grader"]"#,
+            ),
             ("JUPYTERHUB_BASE_URL", "/"),
         ]);
         assert_eq!(s.server.prefix, "/services/grader/");

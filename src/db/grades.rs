@@ -49,13 +49,30 @@ pub fn insert(
         )?
         .query_row(
             params![
-                submission_id, job_id, status, score, max_score, fraction, tests, feedback,
-                message, log_tail, now, post_state
+                submission_id,
+                job_id,
+                status,
+                score,
+                max_score,
+                fraction,
+                tests,
+                feedback,
+                message,
+                log_tail,
+                now,
+                post_state
             ],
             |r| r.get(0),
         )?;
     let detail = format!("{status} {score}/{max_score}");
-    events::record(conn, now, Some(submission_id), Some(job_id), "graded", &detail)?;
+    events::record(
+        conn,
+        now,
+        Some(submission_id),
+        Some(job_id),
+        "graded",
+        &detail,
+    )?;
     Ok(id)
 }
 

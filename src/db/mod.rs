@@ -70,10 +70,12 @@ impl Db {
     /// Open (creating if needed) and migrate the database at `path`.
     pub fn open(path: &Path) -> Result<Self, DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| DbError::Invalid(format!(
-                "cannot create directory {} for the database: {e}",
-                dir.display()
-            )))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbError::Invalid(format!(
+                    "cannot create directory {} for the database: {e}",
+                    dir.display()
+                ))
+            })?;
         }
         let mut conn = connect(path)?;
         migrations::run(&mut conn)?;
@@ -137,7 +139,10 @@ pub fn now_ms() -> i64 {
 pub fn format_ms(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 

@@ -38,7 +38,15 @@ pub fn accept(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued') RETURNING id",
         )?
         .query_row(
-            params![s.user, s.course, s.section, s.assignment, s.notebook, s.notebook_path, now],
+            params![
+                s.user,
+                s.course,
+                s.section,
+                s.assignment,
+                s.notebook,
+                s.notebook_path,
+                now
+            ],
             |r| r.get(0),
         )?;
     events::record(conn, now, Some(id), None, "submitted", &s.user)?;
@@ -47,7 +55,12 @@ pub fn accept(
 }
 
 /// Queue (another) grading of submission `id` and mark it queued.
-pub fn enqueue_grade(conn: &Connection, id: i64, max_attempts: i64, now: i64) -> Result<i64, DbError> {
+pub fn enqueue_grade(
+    conn: &Connection,
+    id: i64,
+    max_attempts: i64,
+    now: i64,
+) -> Result<i64, DbError> {
     let job = NewJob {
         kind: JobKind::Grade,
         submission_id: id,
@@ -171,7 +184,10 @@ pub fn view_for_owner(
     user: &str,
 ) -> Result<Option<SubmissionView>, DbError> {
     let sql = format!("{VIEW_SQL} WHERE s.id = ?1 AND s.user = ?2");
-    let Some(mut v) = conn.query_row(&sql, params![id, user], view_row).optional()? else {
+    let Some(mut v) = conn
+        .query_row(&sql, params![id, user], view_row)
+        .optional()?
+    else {
         return Ok(None);
     };
     v.grade = latest_grade(conn, id)?;

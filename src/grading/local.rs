@@ -63,13 +63,21 @@ impl LocalRunner {
     }
 
     fn command(&self, dir: &Path, req: &GradeRequest) -> Command {
-        let otter_args = ["run", "-a", "autograder.zip", "-o", "out", "submission.ipynb"];
+        let otter_args = [
+            "run",
+            "-a",
+            "autograder.zip",
+            "-o",
+            "out",
+            "submission.ipynb",
+        ];
         let mut cmd = match self.isolation {
             Isolation::Namespaces => {
                 let mut c = Command::new("unshare");
                 c.args(["--net", "--pid", "--fork", "--kill-child", "sh", "-c"]);
                 // The kernel talks to otter over loopback, which starts down in a new netns.
-                c.arg("ip link set lo up 2>/dev/null; exec \"$@\"").arg("sh");
+                c.arg("ip link set lo up 2>/dev/null; exec \"$@\"")
+                    .arg("sh");
                 c.arg(&self.otter).args(otter_args);
                 c
             }
@@ -80,7 +88,10 @@ impl LocalRunner {
             }
         };
         let bin = self.otter.parent().unwrap_or(Path::new("/"));
-        let path = format!("{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", bin.display());
+        let path = format!(
+            "{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            bin.display()
+        );
         cmd.current_dir(dir)
             .env_clear()
             .env("PATH", path)
@@ -130,16 +141,18 @@ impl Runner for LocalRunner {
         tokio::fs::copy(&req.autograder_zip, dir.path().join("autograder.zip"))
             .await
             .map_err(|e| {
-                RunnerError::Unavailable(format!("cannot read {}: {e}", req.autograder_zip.display()))
+                RunnerError::Unavailable(format!(
+                    "cannot read {}: {e}",
+                    req.autograder_zip.display()
+                ))
             })?;
         tokio::fs::write(dir.path().join("submission.ipynb"), &req.notebook)
             .await
             .map_err(|e| RunnerError::Internal(format!("cannot write the notebook: {e}")))?;
 
-        let mut child = self
-            .command(dir.path(), &req)
-            .spawn()
-            .map_err(|e| RunnerError::Unavailable(format!("cannot start {}: {e}", self.otter.display())))?;
+        let mut child = self.command(dir.path(), &req).spawn().map_err(|e| {
+            RunnerError::Unavailable(format!("cannot start {}: {e}", self.otter.display()))
+        })?;
         let pgid = child.id().map(|p| p as i32);
         let cap = req.limits.output_bytes;
         let out = tokio::spawn(read_tail(child.stdout.take(), cap));

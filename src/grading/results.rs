@@ -133,7 +133,10 @@ mod tests {
     #[test]
     fn rejects_garbage_and_empty_results() {
         assert!(matches!(parse(b"nope"), Err(ResultsError::Json(_))));
-        assert!(matches!(parse(b"{\"tests\": []}"), Err(ResultsError::NoTests)));
+        assert!(matches!(
+            parse(b"{\"tests\": []}"),
+            Err(ResultsError::NoTests)
+        ));
     }
 
     #[test]

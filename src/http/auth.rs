@@ -71,8 +71,15 @@ struct OAuthState {
 fn login(app: &AppState, parts: &Parts) -> ApiError {
     let s = &app.settings;
     let state = hex::encode(rand::random::<[u8; 16]>());
-    let next = parts.uri.path_and_query().map_or(s.server.prefix.clone(), |p| p.to_string());
-    let value = serde_json::to_string(&OAuthState { state: state.clone(), next }).unwrap_or_default();
+    let next = parts
+        .uri
+        .path_and_query()
+        .map_or(s.server.prefix.clone(), |p| p.to_string());
+    let value = serde_json::to_string(&OAuthState {
+        state: state.clone(),
+        next,
+    })
+    .unwrap_or_default();
     let cookie = Cookie::build((STATE_COOKIE, value))
         .path(s.server.prefix.clone())
         .http_only(true)
@@ -80,7 +87,10 @@ fn login(app: &AppState, parts: &Parts) -> ApiError {
         .max_age(time::Duration::minutes(10))
         .build();
     let jar = SignedCookieJar::new(app.auth.key().clone()).add(cookie);
-    let state_cookie = jar.get(STATE_COOKIE).map(|c| c.to_string()).unwrap_or_default();
+    let state_cookie = jar
+        .get(STATE_COOKIE)
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("client_id", &s.hub.client_id)
         .append_pair("redirect_uri", &s.hub.oauth_callback_url)
@@ -109,7 +119,9 @@ pub async fn oauth_callback(
     let prefix = app.settings.server.prefix.clone();
     let jar = SignedCookieJar::from_headers(&headers, app.auth.key().clone());
     if let Some(error) = q.error {
-        return Err(ApiError::Forbidden(format!("JupyterHub refused the login: {error}")));
+        return Err(ApiError::Forbidden(format!(
+            "JupyterHub refused the login: {error}"
+        )));
     }
     let remembered: Option<OAuthState> = jar
         .get(STATE_COOKIE)

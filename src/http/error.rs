@@ -56,7 +56,9 @@ impl IntoResponse for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::QueueFull { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::QueueFull { .. } | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Login { .. } => StatusCode::FOUND,
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
@@ -73,7 +75,10 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("token"));
             }
-            ApiError::Login { location, state_cookie } => {
+            ApiError::Login {
+                location,
+                state_cookie,
+            } => {
                 if let Ok(v) = HeaderValue::from_str(location) {
                     headers.insert(header::LOCATION, v);
                 }
@@ -105,7 +110,9 @@ impl From<LookupError> for ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::QueueFull { .. } => ApiError::QueueFull { retry_after_secs: 60 },
+            DbError::QueueFull { .. } => ApiError::QueueFull {
+                retry_after_secs: 60,
+            },
             other => ApiError::Internal(other.into()),
         }
     }
@@ -118,14 +125,17 @@ impl From<AuthError> for ApiError {
                 "{e}. You are not logged in to the grading service: open the grading service's page \
                  from JupyterHub once in this browser (it logs you in), then submit again."
             )),
-            AuthError::InvalidToken => ApiError::Forbidden(format!("{e}; log in to JupyterHub again")),
+            AuthError::InvalidToken => {
+                ApiError::Forbidden(format!("{e}; log in to JupyterHub again"))
+            }
             AuthError::MissingScope { .. } => ApiError::Forbidden(format!(
                 "{e}; ask the Hub administrator to grant it to the `user` role"
             )),
             AuthError::Hub(h) => {
                 tracing::error!(error = %h, "JupyterHub request failed");
                 ApiError::Unavailable(
-                    "JupyterHub could not confirm who you are right now; try again in a minute".into(),
+                    "JupyterHub could not confirm who you are right now; try again in a minute"
+                        .into(),
                 )
             }
         }
@@ -144,9 +154,10 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     };
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let body = serde_json::json!({"error": message, "status": parts.status.as_u16()});
     Response::from_parts(parts, body.to_string().into())
 }

@@ -53,6 +53,10 @@ async fn health(State(app): State<AppState>) -> impl IntoResponse {
         "queue_depth": db.ok(),
         "lti": app.lti_enabled,
     });
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(body))
 }

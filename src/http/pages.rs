@@ -13,17 +13,30 @@ use crate::jupyterhub::HubUser;
 const LIST_LIMIT: i64 = 200;
 
 /// `GET {prefix}` and `GET {prefix}submissions`: the caller's own submissions.
-pub async fn list(State(app): State<AppState>, user: HubUser, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn list(
+    State(app): State<AppState>,
+    user: HubUser,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let name = user.name.clone();
     let views = app
         .db
         .read(move |c| submissions::list_for_user(c, &name, LIST_LIMIT))
         .await?;
     if wants_json(&headers) {
-        return Ok(axum::Json(serde_json::json!({"user": user.name, "submissions": views})).into_response());
+        return Ok(
+            axum::Json(serde_json::json!({"user": user.name, "submissions": views}))
+                .into_response(),
+        );
     }
     let xsrf = app.auth.xsrf_token(&user.name);
-    Ok(Html(list_page(&app.settings.server.prefix, &user.name, &views, &xsrf)).into_response())
+    Ok(Html(list_page(
+        &app.settings.server.prefix,
+        &user.name,
+        &views,
+        &xsrf,
+    ))
+    .into_response())
 }
 
 /// `GET {prefix}submissions/{id}`: one submission, to its owner only (others get 404).
@@ -101,7 +114,9 @@ fn list_page(prefix: &str, user: &str, views: &[SubmissionView], xsrf: &str) -> 
          <script>document.getElementById('upload').addEventListener('submit',async e=>{{e.preventDefault();\
          const r=await fetch('{p}',{{method:'POST',body:new FormData(e.target),headers:{{'X-XSRFToken':'{x}'}}}});\
          document.getElementById('upload-result').textContent=await r.text();if(r.ok)setTimeout(()=>location.reload(),1500);}});</script>",
-        u = esc(user), p = esc(prefix), x = esc(xsrf)
+        u = esc(user),
+        p = esc(prefix),
+        x = esc(xsrf)
     );
     page("Your submissions", &body)
 }
@@ -110,8 +125,14 @@ fn detail_page(prefix: &str, v: &SubmissionView) -> String {
     let mut body = format!(
         "<p><a href=\"{p}\">All submissions</a></p><h1>Submission {id}: {a}</h1>\
          <p>{c}, section {s}. Received {t}.</p><p class=\"state {st}\" id=\"state\">{sum}</p>",
-        p = esc(prefix), id = v.id, a = esc(&v.assignment), c = esc(&v.course), s = esc(&v.section),
-        t = esc(&v.received_at), st = esc(&v.state), sum = esc(&summary(v))
+        p = esc(prefix),
+        id = v.id,
+        a = esc(&v.assignment),
+        c = esc(&v.course),
+        s = esc(&v.section),
+        t = esc(&v.received_at),
+        st = esc(&v.state),
+        sum = esc(&summary(v))
     );
     if let Some(m) = &v.message {
         body += &format!("<p id=\"message\">{}</p>", esc(m));
@@ -120,19 +141,38 @@ fn detail_page(prefix: &str, v: &SubmissionView) -> String {
         let rows: String = g
             .questions
             .iter()
-            .map(|q| format!("<tr><td>{}</td><td>{} / {}</td></tr>", esc(&q.name), q.score, q.max_score))
+            .map(|q| {
+                format!(
+                    "<tr><td>{}</td><td>{} / {}</td></tr>",
+                    esc(&q.name),
+                    q.score,
+                    q.max_score
+                )
+            })
             .collect();
         body += &format!(
             "<h2>Score: {} / {}</h2><table><tbody>{rows}</tbody></table>",
             g.score, g.max_score
         );
         if !g.public_feedback.is_empty() {
-            body += &format!("<h2>Public test results</h2><pre>{}</pre>", esc(&g.public_feedback));
+            body += &format!(
+                "<h2>Public test results</h2><pre>{}</pre>",
+                esc(&g.public_feedback)
+            );
         }
         let post = match g.post_state.as_str() {
             "posted" => "Your score has reached edX.".to_string(),
-            "pending" => format!("Sending your score to edX{}.", g.post_detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default()),
-            "dead" => format!("Your score could not be sent to edX: {}. Course staff can see this.", g.post_detail.as_deref().unwrap_or("unknown reason")),
+            "pending" => format!(
+                "Sending your score to edX{}.",
+                g.post_detail
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+            "dead" => format!(
+                "Your score could not be sent to edX: {}. Course staff can see this.",
+                g.post_detail.as_deref().unwrap_or("unknown reason")
+            ),
             "superseded" => "A newer submission's score is sent to edX instead.".to_string(),
             _ => "This assignment's score is not sent to edX.".to_string(),
         };

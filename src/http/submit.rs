@@ -36,11 +36,19 @@ fn body_kind(headers: &HeaderMap) -> BodyKind {
 
 /// A cookie-authenticated request must be JSON (a cross-site form cannot send that) or
 /// carry our XSRF token; a token-authenticated one needs neither.
-fn check_xsrf(app: &AppState, user: &HubUser, headers: &HeaderMap, kind: &BodyKind) -> Result<(), ApiError> {
+fn check_xsrf(
+    app: &AppState,
+    user: &HubUser,
+    headers: &HeaderMap,
+    kind: &BodyKind,
+) -> Result<(), ApiError> {
     if !user.via_cookie || matches!(kind, BodyKind::Json) {
         return Ok(());
     }
-    let token = headers.get("x-xsrftoken").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = headers
+        .get("x-xsrftoken")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if app.auth.check_xsrf(&user.name, token) {
         return Ok(());
     }
@@ -63,7 +71,11 @@ async fn multipart_file(req: Request, limit: usize) -> Result<bytes::Bytes, ApiE
     let mut mp = Multipart::from_request(req, &())
         .await
         .map_err(|e| ApiError::BadRequest(format!("the multipart upload is malformed: {e}")))?;
-    while let Some(field) = mp.next_field().await.map_err(|e| multipart_error(e, limit))? {
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
         if field.file_name().is_some() {
             return field.bytes().await.map_err(|e| multipart_error(e, limit));
         }
@@ -77,7 +89,10 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) ->
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::TooLarge { limit }
     } else {
-        ApiError::BadRequest(format!("the multipart upload is malformed: {}", e.body_text()))
+        ApiError::BadRequest(format!(
+            "the multipart upload is malformed: {}",
+            e.body_text()
+        ))
     }
 }
 
@@ -89,18 +104,25 @@ fn notebook_from(bytes: &[u8]) -> Result<Value, ApiError> {
         ))
     })?;
     match value {
-        Value::Object(mut o) if o.contains_key("nb") && !o.contains_key("cells") => match o.remove("nb") {
-            Some(Value::String(s)) => serde_json::from_str(&s)
-                .map_err(|e| ApiError::BadRequest(format!("`nb` is a string but not notebook JSON ({e})"))),
-            Some(nb) => Ok(nb),
-            None => unreachable!("checked contains_key"),
-        },
+        Value::Object(mut o) if o.contains_key("nb") && !o.contains_key("cells") => {
+            match o.remove("nb") {
+                Some(Value::String(s)) => serde_json::from_str(&s).map_err(|e| {
+                    ApiError::BadRequest(format!("`nb` is a string but not notebook JSON ({e})"))
+                }),
+                Some(nb) => Ok(nb),
+                None => unreachable!("checked contains_key"),
+            }
+        }
         other => Ok(other),
     }
 }
 
 /// `POST {prefix}`.
-pub async fn submit(State(app): State<AppState>, user: HubUser, req: Request) -> Result<Response, ApiError> {
+pub async fn submit(
+    State(app): State<AppState>,
+    user: HubUser,
+    req: Request,
+) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let kind = body_kind(&headers);
     check_xsrf(&app, &user, &headers, &kind)?;
@@ -131,7 +153,10 @@ pub async fn submit(State(app): State<AppState>, user: HubUser, req: Request) ->
             .and_then(|v| v.to_str().ok())
             .map(|p| p.chars().take(500).collect()),
     };
-    let (attempts, depth) = (app.settings.grading.max_attempts, app.settings.server.max_queue_depth);
+    let (attempts, depth) = (
+        app.settings.grading.max_attempts,
+        app.settings.server.max_queue_depth,
+    );
     let id = app
         .db
         .write(move |c| submissions::accept(c, &new, attempts, depth, now_ms()))

@@ -49,7 +49,9 @@ impl GradeJob {
         let meta = parse_names(&sub.course, &sub.section, &sub.assignment)
             .map_err(|e| Attempt::Fatal(format!("stored names are invalid: {e}")))?;
         let assignment = self.courses.lookup(&meta).map_err(|e| {
-            Attempt::Fatal(format!("the course config no longer has this assignment: {e}"))
+            Attempt::Fatal(format!(
+                "the course config no longer has this assignment: {e}"
+            ))
         })?;
         let request = GradeRequest {
             job_id: job.id,
@@ -149,7 +151,11 @@ impl Job for GradeJob {
         let started = std::time::Instant::now();
         match self.runner.grade(request).await {
             Ok(outcome) => {
-                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, ?post, "graded");
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    ?post,
+                    "graded"
+                );
                 self.apply(job, outcome, post).await
             }
             Err(e) => Attempt::Retry(e.to_string()),

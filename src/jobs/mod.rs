@@ -1,4 +1,4 @@
 //! The durable jobs this service runs on the queue.
 
 pub mod grade;
-
+pub mod post_score;

@@ -85,12 +85,23 @@ impl PostScoreJob {
             course_id: a.course_id.clone(),
             block_id: block.clone(),
             user: p.user.clone(),
-            score: if raw.is_finite() { raw.clamp(0.0, 1.0) } else { 0.0 },
+            score: if raw.is_finite() {
+                raw.clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
         };
         Ok(Some((post, raw)))
     }
 
-    async fn finish(&self, job: &ClaimedJob, grade_id: i64, state: &'static str, detail: Option<String>, score: Option<f64>) -> Attempt {
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        grade_id: i64,
+        state: &'static str,
+        detail: Option<String>,
+        score: Option<f64>,
+    ) -> Attempt {
         let j = job.clone();
         let res = self
             .db
@@ -130,18 +141,24 @@ impl Job for PostScoreJob {
             Ok(Some(x)) => x,
             Ok(None) => {
                 let why = Some("the course config no longer posts this assignment".to_string());
-                return self.finish(job, grade_id, "not_configured", why, None).await;
+                return self
+                    .finish(job, grade_id, "not_configured", why, None)
+                    .await;
             }
             Err(e) => return Attempt::Fatal(e),
         };
         tracing::info!(user = %post.user, score = post.score, raw, "posting score to edX");
         match self.client.post_score(&post).await {
             Ok(PostOutcome::Posted) => {
-                self.finish(job, grade_id, "posted", None, Some(post.score)).await
+                self.finish(job, grade_id, "posted", None, Some(post.score))
+                    .await
             }
-            Ok(PostOutcome::Rejected { code_major, description }) => {
-                Attempt::Fatal(format!("edX refused the score ({code_major}): {description}"))
-            }
+            Ok(PostOutcome::Rejected {
+                code_major,
+                description,
+            }) => Attempt::Fatal(format!(
+                "edX refused the score ({code_major}): {description}"
+            )),
             Err(e) if e.is_transient() => Attempt::Retry(e.to_string()),
             Err(e) => Attempt::Fatal(e.to_string()),
         }

@@ -85,7 +85,13 @@ impl HubApi for HubClient {
             401 | 403 => Ok(None),
             status => Err(HubError::Unexpected {
                 status,
-                body: resp.text().await.unwrap_or_default().chars().take(200).collect(),
+                body: resp
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect(),
             }),
         }
     }

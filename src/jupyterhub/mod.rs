@@ -93,9 +93,16 @@ impl Auth {
     pub async fn user_for_token(&self, token: &Secret) -> Result<HubUser, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.expose()).into();
         if let Some(name) = self.cached(&digest) {
-            return Ok(HubUser { name, via_cookie: false });
+            return Ok(HubUser {
+                name,
+                via_cookie: false,
+            });
         }
-        let identity = self.hub.identify(token).await?.ok_or(AuthError::InvalidToken)?;
+        let identity = self
+            .hub
+            .identify(token)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
         self.check_scopes(&identity)?;
         let mut cache = self.cache.lock().expect("auth cache poisoned");
         if cache.len() > 10_000 {
@@ -134,7 +141,11 @@ impl Auth {
     /// After the OAuth flow: who the access token belongs to.
     pub async fn user_for_code(&self, code: &str) -> Result<HubUser, AuthError> {
         let token = self.hub.exchange_code(code).await?;
-        let identity = self.hub.identify(&token).await?.ok_or(AuthError::InvalidToken)?;
+        let identity = self
+            .hub
+            .identify(&token)
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
         self.check_scopes(&identity)?;
         Ok(HubUser {
             name: identity.name,

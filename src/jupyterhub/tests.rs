@@ -6,10 +6,18 @@ struct FakeHub(Vec<(&'static str, HubIdentity)>);
 #[async_trait::async_trait]
 impl HubApi for FakeHub {
     async fn identify(&self, token: &Secret) -> Result<Option<HubIdentity>, HubError> {
-        Ok(self.0.iter().find(|(t, _)| *t == token.expose()).map(|(_, id)| id.clone()))
+        Ok(self
+            .0
+            .iter()
+            .find(|(t, _)| *t == token.expose())
+            .map(|(_, id)| id.clone()))
     }
     async fn exchange_code(&self, code: &str) -> Result<Secret, HubError> {
-        if code == "good" { Ok(Secret::new("t-alice")) } else { Err(HubError::BadCode) }
+        if code == "good" {
+            Ok(Secret::new("t-alice"))
+        } else {
+            Err(HubError::BadCode)
+        }
     }
 }
 
@@ -23,7 +31,10 @@ fn ident(name: &str, scopes: &[&str]) -> HubIdentity {
 
 fn auth() -> Auth {
     let hub = FakeHub(vec![
-        ("t-alice", ident("alice", &["access:services!service=otter_grade"])),
+        (
+            "t-alice",
+            ident("alice", &["access:services!service=otter_grade"]),
+        ),
         ("t-broad", ident("bob", &["access:services"])),
         ("t-none", ident("carol", &["read:users"])),
     ]);
@@ -39,8 +50,20 @@ fn auth() -> Auth {
 #[tokio::test]
 async fn tokens_need_the_access_scope() {
     let a = auth();
-    assert_eq!(a.user_for_token(&Secret::new("t-alice")).await.unwrap().name, "alice");
-    assert_eq!(a.user_for_token(&Secret::new("t-broad")).await.unwrap().name, "bob");
+    assert_eq!(
+        a.user_for_token(&Secret::new("t-alice"))
+            .await
+            .unwrap()
+            .name,
+        "alice"
+    );
+    assert_eq!(
+        a.user_for_token(&Secret::new("t-broad"))
+            .await
+            .unwrap()
+            .name,
+        "bob"
+    );
     assert!(matches!(
         a.user_for_token(&Secret::new("t-none")).await,
         Err(AuthError::MissingScope { .. })
@@ -55,7 +78,10 @@ async fn tokens_need_the_access_scope() {
 async fn oauth_code_gives_a_cookie_user() {
     let a = auth();
     assert_eq!(a.user_for_code("good").await.unwrap().name, "alice");
-    assert!(matches!(a.user_for_code("bad").await, Err(AuthError::Hub(HubError::BadCode))));
+    assert!(matches!(
+        a.user_for_code("bad").await,
+        Err(AuthError::Hub(HubError::BadCode))
+    ));
 }
 
 #[test]
@@ -72,7 +98,8 @@ fn session_cookie_round_trips_and_forgeries_fail() {
         Duration::from_secs(1),
         Duration::from_secs(1),
     );
-    let forged = SignedCookieJar::new(other.key().clone()).add(other.session_cookie("alice", "/", false));
+    let forged =
+        SignedCookieJar::new(other.key().clone()).add(other.session_cookie("alice", "/", false));
     // The forged cookie's signature does not verify under our key.
     let header = forged.get(SESSION_COOKIE).map(|c| c.to_string());
     assert!(header.is_some());

@@ -74,7 +74,14 @@ pub fn enqueue(conn: &Connection, job: &NewJob, now: i64) -> Result<i64, DbError
             ],
             |r| r.get(0),
         )?;
-    events::record(conn, now, Some(job.submission_id), Some(id), "job_queued", job.kind.as_str())?;
+    events::record(
+        conn,
+        now,
+        Some(job.submission_id),
+        Some(id),
+        "job_queued",
+        job.kind.as_str(),
+    )?;
     Ok(id)
 }
 
@@ -115,7 +122,14 @@ pub fn claim_next(
         .optional()?;
     if let Some(j) = &job {
         let detail = format!("attempt {}", j.attempt);
-        events::record(conn, now, Some(j.submission_id), Some(j.id), "job_claimed", &detail)?;
+        events::record(
+            conn,
+            now,
+            Some(j.submission_id),
+            Some(j.id),
+            "job_claimed",
+            &detail,
+        )?;
     }
     Ok(job)
 }
@@ -141,7 +155,14 @@ pub fn finish(conn: &Connection, job: &ClaimedJob, now: i64) -> Result<bool, DbE
         )?
         .execute(params![now, job.id, job.claim])?;
     if n == 1 {
-        events::record(conn, now, Some(job.submission_id), Some(job.id), "job_done", "")?;
+        events::record(
+            conn,
+            now,
+            Some(job.submission_id),
+            Some(job.id),
+            "job_done",
+            "",
+        )?;
     }
     Ok(n == 1)
 }
@@ -194,8 +215,19 @@ pub fn fail_with_backoff(
                 last_error = ?3, updated_at = ?4 WHERE id = ?5",
     )?
     .execute(params![state, at, error, now, job.id])?;
-    let event = if state == "dead" { "job_dead" } else { "job_retry" };
-    events::record(conn, now, Some(job.submission_id), Some(job.id), event, error)?;
+    let event = if state == "dead" {
+        "job_dead"
+    } else {
+        "job_retry"
+    };
+    events::record(
+        conn,
+        now,
+        Some(job.submission_id),
+        Some(job.id),
+        event,
+        error,
+    )?;
     Ok(outcome)
 }
 
@@ -219,11 +251,12 @@ pub fn live_job_ids(conn: &Connection) -> Result<Vec<i64>, DbError> {
 
 /// Jobs of `kind` waiting or running.
 pub fn depth(conn: &Connection, kind: JobKind) -> Result<u64, DbError> {
-    let n: i64 = conn.prepare_cached(
-        "SELECT (SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND state = 'queued')
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND state = 'queued')
               + (SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND state = 'running')",
-    )?
-    .query_row([kind.as_str()], |r| r.get(0))?;
+        )?
+        .query_row([kind.as_str()], |r| r.get(0))?;
     Ok(n as u64)
 }
 

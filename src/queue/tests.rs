@@ -41,29 +41,63 @@ fn backoff_then_dead_after_max_attempts() {
     let c = conn();
     submit(&c, 0);
     let j1 = claim_next(&c, JobKind::Grade, 0, 100).unwrap().unwrap();
-    assert_eq!(fail_with_backoff(&c, &j1, "engine down", 50, false, 10).unwrap(), FailOutcome::Retry { run_at: 60 });
-    assert!(claim_next(&c, JobKind::Grade, 59, 100).unwrap().is_none(), "not due yet");
+    assert_eq!(
+        fail_with_backoff(&c, &j1, "engine down", 50, false, 10).unwrap(),
+        FailOutcome::Retry { run_at: 60 }
+    );
+    assert!(
+        claim_next(&c, JobKind::Grade, 59, 100).unwrap().is_none(),
+        "not due yet"
+    );
     let j2 = claim_next(&c, JobKind::Grade, 60, 100).unwrap().unwrap();
-    assert!(matches!(fail_with_backoff(&c, &j2, "x", 50, false, 70).unwrap(), FailOutcome::Retry { .. }));
+    assert!(matches!(
+        fail_with_backoff(&c, &j2, "x", 50, false, 70).unwrap(),
+        FailOutcome::Retry { .. }
+    ));
     let j3 = claim_next(&c, JobKind::Grade, 200, 100).unwrap().unwrap();
-    assert_eq!(fail_with_backoff(&c, &j3, "still down", 50, false, 210).unwrap(), FailOutcome::Dead);
+    assert_eq!(
+        fail_with_backoff(&c, &j3, "still down", 50, false, 210).unwrap(),
+        FailOutcome::Dead
+    );
     let (state, err): (String, String) = c
-        .query_row("SELECT state, last_error FROM jobs WHERE id = ?1", [j3.id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT state, last_error FROM jobs WHERE id = ?1",
+            [j3.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((state.as_str(), err.as_str()), ("dead", "still down"));
-    assert_eq!(fail_with_backoff(&c, &j3, "late", 1, false, 300).unwrap(), FailOutcome::Stale);
+    assert_eq!(
+        fail_with_backoff(&c, &j3, "late", 1, false, 300).unwrap(),
+        FailOutcome::Stale
+    );
 }
 
 #[test]
 fn permanent_failures_and_horizon_end_at_once() {
     let c = conn();
     let sub = submit(&c, 0);
-    let job = NewJob { kind: JobKind::PostScore, submission_id: sub, grade_id: None, max_attempts: i64::MAX, give_up_at: Some(1000) };
+    let job = NewJob {
+        kind: JobKind::PostScore,
+        submission_id: sub,
+        grade_id: None,
+        max_attempts: i64::MAX,
+        give_up_at: Some(1000),
+    };
     enqueue(&c, &job, 0).unwrap();
     let j = claim_next(&c, JobKind::PostScore, 0, 100).unwrap().unwrap();
-    assert!(matches!(fail_with_backoff(&c, &j, "500", 500, false, 10).unwrap(), FailOutcome::Retry { .. }));
-    let j = claim_next(&c, JobKind::PostScore, 600, 100).unwrap().unwrap();
-    assert_eq!(fail_with_backoff(&c, &j, "500", 500, false, 600).unwrap(), FailOutcome::Dead, "past the horizon");
+    assert!(matches!(
+        fail_with_backoff(&c, &j, "500", 500, false, 10).unwrap(),
+        FailOutcome::Retry { .. }
+    ));
+    let j = claim_next(&c, JobKind::PostScore, 600, 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        fail_with_backoff(&c, &j, "500", 500, false, 600).unwrap(),
+        FailOutcome::Dead,
+        "past the horizon"
+    );
 }
 
 #[test]
@@ -83,9 +117,16 @@ fn requeue_expired_and_depth() {
 fn queue_full_is_refused() {
     let c = conn();
     let s = NewSubmission {
-        user: "u".into(), course: "c".into(), section: "1".into(), assignment: "a".into(),
-        notebook: vec![], notebook_path: None,
+        user: "u".into(),
+        course: "c".into(),
+        section: "1".into(),
+        assignment: "a".into(),
+        notebook: vec![],
+        notebook_path: None,
     };
     accept(&c, &s, 3, 1, 0).unwrap();
-    assert!(matches!(accept(&c, &s, 3, 1, 0), Err(DbError::QueueFull { depth: 1 })));
+    assert!(matches!(
+        accept(&c, &s, 3, 1, 0),
+        Err(DbError::QueueFull { depth: 1 })
+    ));
 }

@@ -127,13 +127,20 @@ impl<J: Job> Worker<J> {
         let due = self.db.read(move |c| super::next_due(c, kind)).await;
         let poll = self.config.idle_poll;
         match due {
-            Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, poll.as_millis() as i64) as u64),
+            Ok(Some(at)) => {
+                Duration::from_millis((at - now_ms()).clamp(0, poll.as_millis() as i64) as u64)
+            }
             _ => poll,
         }
     }
 
     async fn run_one(&self, claimed: ClaimedJob) {
-        let span = tracing::info_span!("job", job_id = claimed.id, submission_id = claimed.submission_id, attempt = claimed.attempt);
+        let span = tracing::info_span!(
+            "job",
+            job_id = claimed.id,
+            submission_id = claimed.submission_id,
+            attempt = claimed.attempt
+        );
         let job = self.job.clone();
         let c = claimed.clone();
         let mut task = tokio::spawn(async move { job.run(&c).await }.instrument(span.clone()));
@@ -153,9 +160,16 @@ impl<J: Job> Worker<J> {
     async fn renew(&self, claimed: &ClaimedJob) {
         let c = claimed.clone();
         let until = now_ms() + self.config.lease.as_millis() as i64;
-        match self.db.write(move |conn| super::renew(conn, &c, until)).await {
+        match self
+            .db
+            .write(move |conn| super::renew(conn, &c, until))
+            .await
+        {
             Ok(true) => {}
-            Ok(false) => tracing::warn!(job_id = claimed.id, "lease lost; the result will be discarded"),
+            Ok(false) => tracing::warn!(
+                job_id = claimed.id,
+                "lease lost; the result will be discarded"
+            ),
             Err(e) => tracing::error!(error = %e, "cannot renew lease"),
         }
     }

@@ -16,7 +16,11 @@ async fn hub_token_submission_is_graded_with_the_right_score() {
     assert_eq!(v["state"], "graded", "{v}");
     assert_eq!(v["user"], "alice");
     let g = &v["grade"];
-    assert_eq!((g["score"].as_f64(), g["max_score"].as_f64()), (Some(5.0), Some(5.0)), "{v}");
+    assert_eq!(
+        (g["score"].as_f64(), g["max_score"].as_f64()),
+        (Some(5.0), Some(5.0)),
+        "{v}"
+    );
     assert_eq!(g["questions"].as_array().unwrap().len(), 3);
     assert!(!g["public_feedback"].as_str().unwrap().is_empty());
     // Per-question output may contain hidden tests: never sent to the student.
@@ -31,19 +35,49 @@ async fn missing_invalid_and_unscoped_tokens_are_refused() {
     assert_eq!(r.status(), 401);
     assert!(r.text().await.unwrap().contains("not logged in"));
 
-    let r = app.http.post(&app.url).header("Authorization", "token not-a-real-token").json(&nb).send().await.unwrap();
+    let r = app
+        .http
+        .post(&app.url)
+        .header("Authorization", "token not-a-real-token")
+        .json(&nb)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 
-    let unscoped = hub().user_token("dave", Some(&["read:users:name!user"])).await;
-    let r = app.http.post(&app.url).header("Authorization", format!("token {unscoped}")).json(&nb).send().await.unwrap();
+    let unscoped = hub()
+        .user_token("dave", Some(&["read:users:name!user"]))
+        .await;
+    let r = app
+        .http
+        .post(&app.url)
+        .header("Authorization", format!("token {unscoped}"))
+        .json(&nb)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert!(r.text().await.unwrap().contains("access:services!service=otter_grade"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("access:services!service=otter_grade")
+    );
 
     // A browser page load without a session goes to the Hub's OAuth flow instead.
-    let r = app.http.get(&app.url).header("Accept", "text/html").send().await.unwrap();
+    let r = app
+        .http
+        .get(&app.url)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
     let location = r.headers()["location"].to_str().unwrap();
-    assert!(location.starts_with("/hub/api/oauth2/authorize?client_id=service-otter_grade"), "{location}");
+    assert!(
+        location.starts_with("/hub/api/oauth2/authorize?client_id=service-otter_grade"),
+        "{location}"
+    );
 }
 
 #[tokio::test]
@@ -52,7 +86,10 @@ async fn forged_cookie_and_foreign_headers_do_not_authenticate() {
     let r = app
         .http
         .get(format!("{}submissions", app.url))
-        .header("Cookie", "otter-service-session=WyJhbGljZSIsOTk5OTk5OTk5OV0")
+        .header(
+            "Cookie",
+            "otter-service-session=WyJhbGljZSIsOTk5OTk5OTk5OV0",
+        )
         .header("Accept", "application/json")
         .send()
         .await
@@ -67,7 +104,11 @@ async fn forged_cookie_and_foreign_headers_do_not_authenticate() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401, "Referer / X-Otter-User must not identify anyone");
+    assert_eq!(
+        r.status(),
+        401,
+        "Referer / X-Otter-User must not identify anyone"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +120,10 @@ async fn referer_naming_another_user_changes_nothing_and_owners_only_see_their_o
         .http
         .post(&app.url)
         .header("Authorization", format!("token {erin}"))
-        .header("Referer", "http://127.0.0.1/user/frank/notebooks/demo1.ipynb")
+        .header(
+            "Referer",
+            "http://127.0.0.1/user/frank/notebooks/demo1.ipynb",
+        )
         .header("X-Otter-User", "frank")
         .header("Accept", "application/json")
         .json(&serde_json::json!({ "nb": sample("correct") }))
@@ -87,11 +131,16 @@ async fn referer_naming_another_user_changes_nothing_and_owners_only_see_their_o
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["submission_id"].as_i64().unwrap();
+    let id = r.json::<Value>().await.unwrap()["submission_id"]
+        .as_i64()
+        .unwrap();
     let (code, v) = app.status(&erin, id).await;
     assert_eq!((code, v["user"].as_str()), (200, Some("erin")));
     let (code, _) = app.status(&frank, id).await;
-    assert_eq!(code, 404, "another user's submission must look like it does not exist");
+    assert_eq!(
+        code, 404,
+        "another user's submission must look like it does not exist"
+    );
     let list: Value = app
         .http
         .get(format!("{}submissions", app.url))
@@ -110,12 +159,23 @@ async fn referer_naming_another_user_changes_nothing_and_owners_only_see_their_o
 /// follow the redirects to the Hub's login form, post it, land back on our page.
 async fn browser_login(user: &str) -> (reqwest::Client, String) {
     let h = hub();
-    let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
     let page = format!("{}{}", h.hub_url, crate::helpers::PREFIX);
-    let r = browser.get(&page).header("Accept", "text/html").send().await.unwrap();
+    let r = browser
+        .get(&page)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     let login_url = r.url().clone();
     let html = r.text().await.unwrap();
-    assert!(login_url.path().ends_with("/hub/login"), "expected the Hub's login page, got {login_url}");
+    assert!(
+        login_url.path().ends_with("/hub/login"),
+        "expected the Hub's login page, got {login_url}"
+    );
     let xsrf = html
         .split("name=\"_xsrf\" value=\"")
         .nth(1)
@@ -130,9 +190,16 @@ async fn browser_login(user: &str) -> (reqwest::Client, String) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.url());
-    assert_eq!(r.url().path(), crate::helpers::PREFIX, "back on our page after the OAuth callback");
+    assert_eq!(
+        r.url().path(),
+        crate::helpers::PREFIX,
+        "back on our page after the OAuth callback"
+    );
     let body = r.text().await.unwrap();
-    assert!(body.contains(&format!("Logged in as <b>{user}</b>")), "{body}");
+    assert!(
+        body.contains(&format!("Logged in as <b>{user}</b>")),
+        "{body}"
+    );
     (browser, page)
 }
 
@@ -148,7 +215,9 @@ async fn browser_oauth_flow_sets_a_cookie_that_reads_own_submissions() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["submission_id"].as_i64().unwrap();
+    let id = r.json::<Value>().await.unwrap()["submission_id"]
+        .as_i64()
+        .unwrap();
     let token = hub().user_token("grace", None).await;
     let v = wait_done(&browser, &page, &token, id, Duration::from_secs(120)).await;
     assert_eq!(v["state"], "graded");
@@ -161,12 +230,16 @@ async fn browser_oauth_flow_sets_a_cookie_that_reads_own_submissions() {
         .text()
         .await
         .unwrap();
-    assert!(html.contains(&format!("Submission {id}")) && html.contains("Score:"), "{html}");
+    assert!(
+        html.contains(&format!("Submission {id}")) && html.contains("Score:"),
+        "{html}"
+    );
 
     // A cookie-authenticated upload that is not JSON needs our XSRF token.
     let form = reqwest::multipart::Form::new().part(
         "notebook",
-        reqwest::multipart::Part::bytes(sample("correct").to_string().into_bytes()).file_name("demo1.ipynb"),
+        reqwest::multipart::Part::bytes(sample("correct").to_string().into_bytes())
+            .file_name("demo1.ipynb"),
     );
     let r = browser.post(&page).multipart(form).send().await.unwrap();
     assert_eq!(r.status(), 403);

@@ -32,7 +32,11 @@ async fn kill_9_mid_grading_loses_nothing_and_grades_each_once() {
             .await
             .unwrap();
         assert_eq!(r.status(), 202);
-        ids.push(r.json::<serde_json::Value>().await.unwrap()["submission_id"].as_i64().unwrap());
+        ids.push(
+            r.json::<serde_json::Value>().await.unwrap()["submission_id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
     // Wait until some are graded and others are mid-grading, then kill -9.
     let start = Instant::now();
@@ -40,7 +44,10 @@ async fn kill_9_mid_grading_loses_nothing_and_grades_each_once() {
         assert!(start.elapsed() < Duration::from_secs(120), "nothing graded");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let running = count(&service.db_path, "SELECT COUNT(*) FROM jobs WHERE state = 'running'");
+    let running = count(
+        &service.db_path,
+        "SELECT COUNT(*) FROM jobs WHERE state = 'running'",
+    );
     assert!(running > 0, "some jobs must be mid-grading when killed");
     service.kill9();
     let graded_before = count(&service.db_path, "SELECT COUNT(*) FROM grades");
@@ -50,13 +57,31 @@ async fn kill_9_mid_grading_loses_nothing_and_grades_each_once() {
         assert_eq!(v["state"], "graded", "{v}");
         assert_eq!(v["grade"]["score"], 5.0);
     }
-    assert_eq!(count(&service.db_path, "SELECT COUNT(*) FROM submissions"), 50);
-    assert_eq!(count(&service.db_path, "SELECT COUNT(*) FROM grades"), 50, "one grade row each");
     assert_eq!(
-        count(&service.db_path, "SELECT COUNT(DISTINCT submission_id) FROM grades"),
+        count(&service.db_path, "SELECT COUNT(*) FROM submissions"),
         50
     );
-    let retried = count(&service.db_path, "SELECT COUNT(*) FROM jobs WHERE attempts > 1");
-    assert!(retried >= running, "the interrupted jobs ran again ({retried} < {running})");
-    eprintln!("crash test: {graded_before} graded before kill -9, {running} interrupted, all 50 graded once");
+    assert_eq!(
+        count(&service.db_path, "SELECT COUNT(*) FROM grades"),
+        50,
+        "one grade row each"
+    );
+    assert_eq!(
+        count(
+            &service.db_path,
+            "SELECT COUNT(DISTINCT submission_id) FROM grades"
+        ),
+        50
+    );
+    let retried = count(
+        &service.db_path,
+        "SELECT COUNT(*) FROM jobs WHERE attempts > 1",
+    );
+    assert!(
+        retried >= running,
+        "the interrupted jobs ran again ({retried} < {running})"
+    );
+    eprintln!(
+        "crash test: {graded_before} graded before kill -9, {running} interrupted, all 50 graded once"
+    );
 }

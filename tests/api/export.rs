@@ -9,7 +9,12 @@ use otter_service::grading::{GradeOutcome, GradeResults, StudentFault};
 use rusqlite::Connection;
 
 fn graded(score: f64) -> GradeOutcome {
-    GradeOutcome::Graded(GradeResults { score, max_score: 5.0, tests: vec![], public_feedback: String::new() })
+    GradeOutcome::Graded(GradeResults {
+        score,
+        max_score: 5.0,
+        tests: vec![],
+        public_feedback: String::new(),
+    })
 }
 
 /// A database with grades for two users, two assignments, two sections; returns its path.
@@ -27,16 +32,27 @@ fn fixture(dir: &std::path::Path) -> std::path::PathBuf {
     ];
     for (i, (user, section, lab, score)) in rows.iter().enumerate() {
         let s = NewSubmission {
-            user: user.to_string(), course: "8x".into(), section: section.to_string(),
-            assignment: lab.to_string(), notebook: b"{}".to_vec(), notebook_path: None,
+            user: user.to_string(),
+            course: "8x".into(),
+            section: section.to_string(),
+            assignment: lab.to_string(),
+            notebook: b"{}".to_vec(),
+            notebook_path: None,
         };
         let t = 1_000_000 + i as i64 * 1000;
         let id = accept(&c, &s, 3, 100, t).unwrap();
-        let job = otter_service::queue::claim_next(&c, otter_service::queue::JobKind::Grade, t, 1000).unwrap().unwrap();
+        let job =
+            otter_service::queue::claim_next(&c, otter_service::queue::JobKind::Grade, t, 1000)
+                .unwrap()
+                .unwrap();
         otter_service::queue::finish(&c, &job, t).unwrap();
         let outcome = match score {
             Some(x) => graded(*x),
-            None => GradeOutcome::Failed { fault: StudentFault::Timeout, message: "t".into(), log_tail: String::new() },
+            None => GradeOutcome::Failed {
+                fault: StudentFault::Timeout,
+                message: "t".into(),
+                log_tail: String::new(),
+            },
         };
         grades::insert(&c, id, job.id, &outcome, "not_configured", t + 500).unwrap();
     }
@@ -50,14 +66,31 @@ fn dump(db: &std::path::Path, args: &[&str]) -> Vec<BTreeMap<String, String>> {
         .env("OTTER_DATABASE__PATH", db)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut r = csv::Reader::from_reader(out.stdout.as_slice());
     let headers = r.headers().unwrap().clone();
-    for col in ["userid", "grade", "course", "section", "assignment", "timestamp"] {
+    for col in [
+        "userid",
+        "grade",
+        "course",
+        "section",
+        "assignment",
+        "timestamp",
+    ] {
         assert!(headers.iter().any(|h| h == col), "missing column {col}");
     }
     r.records()
-        .map(|row| headers.iter().zip(row.unwrap().iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect())
+        .map(|row| {
+            headers
+                .iter()
+                .zip(row.unwrap().iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
         .collect()
 }
 
@@ -69,11 +102,22 @@ fn expected(db: &std::path::Path, sql_filter: &str) -> Vec<(String, String, f64)
          WHERE {sql_filter} ORDER BY g.graded_at, g.id"
     );
     let mut stmt = c.prepare(&sql).unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn triples(rows: &[BTreeMap<String, String>]) -> Vec<(String, String, f64)> {
-    rows.iter().map(|r| (r["userid"].clone(), r["assignment"].clone(), r["grade"].parse().unwrap())).collect()
+    rows.iter()
+        .map(|r| {
+            (
+                r["userid"].clone(),
+                r["assignment"].clone(),
+                r["grade"].parse().unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -81,21 +125,37 @@ fn dump_grades_matches_the_database_for_each_policy_and_filter() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path());
     assert_eq!(triples(&dump(&db, &[])), expected(&db, "1"));
-    assert_eq!(triples(&dump(&db, &["--section", "2"])), expected(&db, "s.section = '2'"));
-    assert_eq!(triples(&dump(&db, &["--assignment", "lab1", "--user", "amy"])), expected(&db, "s.user = 'amy'"));
-    let latest = "g.id IN (SELECT MAX(g2.id) FROM grades g2 JOIN submissions s2 ON s2.id = g2.submission_id
+    assert_eq!(
+        triples(&dump(&db, &["--section", "2"])),
+        expected(&db, "s.section = '2'")
+    );
+    assert_eq!(
+        triples(&dump(&db, &["--assignment", "lab1", "--user", "amy"])),
+        expected(&db, "s.user = 'amy'")
+    );
+    let latest =
+        "g.id IN (SELECT MAX(g2.id) FROM grades g2 JOIN submissions s2 ON s2.id = g2.submission_id
                    GROUP BY s2.user, s2.course, s2.section, s2.assignment)";
-    assert_eq!(triples(&dump(&db, &["--policy", "latest"])), expected(&db, latest));
+    assert_eq!(
+        triples(&dump(&db, &["--policy", "latest"])),
+        expected(&db, latest)
+    );
     let best = dump(&db, &["--policy", "best"]);
     let amy: Vec<_> = best.iter().filter(|r| r["userid"] == "amy").collect();
     assert_eq!(amy.len(), 1);
     assert_eq!(amy[0]["grade"], "0.8", "amy's best is 4/5");
     assert_eq!(best.len(), 3);
-    let weird = best.iter().find(|r| r["userid"] == "o'neil, jr").expect("quoted name survives");
+    let weird = best
+        .iter()
+        .find(|r| r["userid"] == "o'neil, jr")
+        .expect("quoted name survives");
     assert_eq!(weird["section"], "2");
     // Writing to a file gives the same rows.
     let out = dir.path().join("grades.csv");
-    let file_rows = dump(&db, &["--policy", "latest", "--output", out.to_str().unwrap()]);
+    let file_rows = dump(
+        &db,
+        &["--policy", "latest", "--output", out.to_str().unwrap()],
+    );
     assert!(file_rows.is_empty(), "nothing on stdout with --output");
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 1 + expected(&db, latest).len());

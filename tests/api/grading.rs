@@ -16,13 +16,18 @@ async fn an_infinite_loop_is_killed_at_the_limit_and_the_next_submission_grades(
     let start = Instant::now();
     let looping = app.submit_ok(&token, &sample("infinite_loop")).await;
     let next = app.submit_ok(&token, &sample("partial")).await;
-    let v = app.wait_done(&token, looping, Duration::from_secs(60)).await;
+    let v = app
+        .wait_done(&token, looping, Duration::from_secs(60))
+        .await;
     assert_eq!(v["state"], "failed", "{v}");
     assert_eq!(v["grade"]["status"], "timeout");
     assert_eq!(v["grade"]["score"], 0.0);
     let msg = v["message"].as_str().unwrap();
     assert!(msg.contains("time limit of 15 seconds"), "{msg}");
-    assert!(start.elapsed() < Duration::from_secs(45), "killed near the limit, not later");
+    assert!(
+        start.elapsed() < Duration::from_secs(45),
+        "killed near the limit, not later"
+    );
     let v = app.wait_done(&token, next, Duration::from_secs(60)).await;
     assert_eq!(v["state"], "graded", "{v}");
     assert!(v["grade"]["score"].as_f64().unwrap() > 0.0);

@@ -24,9 +24,11 @@ pub fn repo_path(p: &str) -> PathBuf {
 
 /// The otter-grader environment made by scripts/setup-python.sh.
 pub fn otter_venv() -> PathBuf {
-    let venv = std::env::var_os("OTTER_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/otter-service/otter-venv")
-    });
+    let venv = std::env::var_os("OTTER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/otter-service/otter-venv")
+        });
     assert!(
         venv.join("bin/otter").exists(),
         "otter-grader is not installed at {}: run scripts/setup-python.sh",
@@ -105,10 +107,17 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut s = test_settings(dir.path(), 0);
     adjust(&mut s);
     let h = &s.hub;
-    let hub_client = Arc::new(HubClient::new(&h.api_url, &h.client_id, h.api_token.clone(), &h.oauth_callback_url));
+    let hub_client = Arc::new(HubClient::new(
+        &h.api_url,
+        &h.client_id,
+        h.api_token.clone(),
+        &h.oauth_callback_url,
+    ));
     let runner = Arc::new(LocalRunner::new(&s.grading.python_env).await);
     let prefix = s.server.prefix.clone();
-    let service = Service::build_with(s, hub_client, runner, None).await.expect("service builds");
+    let service = Service::build_with(s, hub_client, runner, None)
+        .await
+        .expect("service builds");
     let port = service.port();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(service.run(async move {
@@ -116,7 +125,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     }));
     TestApp {
         url: format!("http://127.0.0.1:{port}{prefix}"),
-        http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
         stop: Some(tx),
         _dir: dir,
     }
@@ -165,7 +177,13 @@ impl TestApp {
 }
 
 /// Poll `{url}submissions/{id}` until it leaves the queue.
-pub async fn wait_done(http: &reqwest::Client, url: &str, token: &str, id: i64, limit: Duration) -> Value {
+pub async fn wait_done(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    id: i64,
+    limit: Duration,
+) -> Value {
     let start = Instant::now();
     loop {
         let r = http
@@ -174,15 +192,18 @@ pub async fn wait_done(http: &reqwest::Client, url: &str, token: &str, id: i64, 
             .header("Accept", "application/json")
             .send()
             .await;
-        if let Ok(r) = r {
-            if r.status() == 200 {
-                let v: Value = r.json().await.unwrap();
-                if matches!(v["state"].as_str(), Some("graded" | "failed" | "dead")) {
-                    return v;
-                }
+        if let Ok(r) = r
+            && r.status() == 200
+        {
+            let v: Value = r.json().await.unwrap();
+            if matches!(v["state"].as_str(), Some("graded" | "failed" | "dead")) {
+                return v;
             }
         }
-        assert!(start.elapsed() < limit, "submission {id} not done within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "submission {id} not done within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -280,6 +301,12 @@ lease_secs = 5
     /// `http://127.0.0.1:PORT/services/otter_grade/`
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}{PREFIX}", self.port)
+    }
+
+    /// The process id, while running.
+    #[allow(dead_code)] // used by benches/intake.rs, which shares this file
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `kill -9`: no shutdown, no cleanup.

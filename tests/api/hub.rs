@@ -26,6 +26,8 @@ pub struct TestHub {
     pub api_url: String,
     /// Kept alive (and stopped at exit) for as long as the Hub runs.
     _service: ServiceProcess,
+    /// The jupyterhub process (stopped by PID at exit).
+    _process: Mutex<Child>,
     pub dir: PathBuf,
 }
 
@@ -57,13 +59,19 @@ pub fn stop_at_exit(pid: u32) {
 
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn hub_venv() -> PathBuf {
-    std::env::var_os("OTTER_HUB_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/otter-service/hub-venv")
-    })
+    std::env::var_os("OTTER_HUB_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/otter-service/hub-venv")
+        })
 }
 
 /// The shared Hub, started on first use.
@@ -82,7 +90,11 @@ impl TestHub {
             "JupyterHub is not installed at {}: run scripts/setup-jupyterhub.sh",
             venv.display()
         );
-        let dir = tempfile::Builder::new().prefix("otter-test-hub-").tempdir().unwrap().keep();
+        let dir = tempfile::Builder::new()
+            .prefix("otter-test-hub-")
+            .tempdir()
+            .unwrap()
+            .keep();
         let (hub_port, api_port, proxy_port, service_port) =
             (free_port(), free_port(), free_port(), free_port());
         let api_url = format!("http://127.0.0.1:{api_port}/hub/api");
@@ -118,7 +130,11 @@ c.JupyterHub.load_roles = [
         );
         std::fs::write(dir.join("jupyterhub_config.py"), config).unwrap();
         let log = std::fs::File::create(dir.join("jupyterhub.log")).unwrap();
-        let path = format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            venv.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let child: Child = Command::new(&jupyterhub)
             .args(["-f", "jupyterhub_config.py"])
             .current_dir(&dir)
@@ -133,14 +149,15 @@ c.JupyterHub.load_roles = [
             hub_url: format!("http://127.0.0.1:{hub_port}"),
             api_url,
             _service: service,
+            _process: Mutex::new(child),
             dir,
         };
         hub.wait_ready(Duration::from_secs(90));
         // The proxy outlives a SIGTERMed hub unless stopped too.
-        if let Ok(pid) = std::fs::read_to_string(hub.dir.join("proxy.pid")) {
-            if let Ok(pid) = pid.trim().parse() {
-                stop_at_exit(pid);
-            }
+        if let Ok(pid) = std::fs::read_to_string(hub.dir.join("proxy.pid"))
+            && let Ok(pid) = pid.trim().parse()
+        {
+            stop_at_exit(pid);
         }
         hub
     }
@@ -161,7 +178,12 @@ c.JupyterHub.load_roles = [
     }
 
     /// Admin call to the Hub API.
-    async fn admin(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> reqwest::Response {
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
         reqwest::Client::new()
             .request(method, format!("{}{path}", self.api_url))
             .header("Authorization", format!("token {ADMIN_TOKEN}"))
@@ -174,14 +196,31 @@ c.JupyterHub.load_roles = [
     /// Create `name` (if needed) and a token for them. `scopes: None` = the user's own
     /// permissions (which include the access scope, through the `user` role).
     pub async fn user_token(&self, name: &str, scopes: Option<&[&str]>) -> String {
-        let r = self.admin(reqwest::Method::POST, &format!("/users/{name}"), json!({})).await;
-        assert!(r.status().is_success() || r.status() == 409, "create user: {}", r.status());
+        let r = self
+            .admin(reqwest::Method::POST, &format!("/users/{name}"), json!({}))
+            .await;
+        assert!(
+            r.status().is_success() || r.status() == 409,
+            "create user: {}",
+            r.status()
+        );
         let body = match scopes {
             Some(s) => json!({"note": "otter test", "scopes": s}),
             None => json!({"note": "otter test"}),
         };
-        let r = self.admin(reqwest::Method::POST, &format!("/users/{name}/tokens"), body).await;
-        assert!(r.status().is_success(), "create token: {} {}", r.status(), r.text().await.unwrap());
+        let r = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/users/{name}/tokens"),
+                body,
+            )
+            .await;
+        assert!(
+            r.status().is_success(),
+            "create token: {} {}",
+            r.status(),
+            r.text().await.unwrap()
+        );
         let v: serde_json::Value = r.json().await.unwrap();
         v["token"].as_str().unwrap().to_string()
     }

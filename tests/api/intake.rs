@@ -10,7 +10,12 @@ fn with_meta(mut nb: Value, meta: Value) -> Value {
     nb
 }
 
-async fn post_raw(app: &crate::helpers::TestApp, token: &str, ct: &str, body: Vec<u8>) -> (u16, String) {
+async fn post_raw(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    ct: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
     let r = app
         .http
         .post(&app.url)
@@ -30,25 +35,93 @@ async fn each_bad_submission_gets_a_4xx_naming_the_problem() {
     let good = sample("correct");
     let otter = |c: &str, s: &str, a: &str| json!({"otter_service": {"course": c, "section": s, "assignment": a}});
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("not JSON", b"this is not json".to_vec(), 400, "not valid JSON"),
-        ("not a notebook", br#"{"nb": [1, 2, 3]}"#.to_vec(), 400, "not a Jupyter notebook"),
-        ("no metadata", with_meta(good.clone(), json!({})).to_string().into_bytes(), 400, "metadata.otter_service"),
-        ("missing key", with_meta(good.clone(), json!({"otter_service": {"course": "demo", "section": "1"}})).to_string().into_bytes(), 400, "otter_service.assignment"),
-        ("unknown course", with_meta(good.clone(), otter("nope", "1", "demo1")).to_string().into_bytes(), 400, "unknown course \"nope\""),
-        ("unknown section", with_meta(good.clone(), otter("demo", "9", "demo1")).to_string().into_bytes(), 400, "unknown section \"9\""),
-        ("unknown assignment", with_meta(good.clone(), otter("demo", "1", "hw99")).to_string().into_bytes(), 400, "unknown assignment \"hw99\""),
-        ("path traversal", with_meta(good.clone(), otter("demo", "1", "../../etc/passwd")).to_string().into_bytes(), 400, "path separator"),
-        ("too large", json!({"nb": good.clone(), "pad": "x".repeat(300_000)}).to_string().into_bytes(), 413, "larger than the limit"),
+        (
+            "not JSON",
+            b"this is not json".to_vec(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "not a notebook",
+            br#"{"nb": [1, 2, 3]}"#.to_vec(),
+            400,
+            "not a Jupyter notebook",
+        ),
+        (
+            "no metadata",
+            with_meta(good.clone(), json!({})).to_string().into_bytes(),
+            400,
+            "metadata.otter_service",
+        ),
+        (
+            "missing key",
+            with_meta(
+                good.clone(),
+                json!({"otter_service": {"course": "demo", "section": "1"}}),
+            )
+            .to_string()
+            .into_bytes(),
+            400,
+            "otter_service.assignment",
+        ),
+        (
+            "unknown course",
+            with_meta(good.clone(), otter("nope", "1", "demo1"))
+                .to_string()
+                .into_bytes(),
+            400,
+            "unknown course \"nope\"",
+        ),
+        (
+            "unknown section",
+            with_meta(good.clone(), otter("demo", "9", "demo1"))
+                .to_string()
+                .into_bytes(),
+            400,
+            "unknown section \"9\"",
+        ),
+        (
+            "unknown assignment",
+            with_meta(good.clone(), otter("demo", "1", "hw99"))
+                .to_string()
+                .into_bytes(),
+            400,
+            "unknown assignment \"hw99\"",
+        ),
+        (
+            "path traversal",
+            with_meta(good.clone(), otter("demo", "1", "../../etc/passwd"))
+                .to_string()
+                .into_bytes(),
+            400,
+            "path separator",
+        ),
+        (
+            "too large",
+            json!({"nb": good.clone(), "pad": "x".repeat(300_000)})
+                .to_string()
+                .into_bytes(),
+            413,
+            "larger than the limit",
+        ),
     ];
     for (what, body, status, needle) in cases {
         let (code, text) = post_raw(&app, &token, "application/json", body).await;
         assert_eq!(code, status, "{what}: {text}");
-        assert!(text.contains(needle), "{what}: {text:?} should mention {needle:?}");
+        assert!(
+            text.contains(needle),
+            "{what}: {text:?} should mention {needle:?}"
+        );
     }
     // Nothing was stored, and a good submission still goes through.
     let r = app.submit(&token, &good).await;
     assert_eq!(r.status(), 202);
-    let health = app.http.get(format!("{}healthz", app.url)).send().await.unwrap();
+    let health = app
+        .http
+        .get(format!("{}healthz", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     let list: Value = app
         .http
@@ -101,7 +174,12 @@ async fn missing_autograder_zip_is_named() {
     nb["metadata"]["otter_service"]["assignment"] = json!("ghost");
     let r = app.submit(&token, &nb).await;
     assert_eq!(r.status(), 422);
-    assert!(r.text().await.unwrap().contains("\"ghost\" has no autograder"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("\"ghost\" has no autograder")
+    );
 }
 
 #[tokio::test]
@@ -110,15 +188,36 @@ async fn the_three_body_forms_and_gofer_metadata_are_accepted() {
     let token = hub().user_token("ken", None).await;
     let nb = sample("correct");
     // A raw notebook body.
-    let (code, text) = post_raw(&app, &token, "application/json", nb.to_string().into_bytes()).await;
+    let (code, text) = post_raw(
+        &app,
+        &token,
+        "application/json",
+        nb.to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(code, 202, "{text}");
-    assert!(text.contains("received") && text.contains("/services/otter_grade/submissions/"), "{text}");
+    assert!(
+        text.contains("received") && text.contains("/services/otter_grade/submissions/"),
+        "{text}"
+    );
     // A multipart upload of an .ipynb file (token auth needs no XSRF token).
-    let form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(nb.to_string().into_bytes()).file_name("demo1.ipynb"));
-    let r = app.http.post(&app.url).header("Authorization", format!("token {token}")).multipart(form).send().await.unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(nb.to_string().into_bytes()).file_name("demo1.ipynb"),
+    );
+    let r = app
+        .http
+        .post(&app.url)
+        .header("Authorization", format!("token {token}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     // gofer_service metadata.
-    let gofer = with_meta(nb.clone(), json!({"course": "demo", "section": 1, "lab": "demo1", "kernelspec": nb["metadata"]["kernelspec"]}));
+    let gofer = with_meta(
+        nb.clone(),
+        json!({"course": "demo", "section": 1, "lab": "demo1", "kernelspec": nb["metadata"]["kernelspec"]}),
+    );
     assert_eq!(app.submit(&token, &gofer).await.status(), 202);
 }

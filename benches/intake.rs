@@ -1,0 +1,211 @@
+//! Intake benchmark: authenticated clients posting a 60 KB notebook to the real service
+//! binary (grading paused: `workers = 0`), against a real JupyterHub, compared with raw
+//! SQLite commits of the same row size on the same disk in the same run.
+//!
+//! Run: `cargo bench --bench intake` (after scripts/setup-python.sh and
+//! scripts/setup-jupyterhub.sh). Knobs: INTAKE_CLIENTS (200), INTAKE_SECS (10),
+//! INTAKE_FILL (10000, the queue depth at which RSS is read).
+
+#[path = "../tests/api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+#[path = "../tests/api/hub.rs"]
+#[allow(dead_code)]
+mod hub;
+
+use std::time::{Duration, Instant};
+
+use helpers::{ServiceProcess, port, sample};
+use hub::hub;
+use serde_json::{Value, json};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The demo notebook padded with a markdown cell to `size` bytes of JSON.
+fn notebook_of_size(size: usize) -> Value {
+    let mut nb = sample("correct");
+    let base = json!({ "nb": nb }).to_string().len();
+    let pad = size.saturating_sub(base + 100);
+    nb["cells"].as_array_mut().unwrap().push(json!({
+        "cell_type": "markdown", "metadata": {}, "source": ["x".repeat(pad)]
+    }));
+    nb
+}
+
+/// Raw SQLite: one row of `bytes` per commit, WAL, synchronous=FULL, for `secs`.
+fn raw_sqlite_commits_per_sec(dir: &std::path::Path, bytes: usize, secs: u64) -> f64 {
+    let c = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, user TEXT, notebook BLOB, at INTEGER);",
+    )
+    .unwrap();
+    let blob = vec![b'x'; bytes];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(secs) {
+        c.execute(
+            "INSERT INTO t (user, notebook, at) VALUES ('u', ?1, 0)",
+            [&blob],
+        )
+        .unwrap();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// `clients` concurrent posters for `secs` seconds (and at most `max_total` posts).
+async fn load(
+    url: &str,
+    tokens: &[String],
+    body: &str,
+    clients: usize,
+    secs: u64,
+    max_total: u64,
+) -> (u64, u64, Vec<Duration>, f64) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let (http, url, body, sent) = (
+            http.clone(),
+            url.to_string(),
+            body.to_string(),
+            sent.clone(),
+        );
+        let token = tokens[i % tokens.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut refused, mut lat) = (0u64, 0u64, Vec::new());
+            while Instant::now() < deadline
+                && sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < max_total
+            {
+                let t = Instant::now();
+                let r = http
+                    .post(&url)
+                    .header("Authorization", format!("token {token}"))
+                    .header("Content-Type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match r.map(|r| r.status().as_u16()) {
+                    Ok(202) => {
+                        ok += 1;
+                        lat.push(t.elapsed());
+                    }
+                    _ => refused += 1,
+                }
+            }
+            (ok, refused, lat)
+        }));
+    }
+    let (mut ok, mut refused, mut lat) = (0, 0, Vec::new());
+    for t in tasks {
+        let (o, r, l) = t.await.unwrap();
+        ok += o;
+        refused += r;
+        lat.extend(l);
+    }
+    lat.sort();
+    (ok, refused, lat, start.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    let clients = env_or("INTAKE_CLIENTS", 200) as usize;
+    let secs = env_or("INTAKE_SECS", 10);
+    let fill = env_or("INTAKE_FILL", 10_000);
+    let nb = notebook_of_size(60 * 1024);
+    let body = json!({ "nb": nb }).to_string();
+    let dir = tempfile::Builder::new()
+        .prefix("otter-intake-")
+        .tempdir_in(std::env::current_dir().unwrap().join("target"))
+        .unwrap();
+
+    let raw = raw_sqlite_commits_per_sec(dir.path(), body.len(), 5);
+    println!(
+        "raw SQLite (WAL, synchronous=FULL, one {} B row per commit): {raw:.0} commits/s",
+        body.len()
+    );
+
+    let h = hub();
+    let mut tokens = Vec::new();
+    for i in 0..20 {
+        tokens.push(h.user_token(&format!("bench{i}"), None).await);
+    }
+    let p = port();
+    let toml = ServiceProcess::toml(dir.path(), p, &h.api_url, "unused", "workers = 0").replace(
+        "shutdown_grace_secs = 5",
+        &format!("shutdown_grace_secs = 5\nmax_queue_depth = {}", fill * 10),
+    );
+    let service = ServiceProcess::start(dir.path(), p, &toml);
+    let url = service.url();
+    // Warm the token cache (one Hub round trip per token), as a live service would be.
+    load(&url, &tokens, &body, tokens.len(), 30, tokens.len() as u64).await;
+
+    let (ok, refused, lat, elapsed) = load(&url, &tokens, &body, clients, secs, u64::MAX).await;
+    let rate = ok as f64 / elapsed;
+    println!(
+        "intake: {clients} clients, {elapsed:.1} s: {ok} accepted ({rate:.0}/s), {refused} refused; \
+         latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    println!("intake / raw SQLite = {:.2} (target >= 0.75)", rate / raw);
+
+    let c = rusqlite::Connection::open(&service.db_path).unwrap();
+    let queued: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'queued'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    if (queued as u64) < fill {
+        load(&url, &tokens, &body, 50, 300, fill - queued as u64).await;
+    }
+    let queued: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'queued'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let pid = service_pid(&service);
+    println!(
+        "service peak RSS with {queued} queued: {:.1} MiB (target < 100 MiB)",
+        peak_rss_mib(pid)
+    );
+}
+
+fn service_pid(s: &ServiceProcess) -> u32 {
+    s.pid().expect("service running")
+}
