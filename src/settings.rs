@@ -284,7 +284,13 @@ impl Settings {
             fig = fig.merge(Toml::file_exact(path));
         }
         let mut s: Settings = fig
-            .merge(Env::prefixed("OTTER_").split("__"))
+            // Only OTTER_<SECTION>__<FIELD>: other OTTER_* variables (OTTER_CONFIG, the
+            // scripts' OTTER_VENV...) are not settings.
+            .merge(
+                Env::prefixed("OTTER_")
+                    .filter(|k| k.as_str().contains("__"))
+                    .split("__"),
+            )
             .extract()
             .map_err(Box::new)?;
         s.apply_jupyterhub_env(env)?;

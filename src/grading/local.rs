@@ -146,6 +146,10 @@ impl Runner for LocalRunner {
                     req.autograder_zip.display()
                 ))
             })?;
+        // otter refuses an output directory that does not exist.
+        tokio::fs::create_dir(dir.path().join("out"))
+            .await
+            .map_err(|e| RunnerError::Internal(format!("cannot make the output dir: {e}")))?;
         tokio::fs::write(dir.path().join("submission.ipynb"), &req.notebook)
             .await
             .map_err(|e| RunnerError::Internal(format!("cannot write the notebook: {e}")))?;

@@ -5,6 +5,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, SameSite, SignedCookieJar};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -75,11 +77,13 @@ fn login(app: &AppState, parts: &Parts) -> ApiError {
         .uri
         .path_and_query()
         .map_or(s.server.prefix.clone(), |p| p.to_string());
-    let value = serde_json::to_string(&OAuthState {
+    // Cookie values may not hold JSON's quotes and commas: base64 it.
+    let json = serde_json::to_vec(&OAuthState {
         state: state.clone(),
         next,
     })
     .unwrap_or_default();
+    let value = URL_SAFE_NO_PAD.encode(json);
     let cookie = Cookie::build((STATE_COOKIE, value))
         .path(s.server.prefix.clone())
         .http_only(true)
@@ -87,20 +91,15 @@ fn login(app: &AppState, parts: &Parts) -> ApiError {
         .max_age(time::Duration::minutes(10))
         .build();
     let jar = SignedCookieJar::new(app.auth.key().clone()).add(cookie);
-    let state_cookie = jar
-        .get(STATE_COOKIE)
-        .map(|c| c.to_string())
-        .unwrap_or_default();
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("client_id", &s.hub.client_id)
         .append_pair("redirect_uri", &s.hub.oauth_callback_url)
         .append_pair("response_type", "code")
         .append_pair("state", &state)
         .finish();
-    ApiError::Login {
-        location: format!("{}api/oauth2/authorize?{query}", s.hub.browser_hub_prefix),
-        state_cookie,
-    }
+    let location = format!("{}api/oauth2/authorize?{query}", s.hub.browser_hub_prefix);
+    // The jar writes the *signed* cookie into the response.
+    ApiError::Login(Box::new((jar, Redirect::to(&location)).into_response()))
 }
 
 #[derive(Deserialize)]
@@ -125,7 +124,8 @@ pub async fn oauth_callback(
     }
     let remembered: Option<OAuthState> = jar
         .get(STATE_COOKIE)
-        .and_then(|c| serde_json::from_str(c.value()).ok());
+        .and_then(|c| URL_SAFE_NO_PAD.decode(c.value()).ok())
+        .and_then(|v| serde_json::from_slice(&v).ok());
     let (Some(code), Some(state), Some(remembered)) = (q.code, q.state, remembered) else {
         return Err(ApiError::BadRequest(format!(
             "this login link is incomplete or expired; open {prefix} to log in again"

@@ -34,11 +34,9 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     /// Send the browser to the Hub's OAuth flow.
+    /// The redirect response, with its signed state cookie.
     #[error("redirecting to JupyterHub to log in")]
-    Login {
-        location: String,
-        state_cookie: String,
-    },
+    Login(Box<Response>),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -49,6 +47,9 @@ struct ErrorMessage(String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Login(resp) = self {
+            return *resp;
+        }
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -59,7 +60,7 @@ impl IntoResponse for ApiError {
             ApiError::QueueFull { .. } | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Login { .. } => StatusCode::FOUND,
+            ApiError::Login(_) => StatusCode::FOUND,
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -74,17 +75,6 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("token"));
-            }
-            ApiError::Login {
-                location,
-                state_cookie,
-            } => {
-                if let Ok(v) = HeaderValue::from_str(location) {
-                    headers.insert(header::LOCATION, v);
-                }
-                if let Ok(v) = HeaderValue::from_str(state_cookie) {
-                    headers.insert(header::SET_COOKIE, v);
-                }
             }
             _ => {}
         }

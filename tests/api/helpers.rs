@@ -22,6 +22,11 @@ pub fn repo_path(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
 }
 
+/// The demo course config.
+pub fn course_config() -> PathBuf {
+    repo_path("course_config/course-config.json")
+}
+
 /// The otter-grader environment made by scripts/setup-python.sh.
 pub fn otter_venv() -> PathBuf {
     let venv = std::env::var_os("OTTER_VENV")
@@ -67,7 +72,7 @@ pub fn test_settings(dir: &Path, port: u16) -> Settings {
     s.server.bind = format!("127.0.0.1:{port}").parse().unwrap();
     s.server.shutdown_grace_secs = 5;
     s.database.path = dir.join("otter.db");
-    s.course.config = repo_path("course_config/course-config.json");
+    s.course.config = course_config();
     s.course.materials_root = repo_path("course_config/materials");
     s.grading.runner = "local".into();
     s.grading.python_env = otter_venv();
@@ -256,7 +261,7 @@ lease_secs = 5
 {extra}
 "#,
             db = dir.join("otter.db").display(),
-            config = repo_path("course_config/course-config.json").display(),
+            config = course_config().display(),
             materials = repo_path("course_config/materials").display(),
             venv = otter_venv().display(),
         )

@@ -174,12 +174,9 @@ async fn missing_autograder_zip_is_named() {
     nb["metadata"]["otter_service"]["assignment"] = json!("ghost");
     let r = app.submit(&token, &nb).await;
     assert_eq!(r.status(), 422);
-    assert!(
-        r.text()
-            .await
-            .unwrap()
-            .contains("\"ghost\" has no autograder")
-    );
+    let v: Value = r.json().await.unwrap();
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("\"ghost\" has no autograder"), "{error}");
 }
 
 #[tokio::test]
