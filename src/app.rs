@@ -10,6 +10,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::course::CourseConfig;
 use crate::db::{Db, now_ms};
+use crate::grading::docker::{DockerConfig, DockerRunner};
 use crate::grading::local::LocalRunner;
 use crate::grading::{Runner, SandboxLimits};
 use crate::jobs::grade::{GradeJob, GradeJobConfig};
@@ -206,7 +207,40 @@ pub fn default_limits(s: &Settings) -> SandboxLimits {
 
 /// `docker` when asked or (for `auto`) when an engine answers and has the image; else `local`.
 async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> {
-    Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await))
+    let cfg = DockerConfig {
+        image: s.docker.image.clone(),
+        runtime: s.docker.runtime.clone(),
+        docker_host: s.docker.host.clone(),
+        results_bytes: s.docker.results_bytes,
+        tmpfs_bytes: s.docker.tmpfs_mb * 1024 * 1024,
+    };
+    match s.grading.runner.as_str() {
+        "local" => Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await)),
+        "docker" => {
+            let docker = DockerRunner::connect(cfg).await?;
+            let ready = docker.readiness().await;
+            anyhow::ensure!(
+                ready.ready,
+                "the docker runner is not ready: {}",
+                ready.detail
+            );
+            Ok(Arc::new(docker))
+        }
+        _ => match DockerRunner::connect(cfg).await {
+            Ok(docker) => {
+                let ready = docker.readiness().await;
+                if ready.ready {
+                    return Ok(Arc::new(docker));
+                }
+                tracing::warn!(detail = %ready.detail, "Docker engine found but not ready; using the local runner");
+                Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no Docker engine; using the local runner");
+                Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await))
+            }
+        },
+    }
 }
 
 /// The edX client when LTI credentials are configured.

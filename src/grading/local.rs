@@ -227,7 +227,14 @@ async fn read_results(path: &Path, log_tail: String) -> GradeOutcome {
 /// The ending when otter wrote no usable results.
 pub fn no_results_outcome(log_tail: &str) -> GradeOutcome {
     let memory = log_tail.contains("MemoryError") || log_tail.contains("Cannot allocate memory");
-    let (fault, message) = if memory {
+    let disk = log_tail.contains("No space left on device");
+    let (fault, message) = if disk {
+        (
+            StudentFault::NoResults,
+            "Your notebook filled the disk space grading allows, so it could not be graded. \
+             Write less data to files, then submit again.",
+        )
+    } else if memory {
         (
             StudentFault::OutOfMemory,
             "Your notebook used more memory than grading allows, so it could not be graded. \

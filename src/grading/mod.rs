@@ -3,6 +3,7 @@
 //! [`GradeOutcome`] is final (the student's result), [`RunnerError`] is an infrastructure
 //! fault that is retried and never charged to the student.
 
+pub mod docker;
 pub mod local;
 pub mod results;
 

@@ -3,6 +3,7 @@
 
 mod auth;
 mod crash;
+mod docker;
 mod export;
 mod grading;
 mod helpers;

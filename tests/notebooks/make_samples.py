@@ -47,9 +47,11 @@ HOSTILE = {
     "sys_exit": "import sys\nsys.exit(1)",
     "read_files": (
         "import os\n"
-        "for p in ['/etc/shadow', '/proc/1/environ', '../submission.ipynb', '/var/run/docker.sock']:\n"
+        "leaked = []\n"
+        "for p in ['/etc/shadow', '/var/run/docker.sock', '/root/.bash_history', '/proc/1/root/etc/shadow']:\n"
         "    try:\n"
         "        print('READ', p, open(p, 'rb').read(80))\n"
+        "        leaked.append(p)\n"
         "    except OSError as e:\n"
         "        print('DENIED', p, e)\n"
         "for d in ['/autograder', '..', '/', '/home', '/tmp']:\n"
@@ -58,6 +60,14 @@ HOSTILE = {
         "    except OSError as e:\n"
         "        print('DENIED', d, e)"
     ),
+}
+
+
+# Where an escape attempt can be observed, q1 is only right if the attempt failed, so the
+# score shows whether the sandbox held (5 points: it held; 4: it did not).
+ESCAPED = {
+    "network": {"answer =": "answer = sum(range(1, 11)) if not reached else -1"},
+    "read_files": {"answer =": "answer = sum(range(1, 11)) if not leaked else -1"},
 }
 
 
@@ -92,7 +102,7 @@ def main(student_path, out_dir):
         "error": fill(student, {**right, "answer =": "answer = 1 / 0"}),
     }
     for name, before in HOSTILE.items():
-        samples[name] = fill(student, right, before)
+        samples[name] = fill(student, {**right, **ESCAPED.get(name, {})}, before)
     os.makedirs(out_dir, exist_ok=True)
     for name, nb in samples.items():
         with open(os.path.join(out_dir, f"{name}.ipynb"), "w") as f:

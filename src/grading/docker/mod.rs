@@ -1,0 +1,332 @@
+//! The `docker` runner: every grade in a fresh, locked-down container (see [`spec`]),
+//! started through the Docker Engine API. Create -> attach -> start -> send the inputs ->
+//! read capped output under our own deadline -> inspect -> always remove.
+//!
+//! Endings: results.json -> graded; our deadline -> timeout (killed); OOM-killed or no
+//! results -> a student fault with a message; anything the engine does wrong (unreachable,
+//! image missing, container vanished) -> [`RunnerError`], retried and never charged.
+
+pub mod spec;
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::local::{no_results_outcome, tail, timeout_outcome};
+use super::{GradeOutcome, GradeRequest, Readiness, Runner, RunnerError, StudentFault, results};
+
+/// Settings of the docker runner.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// The grader image (otter-grader + ipykernel).
+    pub image: String,
+    /// OCI runtime (e.g. `runsc`); `None` = the engine's default.
+    pub runtime: Option<String>,
+    /// Engine address; `None` = `DOCKER_HOST` or the local socket.
+    pub docker_host: Option<String>,
+    /// Cap on results.json.
+    pub results_bytes: usize,
+    /// Size of the `/tmp` tmpfs (the only writable place).
+    pub tmpfs_bytes: u64,
+}
+
+/// Grades in Docker containers.
+pub struct DockerRunner {
+    docker: Docker,
+    cfg: DockerConfig,
+}
+
+fn engine_error(what: &str, e: bollard::errors::Error) -> RunnerError {
+    RunnerError::Unavailable(format!("Docker engine: {what}: {e}"))
+}
+
+impl DockerRunner {
+    /// Connect to the engine (no request is made yet).
+    pub async fn connect(cfg: DockerConfig) -> Result<Self, RunnerError> {
+        let docker = match &cfg.docker_host {
+            Some(host) if host.starts_with("unix://") || host.starts_with('/') => {
+                let path = host.trim_start_matches("unix://");
+                Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
+            }
+            Some(host) => Docker::connect_with_http(host, 120, bollard::API_DEFAULT_VERSION),
+            None => Docker::connect_with_defaults(),
+        }
+        .map_err(|e| engine_error("cannot connect", e))?;
+        Ok(Self { docker, cfg })
+    }
+
+    /// Kill (if running) and remove a container and its anonymous volumes.
+    async fn remove(&self, id: &str) {
+        let opts = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        if let Err(e) = self.docker.remove_container(id, Some(opts)).await {
+            tracing::warn!(container = id, error = %e, "could not remove grading container");
+        }
+    }
+
+    /// Run one container to its end (or our deadline). The caller removes it.
+    async fn run(
+        &self,
+        id: &str,
+        req: &GradeRequest,
+        input: Vec<u8>,
+    ) -> Result<Finished, RunnerError> {
+        let attach = AttachContainerOptionsBuilder::new()
+            .stream(true)
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut io = self
+            .docker
+            .attach_container(id, Some(attach))
+            .await
+            .map_err(|e| engine_error("attach", e))?;
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| engine_error("start", e))?;
+        let caps = (self.cfg.results_bytes * 4 / 3 + 64, req.limits.output_bytes);
+        let work = async {
+            io.input.write_all(&input).await?;
+            io.input.flush().await?;
+            Ok::<_, std::io::Error>(read_output(&mut io.output, caps).await)
+        };
+        match tokio::time::timeout(req.limits.time_limit, work).await {
+            Ok(Ok(output)) => Ok(Finished::Exited(output)),
+            // The container closed its stdin early (it died before reading its inputs).
+            Ok(Err(e)) => Ok(Finished::Exited(Output {
+                stdout: Vec::new(),
+                stderr: format!("could not send the inputs: {e}"),
+            })),
+            Err(_) => {
+                let kill = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+                let _ = self.docker.kill_container(id, Some(kill)).await;
+                Ok(Finished::TimedOut)
+            }
+        }
+    }
+
+    /// Classify a finished container.
+    async fn outcome(
+        &self,
+        id: &str,
+        req: &GradeRequest,
+        finished: Finished,
+    ) -> Result<GradeOutcome, RunnerError> {
+        let output = match finished {
+            Finished::TimedOut => return Ok(timeout_outcome(req.limits.time_limit, String::new())),
+            Finished::Exited(o) => o,
+        };
+        let inspect = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| engine_error("inspect (container vanished?)", e))?;
+        let oom = inspect
+            .state
+            .as_ref()
+            .and_then(|s| s.oom_killed)
+            .unwrap_or(false);
+        let log_tail = tail(&output.stderr, req.limits.output_bytes);
+        if let Some(r) = parse_results(&output.stdout) {
+            return Ok(GradeOutcome::Graded(r));
+        }
+        if oom {
+            return Ok(GradeOutcome::Failed {
+                fault: StudentFault::OutOfMemory,
+                message: format!(
+                    "Your notebook used more than the {} MB of memory grading allows, so it \
+                     could not be graded. Reduce the size of the data your code builds, then \
+                     submit again.",
+                    req.limits.memory_bytes / (1024 * 1024)
+                ),
+                log_tail,
+            });
+        }
+        Ok(no_results_outcome(&log_tail))
+    }
+}
+
+/// How a container's run ended.
+enum Finished {
+    Exited(Output),
+    TimedOut,
+}
+
+/// What a container wrote.
+struct Output {
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+/// Read the attach stream to its end, keeping at most `caps.0` bytes of stdout and the
+/// last `caps.1` bytes of stderr.
+async fn read_output<S>(stream: &mut S, caps: (usize, usize)) -> Output
+where
+    S: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
+{
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(Ok(chunk)) = stream.next().await {
+        match chunk {
+            LogOutput::StdOut { message } if stdout.len() < caps.0 => {
+                let room = caps.0 - stdout.len();
+                stdout.extend_from_slice(&message[..message.len().min(room)]);
+            }
+            LogOutput::StdErr { message } => {
+                stderr.extend_from_slice(&message);
+                if stderr.len() > 2 * caps.1 {
+                    stderr.drain(..stderr.len() - caps.1);
+                }
+            }
+            _ => {}
+        }
+    }
+    Output {
+        stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// The results.json after the marker on stdout, if complete and valid.
+fn parse_results(stdout: &[u8]) -> Option<results::GradeResults> {
+    let text = std::str::from_utf8(stdout).ok()?;
+    let encoded = text.rsplit_once(spec::RESULTS_MARKER)?.1.trim();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    results::parse(&bytes).ok()
+}
+
+#[async_trait::async_trait]
+impl Runner for DockerRunner {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn grade(&self, req: GradeRequest) -> Result<GradeOutcome, RunnerError> {
+        let zip = tokio::fs::read(&req.autograder_zip).await.map_err(|e| {
+            RunnerError::Unavailable(format!("cannot read {}: {e}", req.autograder_zip.display()))
+        })?;
+        let input = spec::input_archive(&zip, &req.notebook)
+            .map_err(|e| RunnerError::Internal(format!("cannot build the input archive: {e}")))?;
+        // A fresh name per attempt: containers are never reused.
+        let name = format!("otter-job{}-{}", req.job_id, uuid::Uuid::new_v4().simple());
+        let body = spec::container(&self.cfg, &req, input.len());
+        let create = CreateContainerOptionsBuilder::new().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(create), body)
+            .await
+            .map_err(|e| {
+                engine_error(
+                    &format!("create (is the image {} built?)", self.cfg.image),
+                    e,
+                )
+            })?;
+        let guard = RemoveOnDrop {
+            docker: self.docker.clone(),
+            id: Some(created.id.clone()),
+        };
+        let finished = self.run(&created.id, &req, input).await;
+        let outcome = match finished {
+            Ok(f) => self.outcome(&created.id, &req, f).await,
+            Err(e) => Err(e),
+        };
+        self.remove(&created.id).await;
+        guard.disarm();
+        outcome
+    }
+
+    async fn readiness(&self) -> Readiness {
+        if let Err(e) = self.docker.ping().await {
+            return Readiness {
+                ready: false,
+                detail: format!(
+                    "Docker engine unreachable: {e}; start it (scripts/start-docker.sh)"
+                ),
+            };
+        }
+        match self.docker.inspect_image(&self.cfg.image).await {
+            Ok(_) => Readiness {
+                ready: true,
+                detail: format!("docker runner: engine up, image {}", self.cfg.image),
+            },
+            Err(e) => Readiness {
+                ready: false,
+                detail: format!(
+                    "grader image {} is missing ({e}); build it with scripts/build-grader-image.sh \
+                     or deployment/grader/Dockerfile",
+                    self.cfg.image
+                ),
+            },
+        }
+    }
+
+    async fn remove_orphans(&self, live_job_ids: &[i64]) -> Result<usize, RunnerError> {
+        let filters = HashMap::from([("label", vec![spec::LABEL])]);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| engine_error("list containers", e))?;
+        let mut removed = 0;
+        for c in containers {
+            let job = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(spec::JOB_LABEL))
+                .and_then(|j| j.parse::<i64>().ok());
+            if job.is_some_and(|j| live_job_ids.contains(&j)) {
+                continue;
+            }
+            if let Some(id) = c.id {
+                self.remove(&id).await;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Removes the container if the grade future is dropped midway (shutdown, abort).
+struct RemoveOnDrop {
+    docker: Docker,
+    id: Option<String>,
+}
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.id = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let docker = self.docker.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let opts = RemoveContainerOptionsBuilder::new()
+                    .force(true)
+                    .v(true)
+                    .build();
+                let _ = docker.remove_container(&id, Some(opts)).await;
+            });
+        }
+    }
+}

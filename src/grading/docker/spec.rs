@@ -1,0 +1,159 @@
+//! What a grading container is: its configuration (limits, labels, command) and the tar
+//! archive it receives on stdin.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+
+use super::DockerConfig;
+use crate::grading::GradeRequest;
+
+/// Label on every container we create (value `1`).
+pub const LABEL: &str = "otter-service";
+/// Label holding the grade job id.
+pub const JOB_LABEL: &str = "otter-service.job";
+/// Marker before the base64 results.json on stdout.
+pub const RESULTS_MARKER: &str = "OTTER-RESULTS ";
+
+/// The container's program. The root filesystem is read-only and the job directory is a
+/// size-limited tmpfs, which `docker cp` cannot reach, so the inputs arrive as a tar of
+/// exactly `$OTTER_INPUT_BYTES` bytes on stdin (no bind mounts: a remote engine works the
+/// same) and the results leave base64-encoded on stdout; stderr gets the log tail.
+/// otter writes its results and log to `/results`, a tmpfs of its own, so a notebook that
+/// fills `/tmp` cannot stop its own grade from being written.
+const SCRIPT: &str = r#"set -eu
+mkdir -p /tmp/job
+cd /tmp/job
+head -c "$OTTER_INPUT_BYTES" | tar -x
+set +e
+otter run -a autograder.zip -o /results submission.ipynb >/results/otter.log 2>&1
+code=$?
+tail -c "$OTTER_LOG_BYTES" /results/otter.log >&2
+if [ -f /results/results.json ]; then printf '%s' "$OTTER_RESULTS_MARKER"; base64 -w0 /results/results.json; fi
+exit $code
+"#;
+
+/// The tar archive with the autograder and the notebook.
+pub fn input_archive(zip: &[u8], notebook: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in [("autograder.zip", zip), ("submission.ipynb", notebook)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data)?;
+    }
+    tar.into_inner()
+}
+
+/// The create body for one grading run of `req` with `input_bytes` of tar on stdin.
+pub fn container(
+    cfg: &DockerConfig,
+    req: &GradeRequest,
+    input_bytes: usize,
+) -> ContainerCreateBody {
+    let limits = &req.limits;
+    let labels = HashMap::from([
+        (LABEL.to_string(), "1".to_string()),
+        (JOB_LABEL.to_string(), req.job_id.to_string()),
+        (
+            "otter-service.submission".to_string(),
+            req.submission_id.to_string(),
+        ),
+    ]);
+    let tmpfs = HashMap::from([
+        (
+            "/tmp".to_string(),
+            format!("rw,nosuid,nodev,size={},mode=1777", cfg.tmpfs_bytes),
+        ),
+        (
+            "/results".to_string(),
+            format!(
+                "rw,nosuid,nodev,noexec,size={},mode=1777",
+                cfg.results_bytes + 2 * limits.output_bytes + (1 << 20)
+            ),
+        ),
+    ]);
+    let host = HostConfig {
+        memory: Some(limits.memory_bytes as i64),
+        // Equal to memory: no swap.
+        memory_swap: Some(limits.memory_bytes as i64),
+        nano_cpus: Some((limits.cpus * 1e9) as i64),
+        pids_limit: Some(limits.pids),
+        network_mode: Some(if limits.network { "bridge" } else { "none" }.to_string()),
+        readonly_rootfs: Some(true),
+        tmpfs: Some(tmpfs),
+        cap_drop: Some(vec!["ALL".to_string()]),
+        security_opt: Some(vec!["no-new-privileges".to_string()]),
+        runtime: cfg.runtime.clone(),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(cfg.image.clone()),
+        cmd: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
+        env: Some(vec![
+            format!("OTTER_INPUT_BYTES={input_bytes}"),
+            format!("OTTER_LOG_BYTES={}", limits.output_bytes),
+            format!("OTTER_RESULTS_MARKER={RESULTS_MARKER}"),
+            "HOME=/tmp".into(),
+            "PATH=/opt/otter/bin:/usr/bin:/bin".into(),
+            "LANG=C.UTF-8".into(),
+        ]),
+        user: Some("1000:1000".into()),
+        working_dir: Some("/tmp".into()),
+        labels: Some(labels),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        tty: Some(false),
+        host_config: Some(host),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grading::SandboxLimits;
+
+    #[test]
+    fn containers_are_locked_down() {
+        let cfg = DockerConfig {
+            image: "img".into(),
+            runtime: None,
+            docker_host: None,
+            results_bytes: 1000,
+            tmpfs_bytes: 1 << 20,
+        };
+        let req = GradeRequest {
+            job_id: 7,
+            submission_id: 3,
+            notebook: vec![],
+            autograder_zip: "a.zip".into(),
+            limits: SandboxLimits::default(),
+        };
+        let c = container(&cfg, &req, 10);
+        let h = c.host_config.unwrap();
+        assert_eq!(h.network_mode.as_deref(), Some("none"));
+        assert_eq!(h.memory, h.memory_swap);
+        assert_eq!(h.readonly_rootfs, Some(true));
+        assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(c.user.as_deref(), Some("1000:1000"));
+        assert_eq!(c.labels.unwrap()[JOB_LABEL], "7");
+    }
+
+    #[test]
+    fn archive_holds_both_files() {
+        let bytes = input_archive(b"zip", b"{}").unwrap();
+        let mut a = tar::Archive::new(bytes.as_slice());
+        let names: Vec<String> = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["autograder.zip", "submission.ipynb"]);
+    }
+}

@@ -1,0 +1,284 @@
+//! The docker runner against the real engine and the real grader image
+//! (scripts/start-docker.sh, scripts/build-grader-image.sh).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::ListContainersOptionsBuilder;
+use otter_service::grading::docker::{DockerConfig, DockerRunner};
+use otter_service::grading::{GradeOutcome, GradeRequest, Runner, SandboxLimits, StudentFault};
+use tokio::sync::RwLock;
+
+use crate::helpers::{otter_venv, repo_path, sample};
+
+pub const IMAGE: &str = "otter-grader:7.0.0";
+
+/// Tests that stop the engine take this for writing; the others for reading.
+pub static ENGINE: RwLock<()> = RwLock::const_new(());
+
+pub fn config() -> DockerConfig {
+    DockerConfig {
+        image: IMAGE.into(),
+        runtime: None,
+        docker_host: None,
+        results_bytes: 5 << 20,
+        tmpfs_bytes: 256 << 20,
+    }
+}
+
+/// The runner, after checking the engine and image are there.
+pub async fn runner() -> DockerRunner {
+    let r = DockerRunner::connect(config())
+        .await
+        .expect("docker client");
+    let ready = r.readiness().await;
+    assert!(
+        ready.ready,
+        "{} (run scripts/start-docker.sh and scripts/build-grader-image.sh)",
+        ready.detail
+    );
+    r
+}
+
+fn zip() -> std::path::PathBuf {
+    repo_path("course_config/materials/demo/demo1-autograder.zip")
+}
+
+fn request(notebook: &str, limits: SandboxLimits) -> GradeRequest {
+    GradeRequest {
+        job_id: rand::random::<u32>() as i64 + 1_000_000,
+        submission_id: 1,
+        notebook: sample(notebook).to_string().into_bytes(),
+        autograder_zip: zip(),
+        limits,
+    }
+}
+
+fn limits(secs: u64, memory_mb: u64) -> SandboxLimits {
+    SandboxLimits {
+        time_limit: Duration::from_secs(secs),
+        memory_bytes: memory_mb << 20,
+        cpus: 1.0,
+        pids: 128,
+        network: false,
+        output_bytes: 64 * 1024,
+    }
+}
+
+/// Containers of ours labelled with `job`.
+async fn leftovers(job: i64) -> usize {
+    let docker = Docker::connect_with_defaults().unwrap();
+    let label = format!("otter-service.job={job}");
+    let filters = HashMap::from([("label", vec![label.as_str()])]);
+    let opts = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker.list_containers(Some(opts)).await.unwrap().len()
+}
+
+/// Grade `notebook` in Docker and check that its container is gone afterwards.
+async fn grade(notebook: &str, limits: SandboxLimits) -> GradeOutcome {
+    let _shared = ENGINE.read().await;
+    let req = request(notebook, limits);
+    let job = req.job_id;
+    let outcome = runner()
+        .await
+        .grade(req)
+        .await
+        .expect("no infrastructure fault");
+    assert_eq!(
+        leftovers(job).await,
+        0,
+        "container of {notebook} left behind"
+    );
+    outcome
+}
+
+fn score(o: &GradeOutcome) -> f64 {
+    match o {
+        GradeOutcome::Graded(r) => r.score,
+        other => panic!("expected a grade, got {other:?}"),
+    }
+}
+
+fn fault(o: &GradeOutcome) -> StudentFault {
+    match o {
+        GradeOutcome::Failed { fault, .. } => *fault,
+        other => panic!("expected a student fault, got {other:?}"),
+    }
+}
+
+/// `otter run` on its own (no service, no container), as the reference score.
+fn bare_otter_score(notebook: &Path) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let status = Command::new(otter_venv().join("bin/otter"))
+        .args(["run", "-a"])
+        .arg(zip())
+        .arg("-o")
+        .arg(&out)
+        .arg(notebook)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    r["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["score"].as_f64())
+        .sum()
+}
+
+#[tokio::test]
+async fn docker_scores_match_a_bare_otter_run() {
+    for (name, expected) in [("correct", 5.0), ("partial", 3.0), ("error", 4.0)] {
+        let reference = bare_otter_score(&repo_path(&format!("tests/notebooks/{name}.ipynb")));
+        assert_eq!(reference, expected, "{name}: bare otter run");
+        let got = score(&grade(name, limits(120, 1024)).await);
+        assert_eq!(got, reference, "{name}: docker runner vs bare otter run");
+    }
+}
+
+#[tokio::test]
+async fn infinite_loop_is_killed_at_the_limit() {
+    let started = std::time::Instant::now();
+    let o = grade("infinite_loop", limits(15, 512)).await;
+    assert_eq!(fault(&o), StudentFault::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(40));
+}
+
+#[tokio::test]
+async fn sleeping_past_the_limit_is_a_timeout() {
+    assert_eq!(
+        fault(&grade("sleep", limits(15, 512)).await),
+        StudentFault::Timeout
+    );
+}
+
+#[tokio::test]
+async fn memory_bomb_is_out_of_memory() {
+    let o = grade("memory_bomb", limits(120, 400)).await;
+    assert_eq!(fault(&o), StudentFault::OutOfMemory, "{o:?}");
+    let GradeOutcome::Failed { message, .. } = o else {
+        unreachable!()
+    };
+    assert!(message.contains("400 MB"), "{message}");
+}
+
+#[tokio::test]
+async fn fork_bomb_is_contained_by_the_pids_limit() {
+    // Forks fail at the pids limit; the loop then spins until the time limit.
+    let o = grade("fork_bomb", limits(20, 512)).await;
+    assert_eq!(fault(&o), StudentFault::Timeout, "{o:?}");
+}
+
+#[tokio::test]
+async fn filling_the_disk_stops_at_the_tmpfs_limit_with_a_clear_message() {
+    // /tmp is a 256 MB tmpfs: the host's disk is untouched, and otter (which needs /tmp
+    // itself) cannot go on, so the student is told why.
+    let o = grade("disk_fill", limits(120, 1024)).await;
+    assert_eq!(fault(&o), StudentFault::NoResults, "{o:?}");
+    let GradeOutcome::Failed { message, .. } = o else {
+        unreachable!()
+    };
+    assert!(message.contains("filled the disk space"), "{message}");
+}
+
+#[tokio::test]
+async fn printing_100_mb_is_contained() {
+    let o = grade("stdout_flood", limits(120, 1024)).await;
+    // Either otter keeps the output and grades, or the kernel runs out of memory holding
+    // it: both are a clear ending, and nothing of the 100 MB reaches the service's logs.
+    match &o {
+        GradeOutcome::Graded(r) => assert_eq!(r.score, 5.0),
+        GradeOutcome::Failed {
+            fault, log_tail, ..
+        } => {
+            assert_eq!(*fault, StudentFault::OutOfMemory, "{o:?}");
+            assert!(log_tail.len() <= 64 * 1024);
+        }
+    }
+}
+
+#[tokio::test]
+async fn network_connections_fail() {
+    assert_eq!(
+        score(&grade("network", limits(120, 1024)).await),
+        5.0,
+        "q1 is only right if no host was reached"
+    );
+}
+
+#[tokio::test]
+async fn files_outside_the_job_cannot_be_read() {
+    assert_eq!(
+        score(&grade("read_files", limits(120, 1024)).await),
+        5.0,
+        "q1 is only right if nothing leaked"
+    );
+}
+
+#[tokio::test]
+async fn killing_its_own_kernel_gives_no_results() {
+    let o = grade("kill_kernel", limits(120, 1024)).await;
+    assert_eq!(fault(&o), StudentFault::NoResults, "{o:?}");
+}
+
+#[tokio::test]
+async fn sys_exit_in_a_cell_is_graded() {
+    // ipykernel turns SystemExit into a cell error; the rest of the notebook is graded.
+    assert_eq!(score(&grade("sys_exit", limits(120, 1024)).await), 5.0);
+}
+
+#[tokio::test]
+async fn concurrent_submissions_do_not_see_each_other() {
+    let (a, b) = tokio::join!(
+        grade("correct", limits(120, 1024)),
+        grade("partial", limits(120, 1024))
+    );
+    assert_eq!((score(&a), score(&b)), (5.0, 3.0));
+}
+
+/// A container labelled as ours, as a killed service leaves behind.
+async fn leftover_container(job: i64) {
+    let docker = Docker::connect_with_defaults().unwrap();
+    let labels = HashMap::from([
+        ("otter-service".to_string(), "1".to_string()),
+        ("otter-service.job".to_string(), job.to_string()),
+    ]);
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(IMAGE.into()),
+        cmd: Some(vec!["sleep".into(), "600".into()]),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    let id = docker.create_container(None, body).await.unwrap().id;
+    docker.start_container(&id, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn orphans_are_removed_and_live_jobs_spared() {
+    // Exclusive: removing orphans removes every other test's containers too.
+    let _exclusive = ENGINE.write().await;
+    let r = runner().await;
+    let (orphan, live) = (rand::random::<u32>() as i64, rand::random::<u32>() as i64);
+    leftover_container(orphan).await;
+    leftover_container(live).await;
+    assert!(r.remove_orphans(&[live]).await.unwrap() >= 1);
+    assert_eq!(leftovers(orphan).await, 0);
+    assert_eq!(leftovers(live).await, 1, "a live job's container is kept");
+    r.remove_orphans(&[]).await.unwrap();
+    assert_eq!(leftovers(live).await, 0);
+}
