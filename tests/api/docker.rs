@@ -282,3 +282,77 @@ async fn orphans_are_removed_and_live_jobs_spared() {
     r.remove_orphans(&[]).await.unwrap();
     assert_eq!(leftovers(live).await, 0);
 }
+
+fn engine_answers() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn engine_down_while_jobs_wait_then_back_grades_everything_once() {
+    let _exclusive = ENGINE.write().await;
+    let runner: std::sync::Arc<dyn Runner> = std::sync::Arc::new(runner().await);
+    let app = crate::helpers::spawn_app_with_runner(
+        |s| {
+            s.grading.retry_base_secs = 1;
+            s.grading.max_attempts = 100;
+            s.grading.workers = 2;
+        },
+        Some(runner),
+    )
+    .await;
+    let token = crate::hub::hub().user_token("nina", None).await;
+
+    let pid = std::fs::read_to_string("/run/otter-dockerd.pid")
+        .expect("the engine must have been started by scripts/start-docker.sh (its pidfile)");
+    // SAFETY: stopping the engine our own script started, by its PID.
+    unsafe {
+        libc::kill(pid.trim().parse().unwrap(), libc::SIGTERM);
+    }
+    while engine_answers() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(app.submit_ok(&token, &sample("correct")).await);
+    }
+    let health = app
+        .http
+        .get(format!("{}healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503, "healthz reports the engine down");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (_, v) = app.status(&token, ids[0]).await;
+    assert_eq!(v["state"], "queued", "{v}");
+    assert!(
+        v["attempts"].as_i64().unwrap() >= 2,
+        "retried while down: {v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("retried automatically"),
+        "{v}"
+    );
+
+    let up = Command::new("bash")
+        .arg(repo_path("scripts/start-docker.sh"))
+        .status()
+        .unwrap();
+    assert!(up.success(), "engine restarted");
+    for id in &ids {
+        let v = app.wait_done(&token, *id, Duration::from_secs(180)).await;
+        assert_eq!(v["state"], "graded", "{v}");
+        assert_eq!(v["grade"]["score"], 5.0, "not charged to the student: {v}");
+    }
+    let c = rusqlite::Connection::open(&app.db_path).unwrap();
+    let grades: i64 = c
+        .query_row("SELECT COUNT(*) FROM grades", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(grades, 3, "one grade each");
+}

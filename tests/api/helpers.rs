@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use otter_service::app::Service;
+use otter_service::grading::Runner;
 use otter_service::grading::local::LocalRunner;
 use otter_service::jupyterhub::HubClient;
 use otter_service::secret::Secret;
@@ -90,6 +91,8 @@ pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The service's SQLite file.
+    pub db_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -108,6 +111,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], after `adjust` has changed the settings.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_runner(adjust, None).await
+}
+
+/// Like [`spawn_app_with`], grading with `runner` (default: the local runner).
+pub async fn spawn_app_with_runner(
+    adjust: impl FnOnce(&mut Settings),
+    runner: Option<Arc<dyn Runner>>,
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut s = test_settings(dir.path(), 0);
     adjust(&mut s);
@@ -118,7 +129,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         h.api_token.clone(),
         &h.oauth_callback_url,
     ));
-    let runner = Arc::new(LocalRunner::new(&s.grading.python_env).await);
+    let runner = match runner {
+        Some(r) => r,
+        None => Arc::new(LocalRunner::new(&s.grading.python_env).await),
+    };
     let prefix = s.server.prefix.clone();
     let service = Service::build_with(s, hub_client, runner, None)
         .await
@@ -135,6 +149,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             .build()
             .unwrap(),
         stop: Some(tx),
+        db_path: dir.path().join("otter.db"),
         _dir: dir,
     }
 }
