@@ -22,6 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 step "otter-grader environment (local runner)"; bash scripts/setup-python.sh
+step "demo course (otter assign from the master notebook)"; bash scripts/build-demo-course.sh
 step "JupyterHub";                               bash scripts/setup-jupyterhub.sh
 step "edX LTI verifier";                         bash scripts/setup-edx-verifier.sh
 step "Docker engine";                            bash scripts/start-docker.sh

@@ -2,6 +2,7 @@
 //! and stop them in order.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -31,6 +32,10 @@ pub struct App {
     pub grade_notify: Arc<Notify>,
     /// Whether scores are posted to edX.
     pub lti_enabled: bool,
+    /// Grade jobs waiting or running: refreshed from the database every half second and
+    /// counted up by each accepted submission in between, so the backpressure check costs
+    /// nothing per request (counting 10,000 rows per submission would).
+    pub queue_depth: AtomicU64,
 }
 
 /// Shared state of the router.
@@ -74,6 +79,7 @@ impl Service {
         let db = Db::open(&settings.database.path)
             .with_context(|| format!("opening database {}", settings.database.path.display()))?;
         let requeued = db.write(|c| queue::requeue_expired(c, now_ms())).await?;
+        let depth = db.read(|c| queue::depth(c, queue::JobKind::Grade)).await?;
         if requeued > 0 {
             tracing::info!(requeued, "re-queued jobs whose worker stopped");
         }
@@ -108,6 +114,7 @@ impl Service {
             auth,
             runner,
             grade_notify: Arc::new(Notify::new()),
+            queue_depth: AtomicU64::new(depth),
         });
         Ok(Self {
             app,
@@ -128,7 +135,8 @@ impl Service {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
-        let mut workers = self.start_workers(rx);
+        let mut workers = self.start_workers(rx.clone());
+        workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx)));
         let router = crate::http::router(self.app.clone());
         tracing::info!(addr = %self.listener.local_addr()?, prefix = %self.app.settings.server.prefix,
             runner = self.app.runner.name(), lti = self.app.lti_enabled, "otter-service listening");
@@ -190,6 +198,23 @@ impl Service {
             handles.extend(worker::spawn(db, post, post_notify, pool(2), stop));
         }
         handles
+    }
+}
+
+/// Keep [`App::queue_depth`] close to the truth until shutdown.
+async fn refresh_depth(app: AppState, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if let Ok(depth) = app
+            .db
+            .read(|c| queue::depth(c, queue::JobKind::Grade))
+            .await
+        {
+            app.queue_depth.store(depth, Ordering::Relaxed);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => {}
+        }
     }
 }
 

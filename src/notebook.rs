@@ -57,6 +57,8 @@ pub struct NotebookMetadata {
 /// What is wrong with a submitted notebook. Each message names the key and the fix.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MetadataError {
+    #[error("the submission is not valid JSON ({0}); send the .ipynb file's contents")]
+    NotJson(String),
     #[error("the submission is not a Jupyter notebook: {0}")]
     NotANotebook(String),
     #[error(
@@ -88,8 +90,12 @@ impl NotebookMetadata {
         if !obj.get("cells").is_some_and(Value::is_array) {
             return Err(MetadataError::NotANotebook("it has no `cells` list".into()));
         }
-        let meta = obj
-            .get("metadata")
+        Self::from_metadata(obj.get("metadata"))
+    }
+
+    /// Read the assignment from a notebook's `metadata` value.
+    fn from_metadata(meta: Option<&Value>) -> Result<Self, MetadataError> {
+        let meta = meta
             .and_then(Value::as_object)
             .ok_or(MetadataError::NoMetadata)?;
         if let Some(otter) = meta.get("otter_service") {
@@ -116,6 +122,79 @@ impl NotebookMetadata {
             section: field(meta, "section", "section")?,
             assignment,
         })
+    }
+}
+
+/// A submitted body, read without building the notebook's tree (a 60 KB notebook is
+/// mostly cell text we never look at): the notebook's exact bytes and its assignment.
+#[derive(Debug)]
+pub struct Submission {
+    /// The notebook document as sent (inside `{"nb": ...}` when wrapped).
+    pub notebook: Vec<u8>,
+    pub metadata: NotebookMetadata,
+}
+
+/// The top level of a body: a notebook, or `{"nb": notebook}` (gofer_submit, otter-submit).
+#[derive(serde::Deserialize)]
+struct Shallow<'a> {
+    #[serde(borrow, default)]
+    nb: Option<&'a serde_json::value::RawValue>,
+    /// Elements are skipped, not built.
+    #[serde(default)]
+    cells: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+fn shallow(bytes: &[u8]) -> Result<Shallow<'_>, MetadataError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => MetadataError::NotANotebook(
+            e.to_string().replace("struct Shallow", "a notebook object"),
+        ),
+        _ => MetadataError::NotJson(e.to_string()),
+    })
+}
+
+impl Submission {
+    /// Read a body holding a notebook or `{"nb": notebook}` (`nb` may also be the
+    /// notebook's JSON text).
+    pub fn read(body: &[u8]) -> Result<Self, MetadataError> {
+        let top = shallow(body)?;
+        let Some(nb) = top.nb.filter(|_| top.cells.is_none()) else {
+            return Self::from_notebook(body.to_vec(), top);
+        };
+        let nb = nb.get();
+        if nb.starts_with('"') {
+            let text: String =
+                serde_json::from_str(nb).map_err(|e| MetadataError::NotJson(e.to_string()))?;
+            let inner = shallow(text.as_bytes())?;
+            let metadata = Self::check(inner)?;
+            return Ok(Self {
+                notebook: text.into_bytes(),
+                metadata,
+            });
+        }
+        let inner = shallow(nb.as_bytes())?;
+        let metadata = Self::check(inner)?;
+        Ok(Self {
+            notebook: nb.as_bytes().to_vec(),
+            metadata,
+        })
+    }
+
+    fn from_notebook(bytes: Vec<u8>, top: Shallow<'_>) -> Result<Self, MetadataError> {
+        let metadata = Self::check(top)?;
+        Ok(Self {
+            notebook: bytes,
+            metadata,
+        })
+    }
+
+    fn check(doc: Shallow<'_>) -> Result<NotebookMetadata, MetadataError> {
+        if doc.cells.is_none() {
+            return Err(MetadataError::NotANotebook("it has no `cells` list".into()));
+        }
+        NotebookMetadata::from_metadata(doc.metadata.as_ref())
     }
 }
 
@@ -148,6 +227,52 @@ fn field(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reads_the_three_body_shapes_keeping_the_notebook_bytes() {
+        let nb = json!({"cells": [{"cell_type": "code", "source": "x"}], "nbformat": 4,
+            "metadata": {"otter_service": {"course": "c", "section": "1", "assignment": "a"}}});
+        let raw = nb.to_string();
+        let s = Submission::read(raw.as_bytes()).unwrap();
+        assert_eq!(
+            (s.notebook.as_slice(), s.metadata.assignment.as_str()),
+            (raw.as_bytes(), "a")
+        );
+        let wrapped = format!("{{\"nb\": {raw}}}");
+        assert_eq!(
+            Submission::read(wrapped.as_bytes()).unwrap().notebook,
+            raw.as_bytes()
+        );
+        let as_text = json!({"nb": raw}).to_string();
+        assert_eq!(
+            Submission::read(as_text.as_bytes()).unwrap().notebook,
+            raw.as_bytes()
+        );
+    }
+
+    #[test]
+    fn body_errors_say_what_is_wrong() {
+        assert!(matches!(
+            Submission::read(b"nope"),
+            Err(MetadataError::NotJson(_))
+        ));
+        assert!(matches!(
+            Submission::read(b"{\"nb\": [1]}"),
+            Err(MetadataError::NotANotebook(_))
+        ));
+        assert!(matches!(
+            Submission::read(b"[1, 2]"),
+            Err(MetadataError::NotANotebook(_))
+        ));
+        assert!(matches!(
+            Submission::read(br#"{"cells": [], "metadata": {}}"#),
+            Err(MetadataError::NoMetadata)
+        ));
+        assert!(matches!(
+            Submission::read(br#"{"cells": 3}"#),
+            Err(MetadataError::NotANotebook(_))
+        ));
+    }
 
     fn nb(metadata: Value) -> Value {
         json!({"cells": [], "metadata": metadata, "nbformat": 4, "nbformat_minor": 5})

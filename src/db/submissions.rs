@@ -18,19 +18,13 @@ pub struct NewSubmission {
     pub notebook_path: Option<String>,
 }
 
-/// Accept a submission: the row and its grade job in one write, refused with
-/// [`DbError::QueueFull`] when `max_depth` grade jobs are already waiting or running.
+/// Accept a submission: the row and its grade job in one write.
 pub fn accept(
     conn: &Connection,
     s: &NewSubmission,
     max_attempts: i64,
-    max_depth: u64,
     now: i64,
 ) -> Result<i64, DbError> {
-    let depth = queue::depth(conn, JobKind::Grade)?;
-    if depth >= max_depth {
-        return Err(DbError::QueueFull { depth });
-    }
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO submissions (user, course, section, assignment, notebook, notebook_path,

@@ -4,13 +4,14 @@
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use super::error::{ApiError, wants_json};
 use crate::app::AppState;
-use crate::db::{now_ms, submissions};
+use std::sync::atomic::Ordering;
+
+use crate::db::{DbError, now_ms, submissions};
 use crate::jupyterhub::HubUser;
-use crate::notebook::NotebookMetadata;
+use crate::notebook::{NotebookMetadata, Submission};
 
 /// The body forms.
 enum BodyKind {
@@ -96,27 +97,6 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) ->
     }
 }
 
-/// The notebook document inside a body.
-fn notebook_from(bytes: &[u8]) -> Result<Value, ApiError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "the submission is not valid JSON ({e}); send the .ipynb file's contents"
-        ))
-    })?;
-    match value {
-        Value::Object(mut o) if o.contains_key("nb") && !o.contains_key("cells") => {
-            match o.remove("nb") {
-                Some(Value::String(s)) => serde_json::from_str(&s).map_err(|e| {
-                    ApiError::BadRequest(format!("`nb` is a string but not notebook JSON ({e})"))
-                }),
-                Some(nb) => Ok(nb),
-                None => unreachable!("checked contains_key"),
-            }
-        }
-        other => Ok(other),
-    }
-}
-
 /// `POST {prefix}`.
 pub async fn submit(
     State(app): State<AppState>,
@@ -131,8 +111,10 @@ pub async fn submit(
         BodyKind::Multipart => multipart_file(req, limit).await?,
         _ => body_bytes(req, limit).await?,
     };
-    let notebook = notebook_from(&bytes)?;
-    let meta = NotebookMetadata::parse(&notebook)?;
+    let Submission {
+        notebook,
+        metadata: meta,
+    } = Submission::read(&bytes)?;
     let assignment = app.courses.lookup(&meta)?;
     if !assignment.autograder_zip.is_file() {
         tracing::error!(zip = %assignment.autograder_zip.display(), "autograder zip missing");
@@ -147,20 +129,26 @@ pub async fn submit(
         course: meta.course.to_string(),
         section: meta.section.to_string(),
         assignment: meta.assignment.to_string(),
-        notebook: serde_json::to_vec(&notebook).map_err(anyhow::Error::from)?,
+        notebook,
         notebook_path: headers
             .get("x-otter-notebook-path")
             .and_then(|v| v.to_str().ok())
             .map(|p| p.chars().take(500).collect()),
     };
-    let (attempts, depth) = (
-        app.settings.grading.max_attempts,
-        app.settings.server.max_queue_depth,
-    );
+    // Reserve a place in the queue first; give it back if the commit fails.
+    let depth = app.queue_depth.fetch_add(1, Ordering::Relaxed);
+    if depth >= app.settings.server.max_queue_depth {
+        app.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        return Err(DbError::QueueFull { depth }.into());
+    }
+    let attempts = app.settings.grading.max_attempts;
     let id = app
         .db
-        .write(move |c| submissions::accept(c, &new, attempts, depth, now_ms()))
-        .await?;
+        .write(move |c| submissions::accept(c, &new, attempts, now_ms()))
+        .await
+        .inspect_err(|_| {
+            app.queue_depth.fetch_sub(1, Ordering::Relaxed);
+        })?;
     app.grade_notify.notify_one();
     tracing::info!(submission_id = id, user = %user.name, course = %meta.course,
         assignment = %meta.assignment, "submission accepted");

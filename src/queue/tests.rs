@@ -16,7 +16,7 @@ fn submit(c: &Connection, now: i64) -> i64 {
         notebook: b"{}".to_vec(),
         notebook_path: None,
     };
-    accept(c, &s, 3, 100, now).unwrap()
+    accept(c, &s, 3, now).unwrap()
 }
 
 #[test]
@@ -111,22 +111,4 @@ fn requeue_expired_and_depth() {
     assert_eq!(requeue_expired(&c, 150).unwrap(), 1);
     assert_eq!(depth(&c, JobKind::Grade).unwrap(), 2);
     assert_eq!(live_job_ids(&c).unwrap().len(), 2);
-}
-
-#[test]
-fn queue_full_is_refused() {
-    let c = conn();
-    let s = NewSubmission {
-        user: "u".into(),
-        course: "c".into(),
-        section: "1".into(),
-        assignment: "a".into(),
-        notebook: vec![],
-        notebook_path: None,
-    };
-    accept(&c, &s, 3, 1, 0).unwrap();
-    assert!(matches!(
-        accept(&c, &s, 3, 1, 0),
-        Err(DbError::QueueFull { depth: 1 })
-    ));
 }

@@ -40,7 +40,7 @@ fn fixture(dir: &std::path::Path) -> std::path::PathBuf {
             notebook_path: None,
         };
         let t = 1_000_000 + i as i64 * 1000;
-        let id = accept(&c, &s, 3, 100, t).unwrap();
+        let id = accept(&c, &s, 3, t).unwrap();
         let job =
             otter_service::queue::claim_next(&c, otter_service::queue::JobKind::Grade, t, 1000)
                 .unwrap()

@@ -218,3 +218,33 @@ async fn the_three_body_forms_and_gofer_metadata_are_accepted() {
     );
     assert_eq!(app.submit(&token, &gofer).await.status(), 202);
 }
+
+#[tokio::test]
+async fn a_full_queue_answers_503_with_retry_after_and_keeps_what_it_accepted() {
+    let app = spawn_app_with(|s| {
+        s.server.max_queue_depth = 2;
+        s.grading.workers = 0;
+    })
+    .await;
+    let token = hub().user_token("olga", None).await;
+    let nb = sample("correct");
+    app.submit_ok(&token, &nb).await;
+    app.submit_ok(&token, &nb).await;
+    let r = app.submit(&token, &nb).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "60");
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("queue is full"));
+    let list: Value = app
+        .http
+        .get(format!("{}submissions", app.url))
+        .header("Authorization", format!("token {token}"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["submissions"].as_array().unwrap().len(), 2);
+}
