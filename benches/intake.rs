@@ -70,6 +70,17 @@ fn peak_rss_mib(pid: u32) -> f64 {
     kb / 1024.0
 }
 
+/// User + system CPU seconds of process `pid`.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) follow the last ')';
+    // the state letter is skipped by the parse, so utime and stime are the 11th and 12th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let ticks = f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0);
+    ticks / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -170,7 +181,10 @@ async fn main() {
     // Warm the token cache (one Hub round trip per token), as a live service would be.
     load(&url, &tokens, &body, tokens.len(), 30, tokens.len() as u64).await;
 
+    let pid = service_pid(&service);
+    let cpu_before = cpu_secs(pid);
     let (ok, refused, lat, elapsed) = load(&url, &tokens, &body, clients, secs, u64::MAX).await;
+    let cpu = cpu_secs(pid) - cpu_before;
     let rate = ok as f64 / elapsed;
     println!(
         "intake: {clients} clients, {elapsed:.1} s: {ok} accepted ({rate:.0}/s), {refused} refused; \
@@ -180,6 +194,13 @@ async fn main() {
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
     println!("intake / raw SQLite = {:.2} (target >= 0.75)", rate / raw);
+    println!(
+        "service CPU: {cpu:.1} s over {elapsed:.1} s ({:.0}% of one core, {:.0} us per submission); \
+         the load generator shares the same {} cores",
+        100.0 * cpu / elapsed,
+        1e6 * cpu / ok.max(1) as f64,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
 
     let c = rusqlite::Connection::open(&service.db_path).unwrap();
     let queued: i64 = c
@@ -199,7 +220,6 @@ async fn main() {
             |r| r.get(0),
         )
         .unwrap();
-    let pid = service_pid(&service);
     println!(
         "service peak RSS with {queued} queued: {:.1} MiB (target < 100 MiB)",
         peak_rss_mib(pid)
