@@ -141,18 +141,7 @@ async fn referer_naming_another_user_changes_nothing_and_owners_only_see_their_o
         code, 404,
         "another user's submission must look like it does not exist"
     );
-    let list: Value = app
-        .http
-        .get(format!("{}submissions", app.url))
-        .header("Authorization", format!("token {frank}"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["submissions"].as_array().unwrap().len(), 0);
+    assert_eq!(app.list(&frank).await.len(), 0);
 }
 
 /// Log in to the Hub like a browser: GET the service page through the Hub's proxy,

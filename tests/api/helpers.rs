@@ -190,6 +190,22 @@ impl TestApp {
         (code, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The caller's submissions (`GET {prefix}submissions` as JSON).
+    pub async fn list(&self, token: &str) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}submissions", self.url))
+            .header("Authorization", format!("token {token}"))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["submissions"].as_array().unwrap().clone()
+    }
+
     /// Poll until the submission is graded, failed or dead.
     pub async fn wait_done(&self, token: &str, id: i64, limit: Duration) -> Value {
         wait_done(&self.http, &self.url, token, id, limit).await

@@ -123,18 +123,7 @@ async fn each_bad_submission_gets_a_4xx_naming_the_problem() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let list: Value = app
-        .http
-        .get(format!("{}submissions", app.url))
-        .header("Authorization", format!("token {token}"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["submissions"].as_array().unwrap().len(), 1);
+    assert_eq!(app.list(&token).await.len(), 1);
 }
 
 #[tokio::test]
@@ -235,16 +224,5 @@ async fn a_full_queue_answers_503_with_retry_after_and_keeps_what_it_accepted() 
     assert_eq!(r.headers()["retry-after"], "60");
     let v: Value = r.json().await.unwrap();
     assert!(v["error"].as_str().unwrap().contains("queue is full"));
-    let list: Value = app
-        .http
-        .get(format!("{}submissions", app.url))
-        .header("Authorization", format!("token {token}"))
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["submissions"].as_array().unwrap().len(), 2);
+    assert_eq!(app.list(&token).await.len(), 2);
 }
