@@ -76,7 +76,10 @@ fn cpu_secs(pid: u32) -> f64 {
     // The fields after the command name (which may hold spaces) follow the last ')';
     // the state letter is skipped by the parse, so utime and stime are the 11th and 12th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
     let ticks = f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0);
     ticks / 100.0
 }
