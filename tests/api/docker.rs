@@ -356,3 +356,69 @@ async fn engine_down_while_jobs_wait_then_back_grades_everything_once() {
         .unwrap();
     assert_eq!(grades, 3, "one grade each");
 }
+
+#[tokio::test]
+async fn hostile_notebooks_through_the_service_each_end_clearly_and_it_stays_healthy() {
+    let _shared = ENGINE.read().await;
+    let runner: std::sync::Arc<dyn Runner> = std::sync::Arc::new(runner().await);
+    let app = crate::helpers::spawn_app_with_runner(
+        |s| {
+            s.grading.time_limit_secs = 15;
+            s.grading.memory_mb = 512;
+            s.grading.workers = 2;
+        },
+        Some(runner),
+    )
+    .await;
+    let token = crate::hub::hub().user_token("oscar", None).await;
+    // A fork bomb ends at the time limit or, when its copies fill the memory limit
+    // before the pids limit stops them, as out of memory: both are contained.
+    let cases: [(&str, &[&str]); 7] = [
+        ("infinite_loop", &["timeout"]),
+        ("memory_bomb", &["out_of_memory"]),
+        ("fork_bomb", &["timeout", "out_of_memory"]),
+        ("kill_kernel", &["no_results"]),
+        ("network", &["graded"]),
+        ("read_files", &["graded"]),
+        ("correct", &["graded"]),
+    ];
+    let mut ids = Vec::new();
+    for (name, _) in cases {
+        ids.push(app.submit_ok(&token, &sample(name)).await);
+    }
+    for ((name, statuses), id) in cases.iter().zip(ids) {
+        let v = app.wait_done(&token, id, Duration::from_secs(300)).await;
+        let status = v["grade"]["status"].as_str().unwrap_or("").to_string();
+        assert!(statuses.contains(&status.as_str()), "{name}: {v}");
+        if status == "graded" {
+            assert_eq!(v["grade"]["score"], 5.0, "{name}: {v}");
+        } else {
+            assert!(
+                !v["message"].as_str().unwrap_or("").is_empty(),
+                "{name} tells the student why"
+            );
+        }
+    }
+    let health = app
+        .http
+        .get(format!("{}healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let c = rusqlite::Connection::open(&app.db_path).unwrap();
+    let job_ids: Vec<i64> = c
+        .prepare("SELECT id FROM jobs WHERE kind = 'grade'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for job in job_ids {
+        assert_eq!(
+            leftovers(job).await,
+            0,
+            "container of job {job} left behind"
+        );
+    }
+}
