@@ -123,19 +123,22 @@ impl Auth {
             .map(|(name, _)| name.clone())
     }
 
-    /// Require every configured scope (a held scope without a filter covers the filtered
-    /// one: `access:services` covers `access:services!service=otter_grade`).
+    /// Require one of the access scopes, as JupyterHub's own `HubAuth` does (a managed
+    /// service gets `JUPYTERHUB_OAUTH_ACCESS_SCOPES` = a list any of which grants access).
+    /// A held scope without a filter covers the filtered one: `access:services` covers
+    /// `access:services!service=otter_grade`.
     pub fn check_scopes(&self, id: &HubIdentity) -> Result<(), AuthError> {
-        for need in &self.required_scopes {
+        let holds = |need: &String| {
             let base = need.split('!').next().unwrap_or(need);
-            if !id.scopes.iter().any(|have| have == need || have == base) {
-                return Err(AuthError::MissingScope {
-                    user: id.name.clone(),
-                    scope: need.clone(),
-                });
-            }
+            id.scopes.iter().any(|have| have == need || have == base)
+        };
+        if self.required_scopes.is_empty() || self.required_scopes.iter().any(holds) {
+            return Ok(());
         }
-        Ok(())
+        Err(AuthError::MissingScope {
+            user: id.name.clone(),
+            scope: self.required_scopes.join(" or "),
+        })
     }
 
     /// After the OAuth flow: who the access token belongs to.

@@ -75,6 +75,28 @@ async fn tokens_need_the_access_scope() {
 }
 
 #[tokio::test]
+async fn any_one_of_several_access_scopes_is_enough() {
+    let hub = FakeHub(vec![(
+        "t",
+        ident("zoe", &["access:services!service=otter_grade"]),
+    )]);
+    let a = Auth::new(
+        Arc::new(hub),
+        vec![
+            "access:services".into(),
+            "access:services!service=otter_grade".into(),
+        ],
+        &Secret::new("k"),
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        a.user_for_token(&Secret::new("t")).await.unwrap().name,
+        "zoe"
+    );
+}
+
+#[tokio::test]
 async fn oauth_code_gives_a_cookie_user() {
     let a = auth();
     assert_eq!(a.user_for_code("good").await.unwrap().name, "alice");
