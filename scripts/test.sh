@@ -25,6 +25,7 @@ step "otter-grader environment (local runner)"; bash scripts/setup-python.sh
 step "demo course (otter assign from the master notebook)"; bash scripts/build-demo-course.sh
 step "JupyterHub";                               bash scripts/setup-jupyterhub.sh
 step "edX LTI verifier";                         bash scripts/setup-edx-verifier.sh
+step "browser (Chromium + playwright-core)";   bash scripts/setup-browser.sh
 step "Docker engine";                            bash scripts/start-docker.sh
 step "grader image";                             bash scripts/build-grader-image.sh
 
