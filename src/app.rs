@@ -194,6 +194,7 @@ impl Service {
                 courses: self.app.courses.clone(),
                 default_policy: s.lti.post_score.clone(),
                 retry_base: Duration::from_secs(s.grading.retry_base_secs),
+                retry_max: Duration::from_secs(s.lti.retry_max_secs),
             });
             handles.extend(worker::spawn(db, post, post_notify, pool(2), stop));
         }
@@ -269,7 +270,7 @@ async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> {
 }
 
 /// The edX client when LTI credentials are configured.
-fn outcomes_client(s: &Settings) -> anyhow::Result<Option<Arc<dyn OutcomesClient>>> {
+pub fn outcomes_client(s: &Settings) -> anyhow::Result<Option<Arc<dyn OutcomesClient>>> {
     if s.lti.consumer_key.is_empty() {
         tracing::info!("lti.consumer_key is empty: grades are stored but not posted to edX");
         return Ok(None);

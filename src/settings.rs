@@ -243,6 +243,8 @@ pub struct LtiSettings {
     pub retry_horizon_secs: u64,
     /// HTTP timeout for one post in seconds. Default 20.
     pub timeout_secs: u64,
+    /// Longest wait between two tries of a post, in seconds. Default 1800.
+    pub retry_max_secs: u64,
 }
 
 impl Default for LtiSettings {
@@ -255,6 +257,7 @@ impl Default for LtiSettings {
             post_score: "latest".into(),
             retry_horizon_secs: 86_400,
             timeout_secs: 20,
+            retry_max_secs: 1800,
         }
     }
 }

@@ -3,135 +3,20 @@
 //! edX's answers) from the venv made by scripts/setup-edx-verifier.sh. Each test starts its
 //! own stand-in on a free 127.0.0.1 port and stops it by PID when done.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+#[path = "support/edx.rs"]
+mod edx;
+
 use std::time::{Duration, Instant};
+
+use edx::{SECRET, StandIn};
 
 use otter_service::lti::{
     EdxOutcomesClient, LtiConfig, LtiError, OutcomesClient, PostOutcome, ScorePost, sourced_id,
 };
 use otter_service::secret::Secret;
-use serde_json::Value;
-use url::Url;
 
-const KEY: &str = "otter-test-key";
-const SECRET: &str = "s3cret+/&é";
 const COURSE: &str = "BerkeleyX+Data8.1x+2026";
 const BLOCK: &str = "8f1c2d3e4b5a";
-
-/// The python of the verifier venv; a missing venv fails the test (never skips it).
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("EDX_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/otter-service/edx-venv")
-        });
-    let python = venv.join("bin/python");
-    assert!(
-        python.is_file() && venv.join(".otter-stamp").is_file(),
-        "edX verifier venv missing at {}: run scripts/setup-edx-verifier.sh",
-        venv.display()
-    );
-    python
-}
-
-/// A running stand-in; killed (by PID) and reaped on drop, its log shown if a test failed.
-struct StandIn {
-    child: Option<Child>,
-    base: Url,
-    log: tempfile::NamedTempFile,
-    http: reqwest::Client,
-}
-
-impl StandIn {
-    fn start(unknown_users: &[&str]) -> StandIn {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/edx_stand_in.py");
-        let mut child = Command::new(venv_python())
-            .arg(script)
-            .args(["--port", "0"])
-            .env("EDX_CONSUMER_KEY", KEY)
-            .env("EDX_CONSUMER_SECRET", SECRET)
-            .env("EDX_UNKNOWN_USERS", unknown_users.join(","))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .expect("start the edX stand-in");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(port) = line.strip_prefix("EDX_STAND_IN_PORT=") {
-                    let _ = tx.send(port.trim().to_string());
-                }
-            }
-        });
-        let mut stand_in = StandIn {
-            child: Some(child),
-            base: Url::parse("http://127.0.0.1").unwrap(),
-            log,
-            http: reqwest::Client::new(),
-        };
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(port) => stand_in.base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
-            Err(_) => panic!("the edX stand-in did not start:\n{}", stand_in.log_text()),
-        }
-        stand_in
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap_or_default()
-    }
-
-    fn client(&self, secret: &str, timeout: Duration) -> EdxOutcomesClient {
-        EdxOutcomesClient::new(LtiConfig {
-            edx_base_url: self.base.clone(),
-            consumer_key: KEY.into(),
-            consumer_secret: Secret::new(secret),
-            timeout,
-        })
-        .unwrap()
-    }
-
-    async fn scores(&self) -> Vec<Value> {
-        let url = self.base.join("/_scores").unwrap();
-        let res = self.http.get(url).send().await.unwrap();
-        res.error_for_status().unwrap().json().await.unwrap()
-    }
-
-    async fn set_mode(&self, mode: &str) {
-        let url = self.base.join("/_mode").unwrap();
-        let res = self
-            .http
-            .post(url)
-            .body(mode.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "mode {mode}");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill(); // SIGKILL to this child's PID
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!("--- edX stand-in log ---\n{}", self.log_text());
-        }
-    }
-}
 
 fn post(user: &str, score: f64) -> ScorePost {
     ScorePost {

@@ -22,6 +22,8 @@ pub struct PostScoreJob {
     /// `latest` or `best` (the course config may override it per assignment).
     pub default_policy: String,
     pub retry_base: Duration,
+    /// Longest wait between two tries.
+    pub retry_max: Duration,
 }
 
 /// What to post for one grade, decided from the database at run time.
@@ -165,7 +167,7 @@ impl Job for PostScoreJob {
     }
 
     fn retry_delay(&self, attempt: i64) -> Duration {
-        backoff(self.retry_base, attempt, Duration::from_secs(1800))
+        backoff(self.retry_base, attempt, self.retry_max)
     }
 
     fn on_failure(

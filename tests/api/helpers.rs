@@ -134,7 +134,9 @@ pub async fn spawn_app_with_runner(
         None => Arc::new(LocalRunner::new(&s.grading.python_env).await),
     };
     let prefix = s.server.prefix.clone();
-    let service = Service::build_with(s, hub_client, runner, None)
+    // Posting to edX is on when the settings have LTI credentials, as in production.
+    let outcomes = otter_service::app::outcomes_client(&s).expect("LTI settings");
+    let service = Service::build_with(s, hub_client, runner, outcomes)
         .await
         .expect("service builds");
     let port = service.port();

@@ -5,6 +5,9 @@ mod auth;
 mod browser;
 mod crash;
 mod docker;
+#[path = "../support/edx.rs"]
+mod edx;
+mod edx_posting;
 mod export;
 mod grading;
 mod helpers;
