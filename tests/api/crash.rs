@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::helpers::{ServiceProcess, port, sample, wait_done};
+use crate::helpers::{ServiceProcess, port, sample, submit_to, wait_done};
 use crate::hub::hub;
 
 fn count(db: &std::path::Path, sql: &str) -> i64 {
@@ -20,23 +20,10 @@ async fn kill_9_mid_grading_loses_nothing_and_grades_each_once() {
     let mut service = ServiceProcess::start(dir.path(), p, &toml);
     let token = hub().user_token("mallory", None).await;
     let http = reqwest::Client::new();
-    let nb = serde_json::json!({ "nb": sample("correct") });
+    let nb = sample("correct");
     let mut ids = Vec::new();
     for _ in 0..50 {
-        let r = http
-            .post(service.url())
-            .header("Authorization", format!("token {token}"))
-            .header("Accept", "application/json")
-            .json(&nb)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
-        ids.push(
-            r.json::<serde_json::Value>().await.unwrap()["submission_id"]
-                .as_i64()
-                .unwrap(),
-        );
+        ids.push(submit_to(&http, &service.url(), &token, &nb).await);
     }
     // Wait until some are graded and others are mid-grading, then kill -9.
     let start = Instant::now();

@@ -2,14 +2,13 @@
 //! receiving end (tests/support/edx_stand_in.py).
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use serde_json::Value;
 
 use crate::edx::{KEY, SECRET, StandIn};
-use crate::helpers::{ServiceProcess, port, sample, spawn_app_with, wait_done};
+use crate::helpers::{ServiceProcess, cli, port, sample, spawn_app_with, submit_to, wait_done};
 use crate::hub::hub;
 use otter_service::secret::Secret;
 use otter_service::settings::Settings;
@@ -181,17 +180,7 @@ async fn kill_9_between_grading_and_posting_still_posts_once() {
     let mut service = ServiceProcess::start(dir.path(), p, &toml);
     let token = hub().user_token("sam", None).await;
     let http = reqwest::Client::new();
-    let r = http
-        .post(service.url())
-        .header("Authorization", format!("token {token}"))
-        .header("Accept", "application/json")
-        .json(&serde_json::json!({ "nb": sample("correct") }))
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["submission_id"]
-        .as_i64()
-        .unwrap();
+    let id = submit_to(&http, &service.url(), &token, &sample("correct")).await;
     let v = wait_done(&http, &service.url(), &token, id, Duration::from_secs(120)).await;
     assert_eq!(
         v["grade"]["post_state"], "pending",
@@ -207,20 +196,6 @@ async fn kill_9_between_grading_and_posting_still_posts_once() {
     assert_eq!(count(&service.db_path, "SELECT COUNT(*) FROM grades"), 1);
 }
 
-fn cli(db: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_otter-service"))
-        .args(args)
-        .env("OTTER_DATABASE__PATH", db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test]
 async fn repost_sends_a_dead_post_again_and_status_shows_the_queue() {
     let edx = StandIn::start(&[]);
@@ -231,17 +206,7 @@ async fn repost_sends_a_dead_post_again_and_status_shows_the_queue() {
     let service = ServiceProcess::start(dir.path(), p, &wrong);
     let token = hub().user_token("tess", None).await;
     let http = reqwest::Client::new();
-    let r = http
-        .post(service.url())
-        .header("Authorization", format!("token {token}"))
-        .header("Accept", "application/json")
-        .json(&serde_json::json!({ "nb": sample("partial") }))
-        .send()
-        .await
-        .unwrap();
-    let id = r.json::<Value>().await.unwrap()["submission_id"]
-        .as_i64()
-        .unwrap();
+    let id = submit_to(&http, &service.url(), &token, &sample("partial")).await;
     wait_post(&http, &service.url(), &token, id, "dead").await;
     drop(service);
     let status = cli(&dir.path().join("otter.db"), &["status"]);

@@ -8,6 +8,8 @@ use otter_service::db::{grades, migrations_apply};
 use otter_service::grading::{GradeOutcome, GradeResults, StudentFault};
 use rusqlite::Connection;
 
+use crate::helpers::cli;
+
 fn graded(score: f64) -> GradeOutcome {
     GradeOutcome::Graded(GradeResults {
         score,
@@ -60,18 +62,8 @@ fn fixture(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn dump(db: &std::path::Path, args: &[&str]) -> Vec<BTreeMap<String, String>> {
-    let out = Command::new(env!("CARGO_BIN_EXE_otter-service"))
-        .arg("dump-grades")
-        .args(args)
-        .env("OTTER_DATABASE__PATH", db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    let out = cli(db, &[&["dump-grades"], args].concat());
+    let mut r = csv::Reader::from_reader(out.as_bytes());
     let headers = r.headers().unwrap().clone();
     for col in [
         "userid",

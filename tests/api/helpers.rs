@@ -214,6 +214,37 @@ impl TestApp {
     }
 }
 
+/// `POST {url}` with `{"nb": notebook}` and a Hub token; the new submission's id.
+pub async fn submit_to(http: &reqwest::Client, url: &str, token: &str, notebook: &Value) -> i64 {
+    let r = http
+        .post(url)
+        .header("Authorization", format!("token {token}"))
+        .header("Accept", "application/json")
+        .json(&serde_json::json!({ "nb": notebook }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    r.json::<Value>().await.unwrap()["submission_id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Run the `otter-service` binary on database `db`; its standard output.
+pub fn cli(db: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_otter-service"))
+        .args(args)
+        .env("OTTER_DATABASE__PATH", db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Poll `{url}submissions/{id}` until it leaves the queue.
 pub async fn wait_done(
     http: &reqwest::Client,
