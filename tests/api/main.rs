@@ -2,6 +2,7 @@
 //! otter-grader (local runner). Setup: scripts/setup-python.sh, scripts/setup-jupyterhub.sh.
 
 mod auth;
+mod backup;
 mod browser;
 mod crash;
 mod docker;
