@@ -1,0 +1,25 @@
+# JupyterHub for deployment/local/compose.yaml: DummyAuthenticator (password "demo"),
+# otter-service as an external service at http://otter-service:10101.
+import os
+
+c = get_config()  # noqa: F821
+c.JupyterHub.bind_url = "http://0.0.0.0:8000"
+c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
+c.JupyterHub.hub_connect_url = "http://hub:8081"
+c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/data/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "/srv/jupyterhub/data/cookie_secret"
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = "demo"
+c.Authenticator.allow_all = True
+c.JupyterHub.default_url = "/services/otter_grade/"
+c.JupyterHub.services = [
+    {
+        "name": "otter_grade",
+        "url": "http://otter-service:10101",
+        "api_token": os.environ["OTTER_SERVICE_API_TOKEN"],
+        "oauth_no_confirm": True,
+    },
+]
+c.JupyterHub.load_roles = [
+    {"name": "user", "scopes": ["self", "access:services!service=otter_grade"]},
+]

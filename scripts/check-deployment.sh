@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Validate the deployment files offline: Kubernetes manifests against the Kubernetes API
+# schemas (kubernetes-validate, which bundles them), the compose file against the Compose
+# specification (check-jsonschema's vendored schema), the Helm values fragment as YAML,
+# and the JupyterHub config snippets as Python. Idempotent venv in
+# ~/.cache/otter-service/deploy-check-venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${OTTER_DEPLOY_CHECK_VENV:-$HOME/.cache/otter-service/deploy-check-venv}
+want="kubernetes-validate==1.37.0 check-jsonschema==0.39.0 pyyaml"
+if [ "$(cat "$venv/.otter-stamp" 2>/dev/null)" != "$want" ]; then
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet $want
+  echo "$want" > "$venv/.otter-stamp"
+fi
+
+echo "== Kubernetes manifests"
+"$venv/bin/kubernetes-validate" --strict --quiet deployment/kubernetes/otter-service.yaml
+echo "== compose file"
+"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deployment/local/compose.yaml
+echo "== YAML and Python fragments"
+"$venv/bin/python" - <<'PY'
+import glob, py_compile, yaml
+for f in ["deployment/jupyterhub/values.yaml", "deployment/kubernetes/kustomization.yaml"]:
+    yaml.safe_load(open(f))
+    print("ok", f)
+for f in glob.glob("deployment/**/*.py", recursive=True):
+    py_compile.compile(f, doraise=True)
+    print("ok", f)
+PY
+echo "deployment files are valid"
