@@ -27,7 +27,7 @@ FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10101 --home-dir /data otter \
+ && /usr/sbin/useradd --system --uid 10101 --home-dir /data otter \
  && mkdir -p /data && chown otter /data
 COPY --from=build /src/target/release/otter-service /usr/local/bin/otter-service
 # The demo course; mount your own course config and autograder zips over /srv/course.

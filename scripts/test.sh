@@ -28,6 +28,7 @@ step "edX LTI verifier";                         bash scripts/setup-edx-verifier
 step "browser (Chromium + playwright-core)";   bash scripts/setup-browser.sh
 step "Docker engine";                            bash scripts/start-docker.sh
 step "grader image";                             bash scripts/build-grader-image.sh
+step "service image (Dockerfile)";              bash scripts/build-service-image.sh
 
 step "cargo test"
 cargo test "$@"

@@ -5,6 +5,7 @@ mod auth;
 mod backup;
 mod browser;
 mod crash;
+mod deployment;
 mod docker;
 #[path = "../support/edx.rs"]
 mod edx;
