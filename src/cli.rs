@@ -291,6 +291,20 @@ fn status(conn: &Connection) -> anyhow::Result<()> {
         |r| r.get(0),
     )?;
     println!("submissions whose grading is dead: {dead} (otter-service regrade --dead)");
+    // Jobs keep their history (a dead post job stays dead after a repost): the grades say
+    // which posts are dead now, and edX's reasons.
+    let mut reasons = conn.prepare(
+        "SELECT COALESCE(post_detail, ''), COUNT(*) FROM grades WHERE post_state = 'dead'
+         GROUP BY post_detail ORDER BY COUNT(*) DESC, post_detail",
+    )?;
+    let reasons: Vec<(String, i64)> = reasons
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let dead_posts: i64 = reasons.iter().map(|(_, n)| n).sum();
+    println!("grades whose edX post is dead: {dead_posts} (otter-service repost)");
+    for (why, n) in reasons.iter().take(5) {
+        println!("  {n:>6}  {why}");
+    }
     Ok(())
 }
 
