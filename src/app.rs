@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,36 +11,19 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::course::CourseConfig;
-use crate::db::{Db, now_ms};
+use crate::db::states::JobKind;
+use crate::db::{Db, jobs, now_ms};
 use crate::grading::docker::{DockerConfig, DockerRunner};
 use crate::grading::local::LocalRunner;
 use crate::grading::{Runner, SandboxLimits};
+pub use crate::http::{App, AppState};
+use crate::jobs::checks::AutograderChecks;
 use crate::jobs::grade::{GradeJob, GradeJobConfig};
 use crate::jobs::post_score::PostScoreJob;
 use crate::jupyterhub::{Auth, HubApi, HubClient};
 use crate::lti::{EdxOutcomesClient, LtiConfig, OutcomesClient};
-use crate::queue::{self, worker};
+use crate::queue::worker;
 use crate::settings::Settings;
-
-/// Everything a request handler can reach.
-pub struct App {
-    pub settings: Settings,
-    pub db: Db,
-    pub courses: Arc<CourseConfig>,
-    pub auth: Auth,
-    pub runner: Arc<dyn Runner>,
-    /// Woken when a grade job is queued.
-    pub grade_notify: Arc<Notify>,
-    /// Whether scores are posted to edX.
-    pub lti_enabled: bool,
-    /// Grade jobs waiting or running: refreshed from the database every half second and
-    /// counted up by each accepted submission in between, so the backpressure check costs
-    /// nothing per request (counting 10,000 rows per submission would).
-    pub queue_depth: AtomicU64,
-}
-
-/// Shared state of the router.
-pub type AppState = Arc<App>;
 
 /// A built service, bound to its port, not yet serving.
 pub struct Service {
@@ -78,8 +62,8 @@ impl Service {
         }
         let db = Db::open(&settings.database.path)
             .with_context(|| format!("opening database {}", settings.database.path.display()))?;
-        let requeued = db.write(|c| queue::requeue_expired(c, now_ms())).await?;
-        let depth = db.read(|c| queue::depth(c, queue::JobKind::Grade)).await?;
+        let requeued = db.write(|c| jobs::requeue_expired(c, now_ms())).await?;
+        let depth = db.read(|c| jobs::depth(c, JobKind::Grade)).await?;
         if requeued > 0 {
             tracing::info!(requeued, "re-queued jobs whose worker stopped");
         }
@@ -166,6 +150,10 @@ impl Service {
             db: self.app.db.clone(),
             runner: self.app.runner.clone(),
             courses: self.app.courses.clone(),
+            checks: Arc::new(AutograderChecks::new(
+                self.app.db.clone(),
+                self.app.runner.clone(),
+            )),
             config: GradeJobConfig {
                 limits: default_limits(s),
                 retry_base: Duration::from_secs(s.grading.retry_base_secs),
@@ -192,9 +180,12 @@ impl Service {
                 db: db.clone(),
                 client: client.clone(),
                 courses: self.app.courses.clone(),
-                default_policy: s.lti.post_score.clone(),
+                default_policy: s.lti.post_score,
                 retry_base: Duration::from_secs(s.grading.retry_base_secs),
                 retry_max: Duration::from_secs(s.lti.retry_max_secs),
+                // Twice the request timeout: a request we gave up on has been answered
+                // (or dropped) by edX before the current score is sent again.
+                settle: Duration::from_secs(2 * s.lti.timeout_secs),
             });
             handles.extend(worker::spawn(db, post, post_notify, pool(2), stop));
         }
@@ -205,11 +196,7 @@ impl Service {
 /// Keep [`App::queue_depth`] close to the truth until shutdown.
 async fn refresh_depth(app: AppState, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        if let Ok(depth) = app
-            .db
-            .read(|c| queue::depth(c, queue::JobKind::Grade))
-            .await
-        {
+        if let Ok(depth) = app.db.read(|c| jobs::depth(c, JobKind::Grade)).await {
             app.queue_depth.store(depth, Ordering::Relaxed);
         }
         tokio::select! {

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags};
 
-use crate::db::{self, grades, now_ms, submissions};
+use crate::db::grades::{self, GradeFilter};
+use crate::db::staff::{self, RegradeRequest};
+use crate::db::{self, now_ms};
 use crate::export::{self, Policy};
 use crate::settings::Settings;
 
@@ -57,6 +59,17 @@ pub struct Filter {
     /// Only this user's.
     #[arg(long)]
     pub user: Option<String>,
+}
+
+impl From<&Filter> for GradeFilter {
+    fn from(f: &Filter) -> Self {
+        GradeFilter {
+            course: f.course.clone(),
+            section: f.section.clone(),
+            assignment: f.assignment.clone(),
+            user: f.user.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -165,17 +178,7 @@ fn open_write(path: &std::path::Path) -> anyhow::Result<Connection> {
 }
 
 fn dump_grades(conn: &Connection, a: &DumpArgs) -> anyhow::Result<()> {
-    let f = &a.filter;
-    let mut records = grades::all(
-        conn,
-        f.course.as_deref(),
-        f.section.as_deref(),
-        f.assignment.as_deref(),
-    )?;
-    if let Some(u) = &f.user {
-        records.retain(|r| &r.user == u);
-    }
-    let records = export::select(records, a.policy);
+    let records = grades::select(conn, &(&a.filter).into(), a.policy.counting())?;
     match &a.output {
         Some(p) => {
             let file =
@@ -188,96 +191,49 @@ fn dump_grades(conn: &Connection, a: &DumpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-const FILTER_SQL: &str = "(?1 IS NULL OR s.course = ?1) AND (?2 IS NULL OR s.section = ?2)
-     AND (?3 IS NULL OR s.assignment = ?3) AND (?4 IS NULL OR s.user = ?4)";
+/// Who runs a staff command, for the event log.
+fn staff_name() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("staff ({user}, command line)")
+}
 
 fn regrade(conn: &Connection, a: &RegradeArgs, max_attempts: i64) -> anyhow::Result<usize> {
-    let f = &a.filter;
-    let sql = format!(
-        "SELECT s.id FROM submissions s WHERE {FILTER_SQL} AND (?5 = 0 OR s.state = 'dead')
-           AND s.state NOT IN ('queued', 'grading') ORDER BY s.id"
-    );
-    let mut ids: Vec<i64> = conn
-        .prepare(&sql)?
-        .query_map(
-            params![f.course, f.section, f.assignment, f.user, a.dead],
-            |r| r.get(0),
-        )?
-        .collect::<Result<_, _>>()?;
-    if !a.ids.is_empty() {
-        ids.retain(|id| a.ids.contains(id));
-    }
+    let request = RegradeRequest {
+        filter: (&a.filter).into(),
+        ids: a.ids.clone(),
+        dead_only: a.dead,
+        by: staff_name(),
+    };
     let tx = conn.unchecked_transaction()?;
-    let now = now_ms();
-    for id in &ids {
-        submissions::enqueue_grade(&tx, *id, max_attempts, now)?;
-        db::events::record(&tx, now, Some(*id), None, "regrade_requested", "staff")?;
-    }
+    let ids = staff::regrade(&tx, &request, max_attempts, now_ms())?;
     tx.commit()?;
     Ok(ids.len())
 }
 
 fn repost(conn: &Connection, a: &RepostArgs, horizon_secs: u64) -> anyhow::Result<usize> {
-    let f = &a.filter;
-    let sql = format!(
-        "SELECT g.id, g.submission_id FROM grades g JOIN submissions s ON s.id = g.submission_id
-         WHERE {FILTER_SQL} AND (g.post_state = 'dead' OR (?5 AND g.post_state = 'posted'))
-           AND g.id = (SELECT MAX(g2.id) FROM grades g2 WHERE g2.submission_id = g.submission_id)"
-    );
-    let rows: Vec<(i64, i64)> = conn
-        .prepare(&sql)?
-        .query_map(
-            params![f.course, f.section, f.assignment, f.user, a.all],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?
-        .collect::<Result<_, _>>()?;
     let tx = conn.unchecked_transaction()?;
-    let now = now_ms();
-    for (grade_id, submission_id) in &rows {
-        grades::set_post_state(
-            &tx,
-            *grade_id,
-            "pending",
-            Some("queued again by staff"),
-            None,
-        )?;
-        let job = crate::queue::NewJob {
-            kind: crate::queue::JobKind::PostScore,
-            submission_id: *submission_id,
-            grade_id: Some(*grade_id),
-            max_attempts: i64::MAX,
-            give_up_at: Some(now + horizon_secs as i64 * 1000),
-        };
-        crate::queue::enqueue(&tx, &job, now)?;
-    }
+    let horizon_ms = horizon_secs as i64 * 1000;
+    let n = staff::repost(
+        &tx,
+        &(&a.filter).into(),
+        a.all,
+        &staff_name(),
+        horizon_ms,
+        now_ms(),
+    )?;
     tx.commit()?;
-    Ok(rows.len())
+    Ok(n)
 }
 
 fn status(conn: &Connection) -> anyhow::Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
+    let s = staff::status(conn)?;
     println!("{:<12} {:<8} {:>8}", "job", "state", "count");
-    for row in rows {
-        let (kind, state, n) = row?;
-        println!("{kind:<12} {state:<8} {n:>8}");
+    for (kind, state, n) in &s.jobs {
+        println!("{:<12} {:<8} {n:>8}", kind.as_str(), state.as_str());
     }
-    let oldest: Option<(i64, String, i64)> = conn
-        .query_row(
-            "SELECT id, kind, created_at FROM jobs WHERE state = 'queued' ORDER BY created_at LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .ok();
-    match oldest {
+    match s.oldest_waiting {
         Some((id, kind, at)) => println!(
             "oldest waiting: job {id} ({kind}), queued {} ({}s ago)",
             db::format_ms(at),
@@ -285,26 +241,36 @@ fn status(conn: &Connection) -> anyhow::Result<()> {
         ),
         None => println!("nothing waiting"),
     }
-    let dead: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM submissions WHERE state = 'dead'",
-        [],
-        |r| r.get(0),
-    )?;
-    println!("submissions whose grading is dead: {dead} (otter-service regrade --dead)");
+    println!(
+        "submissions whose grading is dead: {} (otter-service regrade --dead)",
+        s.dead_submissions
+    );
     // Jobs keep their history (a dead post job stays dead after a repost): the grades say
     // which posts are dead now, and edX's reasons.
-    let mut reasons = conn.prepare(
-        "SELECT COALESCE(post_detail, ''), COUNT(*) FROM grades WHERE post_state = 'dead'
-         GROUP BY post_detail ORDER BY COUNT(*) DESC, post_detail",
-    )?;
-    let reasons: Vec<(String, i64)> = reasons
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let dead_posts: i64 = reasons.iter().map(|(_, n)| n).sum();
+    let dead_posts: i64 = s.dead_posts.iter().map(|(_, n)| n).sum();
     println!("grades whose edX post is dead: {dead_posts} (otter-service repost)");
-    for (why, n) in reasons.iter().take(5) {
+    for (why, n) in s.dead_posts.iter().take(5) {
         println!("  {n:>6}  {why}");
     }
+    if s.broken_autograders.is_empty() {
+        println!("broken autograders: none");
+    } else {
+        println!(
+            "broken autograders: {} (their submissions are not charged; fix the zip, then \
+             otter-service regrade --dead)",
+            s.broken_autograders.len()
+        );
+        for b in &s.broken_autograders {
+            println!(
+                "  {}/{}/{} ({}): {}",
+                b.course, b.section, b.assignment, b.runner, b.detail
+            );
+        }
+    }
+    println!(
+        "database size: {:.1} MiB",
+        s.database_bytes as f64 / 1048576.0
+    );
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::db::states::ScorePolicy;
 use crate::grading::SandboxLimits;
 use crate::notebook::{Name, NotebookMetadata};
 
@@ -79,8 +80,8 @@ pub struct Assignment {
     pub lti_block: Option<String>,
     /// `{materials_root}/{subpath_to_zips}/{assignment}-autograder.zip`.
     pub autograder_zip: PathBuf,
-    /// `latest` or `best`, when the course config overrides the global setting.
-    pub post_score: Option<String>,
+    /// Which grade counts, when the course config overrides the global setting.
+    pub post_score: Option<ScorePolicy>,
     overrides: Overrides,
 }
 
@@ -162,7 +163,11 @@ impl CourseConfig {
 
     /// The assignment a notebook belongs to.
     pub fn lookup(&self, m: &NotebookMetadata) -> Result<&Assignment, LookupError> {
-        let (c, s, a) = (m.course.as_str(), m.section.as_str(), m.assignment.as_str());
+        self.find(m.course.as_str(), m.section.as_str(), m.assignment.as_str())
+    }
+
+    /// The assignment with these names (as stored with a submission).
+    pub fn find(&self, c: &str, s: &str, a: &str) -> Result<&Assignment, LookupError> {
         let sections = self
             .courses
             .get(c)
@@ -239,7 +244,7 @@ fn resolve_section(
                 course_id: s.course_id.clone(),
                 lti_block,
                 autograder_zip,
-                post_score: overrides.post_score.clone(),
+                post_score: overrides.post_score.as_deref().and_then(|p| p.parse().ok()),
                 overrides,
             },
         );
@@ -248,11 +253,9 @@ fn resolve_section(
 }
 
 fn check_post_score(at: &str, o: &Overrides) -> Result<(), String> {
-    match o.post_score.as_deref() {
-        None | Some("latest") | Some("best") => Ok(()),
-        Some(other) => Err(format!(
-            "key {at:?}.post_score: {other:?} is not latest or best"
-        )),
+    match o.post_score.as_deref().map(str::parse::<ScorePolicy>) {
+        None | Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(format!("key {at:?}.post_score: {e}")),
     }
 }
 

@@ -4,48 +4,32 @@
 //! `assignment` for gofer's `lab`; `grade` is the fraction in [0, 1] that edX receives),
 //! then `score, max_score, status, submission_id, grade_id, post_state`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::db::format_ms;
 use crate::db::grades::GradeRecord;
+use crate::db::states::ScorePolicy;
 
 /// Which grades per student and assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Policy {
     /// Every grade.
     All,
-    /// The most recent grade.
+    /// The grade that counts under `latest`: the newest submission's (its newest grade).
     Latest,
-    /// The highest grade (the most recent among equals).
+    /// The highest grade (the newest submission among equals).
     Best,
 }
 
-/// Keep the grades `policy` asks for. `records` must be oldest first.
-pub fn select(records: Vec<GradeRecord>, policy: Policy) -> Vec<GradeRecord> {
-    if policy == Policy::All {
-        return records;
-    }
-    let mut chosen: BTreeMap<(String, String, String, String), GradeRecord> = BTreeMap::new();
-    for r in records {
-        let key = (
-            r.user.clone(),
-            r.course.clone(),
-            r.section.clone(),
-            r.assignment.clone(),
-        );
-        let replace = match chosen.get(&key) {
-            None => true,
-            Some(_) if policy == Policy::Latest => true,
-            Some(old) => r.fraction >= old.fraction,
-        };
-        if replace {
-            chosen.insert(key, r);
+impl Policy {
+    /// Which grade counts per student and assignment, or `None` for every grade.
+    pub fn counting(self) -> Option<ScorePolicy> {
+        match self {
+            Policy::All => None,
+            Policy::Latest => Some(ScorePolicy::Latest),
+            Policy::Best => Some(ScorePolicy::Best),
         }
     }
-    let mut out: Vec<GradeRecord> = chosen.into_values().collect();
-    out.sort_by_key(|r| (r.graded_at, r.grade_id));
-    out
 }
 
 /// Write `records` as CSV with a header row.
@@ -75,10 +59,10 @@ pub fn write_csv<W: Write>(out: W, records: &[GradeRecord]) -> Result<(), csv::E
             format_ms(r.graded_at),
             r.score.to_string(),
             r.max_score.to_string(),
-            r.status.clone(),
+            r.status.to_string(),
             r.submission_id.to_string(),
             r.grade_id.to_string(),
-            r.post_state.clone(),
+            r.post_state.to_string(),
         ])?;
     }
     w.flush()?;
@@ -97,27 +81,13 @@ mod tests {
             course: "c".into(),
             section: "1".into(),
             assignment: "a".into(),
-            status: "graded".into(),
+            status: crate::db::states::GradeStatus::Graded,
             score: fraction * 5.0,
             max_score: 5.0,
             fraction,
             graded_at: id * 1000,
-            post_state: "not_configured".into(),
+            post_state: crate::db::states::PostState::NotConfigured,
         }
-    }
-
-    #[test]
-    fn latest_and_best_pick_one_per_student() {
-        let all = vec![
-            rec(1, "a", 0.4),
-            rec(2, "b", 1.0),
-            rec(3, "a", 0.9),
-            rec(4, "a", 0.2),
-        ];
-        let ids = |v: Vec<GradeRecord>| v.iter().map(|r| r.grade_id).collect::<Vec<_>>();
-        assert_eq!(ids(select(all.clone(), Policy::All)), [1, 2, 3, 4]);
-        assert_eq!(ids(select(all.clone(), Policy::Latest)), [2, 4]);
-        assert_eq!(ids(select(all, Policy::Best)), [2, 3]);
     }
 
     #[test]

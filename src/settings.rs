@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::db::states::ScorePolicy;
 use crate::secret::Secret;
 
 /// All settings. Every field has a default, so an empty file (or none) is valid.
@@ -237,8 +238,9 @@ pub struct LtiSettings {
     pub consumer_secret: Secret,
     /// File holding the consumer secret (wins over `consumer_secret`).
     pub consumer_secret_file: Option<PathBuf>,
-    /// `latest` (default) or `best`: which grade of a student's is posted.
-    pub post_score: String,
+    /// `latest` (default: the newest submission's grade) or `best`: which grade of a
+    /// student's assignment counts, for edX and the student's page.
+    pub post_score: ScorePolicy,
     /// Seconds to keep retrying a post before it is `dead`. Default 86400 (a day).
     pub retry_horizon_secs: u64,
     /// HTTP timeout for one post in seconds. Default 20.
@@ -254,7 +256,7 @@ impl Default for LtiSettings {
             consumer_key: String::new(),
             consumer_secret: Secret::default(),
             consumer_secret_file: None,
-            post_score: "latest".into(),
+            post_score: ScorePolicy::Latest,
             retry_horizon_secs: 86_400,
             timeout_secs: 20,
             retry_max_secs: 1800,
@@ -368,12 +370,6 @@ impl Settings {
                     "{:?} is not one of auto, local, docker",
                     self.grading.runner
                 ),
-            });
-        }
-        if !["latest", "best"].contains(&self.lti.post_score.as_str()) {
-            return Err(SettingsError::Bad {
-                name: "lti.post_score",
-                problem: format!("{:?} is not one of latest, best", self.lti.post_score),
             });
         }
         if let Some(file) = &self.lti.consumer_secret_file {

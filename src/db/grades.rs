@@ -2,45 +2,37 @@
 
 use rusqlite::{Connection, params};
 
+use super::states::{GradeStatus, PostState, ScorePolicy};
 use super::{DbError, events};
-use crate::grading::GradeOutcome;
 
-/// Insert the grade for `outcome` of submission `submission_id`'s job `job_id`.
-/// `post_state` is `pending` when a post job follows, else `not_configured`.
+/// A grade to store: plain data, made by the grade job from the runner's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGrade {
+    pub status: GradeStatus,
+    pub score: f64,
+    pub max_score: f64,
+    /// The score as a fraction in [0, 1] (what edX gets).
+    pub fraction: f64,
+    /// Per-question scores as JSON (the student may see them).
+    pub tests_json: String,
+    /// The public tests' output: what the student may see.
+    pub public_feedback: String,
+    /// For the student: why it failed.
+    pub message: Option<String>,
+    /// For staff: the end of the run's log.
+    pub log_tail: Option<String>,
+}
+
+/// Insert grade `g` for submission `submission_id`'s job `job_id`. `post_state` is
+/// `pending` when a post follows, else `not_configured`.
 pub fn insert(
     conn: &Connection,
     submission_id: i64,
     job_id: i64,
-    outcome: &GradeOutcome,
-    post_state: &str,
+    g: &NewGrade,
+    post_state: PostState,
     now: i64,
 ) -> Result<i64, DbError> {
-    let (status, score, max_score, fraction, tests, feedback, message, log_tail) = match outcome {
-        GradeOutcome::Graded(r) => (
-            "graded",
-            r.score,
-            r.max_score,
-            r.fraction(),
-            serde_json::to_string(&r.tests).map_err(|e| DbError::Invalid(e.to_string()))?,
-            r.public_feedback.as_str(),
-            None,
-            None,
-        ),
-        GradeOutcome::Failed {
-            fault,
-            message,
-            log_tail,
-        } => (
-            fault.as_str(),
-            0.0,
-            0.0,
-            0.0,
-            "[]".to_string(),
-            "",
-            Some(message.as_str()),
-            Some(log_tail.as_str()),
-        ),
-    };
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO grades (submission_id, job_id, status, score, max_score, fraction, tests,
@@ -51,20 +43,20 @@ pub fn insert(
             params![
                 submission_id,
                 job_id,
-                status,
-                score,
-                max_score,
-                fraction,
-                tests,
-                feedback,
-                message,
-                log_tail,
+                g.status,
+                g.score,
+                g.max_score,
+                g.fraction,
+                g.tests_json,
+                g.public_feedback,
+                g.message,
+                g.log_tail,
                 now,
                 post_state
             ],
             |r| r.get(0),
         )?;
-    let detail = format!("{status} {score}/{max_score}");
+    let detail = format!("{} {}/{}", g.status, g.score, g.max_score);
     events::record(
         conn,
         now,
@@ -76,20 +68,13 @@ pub fn insert(
     Ok(id)
 }
 
-/// Set a grade's posting state (and the reason, for dead or retrying posts).
-pub fn set_post_state(
-    conn: &Connection,
-    grade_id: i64,
-    state: &str,
-    detail: Option<&str>,
-    posted_score: Option<f64>,
-) -> Result<(), DbError> {
-    conn.prepare_cached(
-        "UPDATE grades SET post_state = ?1, post_detail = ?2,
-                posted_score = COALESCE(?3, posted_score) WHERE id = ?4",
-    )?
-    .execute(params![state, detail, posted_score, grade_id])?;
-    Ok(())
+/// Which grades a staff query covers.
+#[derive(Debug, Clone, Default)]
+pub struct GradeFilter {
+    pub course: Option<String>,
+    pub section: Option<String>,
+    pub assignment: Option<String>,
+    pub user: Option<String>,
 }
 
 /// One grade row for export.
@@ -101,30 +86,41 @@ pub struct GradeRecord {
     pub course: String,
     pub section: String,
     pub assignment: String,
-    pub status: String,
+    pub status: GradeStatus,
     pub score: f64,
     pub max_score: f64,
     pub fraction: f64,
     pub graded_at: i64,
-    pub post_state: String,
+    pub post_state: PostState,
 }
 
-/// Every grade, oldest first, filtered by course/section/assignment when given.
-pub fn all(
+/// Grades matching `filter`, oldest first: every one (`policy` `None`), or only the one
+/// that counts per student and assignment under `policy` (see [`ScorePolicy::order_sql`]).
+pub fn select(
     conn: &Connection,
-    course: Option<&str>,
-    section: Option<&str>,
-    assignment: Option<&str>,
+    filter: &GradeFilter,
+    policy: Option<ScorePolicy>,
 ) -> Result<Vec<GradeRecord>, DbError> {
-    let mut stmt = conn.prepare(
-        "SELECT g.id, s.id, s.user, s.course, s.section, s.assignment, g.status, g.score,
-                g.max_score, g.fraction, g.graded_at, g.post_state
-         FROM grades g JOIN submissions s ON s.id = g.submission_id
-         WHERE (?1 IS NULL OR s.course = ?1) AND (?2 IS NULL OR s.section = ?2)
-           AND (?3 IS NULL OR s.assignment = ?3)
-         ORDER BY g.graded_at, g.id",
-    )?;
-    let rows = stmt.query_map(params![course, section, assignment], |r| {
+    let rank = match policy {
+        None => "1".to_string(),
+        Some(p) => format!(
+            "ROW_NUMBER() OVER (PARTITION BY s.user, s.course, s.section, s.assignment
+                                ORDER BY {})",
+            p.order_sql()
+        ),
+    };
+    let sql = format!(
+        "SELECT * FROM (
+            SELECT g.id, s.id, s.user, s.course, s.section, s.assignment, g.status, g.score,
+                   g.max_score, g.fraction, g.graded_at, g.post_state, {rank} AS rank
+            FROM grades g JOIN submissions s ON s.id = g.submission_id
+            WHERE (?1 IS NULL OR s.course = ?1) AND (?2 IS NULL OR s.section = ?2)
+              AND (?3 IS NULL OR s.assignment = ?3) AND (?4 IS NULL OR s.user = ?4))
+         WHERE rank = 1 ORDER BY 11, 1"
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let f = filter;
+    let rows = stmt.query_map(params![f.course, f.section, f.assignment, f.user], |r| {
         Ok(GradeRecord {
             grade_id: r.get(0)?,
             submission_id: r.get(1)?,

@@ -6,7 +6,8 @@ use rusqlite::Connection;
 use super::DbError;
 
 /// Each entry migrates from version `index` to `index + 1`. Never edit a released step.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE submissions (
     id            INTEGER PRIMARY KEY,
     user          TEXT NOT NULL,
@@ -76,7 +77,31 @@ CREATE TABLE events (
     detail        TEXT
 );
 CREATE INDEX events_by_submission ON events (submission_id, id);
-"#];
+"#,
+    r#"
+-- One post in flight per student and assignment: post jobs carry the key.
+ALTER TABLE jobs ADD COLUMN post_key TEXT;
+UPDATE jobs SET post_key = (SELECT json_array(user, course, section, assignment)
+                              FROM submissions s WHERE s.id = jobs.submission_id)
+ WHERE kind = 'post_score';
+CREATE INDEX jobs_by_post_key ON jobs (post_key, state) WHERE post_key IS NOT NULL;
+CREATE INDEX submissions_by_student ON submissions (user, course, section, assignment, id);
+
+-- Whether an assignment's autograder grades at all (an empty notebook, in the grader
+-- image): a run without results is charged to the student only when it does.
+CREATE TABLE autograder_checks (
+    zip_sha256  TEXT NOT NULL,
+    runner      TEXT NOT NULL,
+    course      TEXT NOT NULL,
+    section     TEXT NOT NULL,
+    assignment  TEXT NOT NULL,
+    ok          INTEGER NOT NULL,
+    detail      TEXT NOT NULL,
+    checked_at  INTEGER NOT NULL,
+    PRIMARY KEY (zip_sha256, runner)
+);
+"#,
+];
 
 /// Bring the schema to the newest version.
 pub fn run(conn: &mut Connection) -> Result<(), DbError> {

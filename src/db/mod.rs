@@ -3,10 +3,19 @@
 //! `synchronous=FULL` every accepted submission is on disk before we answer, and a burst
 //! of submissions costs one fsync per batch instead of one each. Reads run on pooled
 //! connections through `spawn_blocking`, so rusqlite never blocks the async executor.
+//!
+//! This module is the one owner of stored state: every SQL statement and every stored
+//! state ([`states`]) lives here; the queue runtime, jobs, HTTP and CLI call named
+//! functions.
 
+pub mod checks;
 pub mod events;
 pub mod grades;
+pub mod jobs;
 mod migrations;
+pub mod scores;
+pub mod staff;
+pub mod states;
 pub mod submissions;
 mod writer;
 

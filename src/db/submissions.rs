@@ -3,8 +3,10 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::jobs::{self, NewJob};
+use super::scores::{self, StudentAssignment};
+use super::states::{GradeStatus, JobKind, PostState, ScorePolicy, SubmissionState};
 use super::{DbError, events, format_ms};
-use crate::queue::{self, JobKind, NewJob};
 
 /// A submission to accept.
 #[derive(Debug, Clone)]
@@ -62,16 +64,15 @@ pub fn enqueue_grade(
         max_attempts,
         give_up_at: None,
     };
-    conn.prepare_cached("UPDATE submissions SET state = 'queued', message = NULL WHERE id = ?1")?
-        .execute([id])?;
-    queue::enqueue(conn, &job, now)
+    set_state(conn, id, SubmissionState::Queued, None)?;
+    jobs::enqueue(conn, &job, now)
 }
 
 /// Set a submission's state and student-facing message.
 pub fn set_state(
     conn: &Connection,
     id: i64,
-    state: &str,
+    state: SubmissionState,
     message: Option<&str>,
 ) -> Result<(), DbError> {
     conn.prepare_cached("UPDATE submissions SET state = ?1, message = ?2 WHERE id = ?3")?
@@ -118,8 +119,7 @@ pub struct QuestionScore {
 #[derive(Debug, Clone, Serialize)]
 pub struct GradeView {
     pub id: i64,
-    /// graded | timeout | out_of_memory | no_results
-    pub status: String,
+    pub status: GradeStatus,
     pub score: f64,
     pub max_score: f64,
     pub fraction: f64,
@@ -127,9 +127,11 @@ pub struct GradeView {
     pub public_feedback: String,
     pub message: Option<String>,
     pub graded_at: String,
-    /// not_configured | pending | posted | dead | superseded
-    pub post_state: String,
+    pub post_state: PostState,
     pub post_detail: Option<String>,
+    /// Whether this is the grade that counts for the student's assignment (and so the
+    /// one edX gets, when the assignment posts there).
+    pub counts: bool,
 }
 
 /// A submission as its owner sees it.
@@ -142,8 +144,7 @@ pub struct SubmissionView {
     pub assignment: String,
     pub notebook_path: Option<String>,
     pub received_at: String,
-    /// queued | grading | graded | failed | dead
-    pub state: String,
+    pub state: SubmissionState,
     pub message: Option<String>,
     /// Grading attempts so far (infrastructure retries included).
     pub attempts: i64,
@@ -172,10 +173,12 @@ fn view_row(r: &Row<'_>) -> rusqlite::Result<SubmissionView> {
 }
 
 /// Submission `id` if it belongs to `user` (anyone else gets `None`, as if it did not exist).
+/// `policy` says which grade counts for a student's assignment.
 pub fn view_for_owner(
     conn: &Connection,
     id: i64,
     user: &str,
+    policy: impl Fn(&StudentAssignment) -> ScorePolicy,
 ) -> Result<Option<SubmissionView>, DbError> {
     let sql = format!("{VIEW_SQL} WHERE s.id = ?1 AND s.user = ?2");
     let Some(mut v) = conn
@@ -185,7 +188,29 @@ pub fn view_for_owner(
         return Ok(None);
     };
     v.grade = latest_grade(conn, id)?;
+    mark_counting(conn, std::slice::from_mut(&mut v), policy)?;
     Ok(Some(v))
+}
+
+/// Set `counts` on the grades of `views` that count under `policy`.
+fn mark_counting(
+    conn: &Connection,
+    views: &mut [SubmissionView],
+    policy: impl Fn(&StudentAssignment) -> ScorePolicy,
+) -> Result<(), DbError> {
+    for v in views.iter_mut() {
+        let key = StudentAssignment {
+            user: v.user.clone(),
+            course: v.course.clone(),
+            section: v.section.clone(),
+            assignment: v.assignment.clone(),
+        };
+        if let Some(g) = &mut v.grade {
+            let counted = scores::counted(conn, &key, policy(&key))?;
+            g.counts = counted.is_some_and(|c| c.grade_id == g.id);
+        }
+    }
+    Ok(())
 }
 
 /// A user's submissions, newest first, at most `limit`.
@@ -193,6 +218,7 @@ pub fn list_for_user(
     conn: &Connection,
     user: &str,
     limit: i64,
+    policy: impl Fn(&StudentAssignment) -> ScorePolicy,
 ) -> Result<Vec<SubmissionView>, DbError> {
     let sql = format!("{VIEW_SQL} WHERE s.user = ?1 ORDER BY s.id DESC LIMIT ?2");
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -202,6 +228,7 @@ pub fn list_for_user(
     for v in &mut views {
         v.grade = latest_grade(conn, v.id)?;
     }
+    mark_counting(conn, &mut views, policy)?;
     Ok(views)
 }
 
@@ -227,6 +254,7 @@ pub fn latest_grade(conn: &Connection, submission_id: i64) -> Result<Option<Grad
                 graded_at: format_ms(r.get(8)?),
                 post_state: r.get(9)?,
                 post_detail: r.get(10)?,
+                counts: false,
             })
         })
         .optional()?;

@@ -9,8 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use super::AppState;
 use super::error::ApiError;
-use crate::app::AppState;
 use crate::jupyterhub::{AuthError, HubUser, SESSION_COOKIE, STATE_COOKIE};
 use crate::secret::Secret;
 

@@ -3,7 +3,10 @@
 mod auth;
 pub mod error;
 mod pages;
+mod state;
 mod submit;
+
+pub use state::{App, AppState};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -11,8 +14,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::app::AppState;
-use crate::queue::{self, JobKind};
+use crate::db::jobs;
+use crate::db::staff::{self, BrokenAutograder};
+use crate::db::states::JobKind;
 
 /// The router: `POST {prefix}` submit, `GET {prefix}[submissions[/{id}]]`, the OAuth
 /// callback, and `/healthz` (also under the prefix, for checks through the Hub's proxy).
@@ -43,14 +47,43 @@ pub fn router(app: AppState) -> Router {
 
 /// `GET /healthz`: database and runner readiness; 503 when either is not ready.
 async fn health(State(app): State<AppState>) -> impl IntoResponse {
-    let db = app.db.read(|c| queue::depth(c, JobKind::Grade)).await;
+    let db = app
+        .db
+        .read(|c| {
+            Ok((
+                jobs::depth(c, JobKind::Grade)?,
+                staff::broken_autograders(c)?,
+            ))
+        })
+        .await;
     let runner = app.runner.readiness().await;
     let ok = db.is_ok() && runner.ready;
+    let (depth, broken): (Option<u64>, Vec<BrokenAutograder>) = match &db {
+        Ok((d, b)) => (Some(*d), b.clone()),
+        Err(_) => (None, Vec::new()),
+    };
+    // A broken autograder fails its own assignment only: the service stays up (200) and
+    // says which (submissions to it wait, are not charged, and end dead for staff).
+    let status = match (ok, broken.is_empty()) {
+        (false, _) => "unavailable",
+        (true, false) => "degraded",
+        (true, true) => "ok",
+    };
+    let broken: Vec<_> = broken
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "course": b.course, "section": b.section, "assignment": b.assignment,
+                "detail": b.detail,
+            })
+        })
+        .collect();
     let body = serde_json::json!({
-        "status": if ok { "ok" } else { "unavailable" },
+        "status": status,
         "database": match &db { Ok(_) => "ok".to_string(), Err(e) => e.to_string() },
         "runner": { "name": app.runner.name(), "ready": runner.ready, "detail": runner.detail },
-        "queue_depth": db.ok(),
+        "queue_depth": depth,
+        "broken_autograders": broken,
         "lti": app.lti_enabled,
     });
     let status = if ok {

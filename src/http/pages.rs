@@ -4,8 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
+use super::AppState;
 use super::error::{ApiError, wants_json};
-use crate::app::AppState;
+use crate::db::states::{PostState, SubmissionState};
 use crate::db::submissions::{self, SubmissionView};
 use crate::jupyterhub::HubUser;
 
@@ -21,7 +22,10 @@ pub async fn list(
     let name = user.name.clone();
     let views = app
         .db
-        .read(move |c| submissions::list_for_user(c, &name, LIST_LIMIT))
+        .read({
+            let policy = app.policy_for();
+            move |c| submissions::list_for_user(c, &name, LIST_LIMIT, policy)
+        })
         .await?;
     if wants_json(&headers) {
         return Ok(
@@ -50,7 +54,10 @@ pub async fn detail(
     let name = user.name.clone();
     let view = app
         .db
-        .read(move |c| submissions::view_for_owner(c, id, &name))
+        .read({
+            let policy = app.policy_for();
+            move |c| submissions::view_for_owner(c, id, &name, policy)
+        })
         .await?
         .ok_or(ApiError::NotFound)?;
     if wants_json(&headers) {
@@ -82,13 +89,13 @@ fn page(title: &str, body: &str) -> String {
 
 /// One line summary of where a submission stands.
 fn summary(v: &SubmissionView) -> String {
-    match (&v.grade, v.state.as_str()) {
-        (Some(g), "graded") => format!("{} / {}", g.score, g.max_score),
-        (_, "queued") => "waiting to be graded".into(),
-        (_, "grading") => "being graded now".into(),
-        (_, "failed") => "could not be graded".into(),
-        (_, "dead") => "grading failed on our side".into(),
-        (_, other) => other.to_string(),
+    match (&v.grade, v.state) {
+        (Some(g), SubmissionState::Graded) => format!("{} / {}", g.score, g.max_score),
+        (_, SubmissionState::Queued) => "waiting to be graded".into(),
+        (_, SubmissionState::Grading) => "being graded now".into(),
+        (_, SubmissionState::Failed) => "could not be graded".into(),
+        (_, SubmissionState::Dead) => "grading failed on our side".into(),
+        (None, SubmissionState::Graded) => "graded".into(),
     }
 }
 
@@ -100,7 +107,7 @@ fn list_page(prefix: &str, user: &str, views: &[SubmissionView], xsrf: &str) -> 
                 "<tr><td><a href=\"{p}submissions/{id}\">{id}</a></td><td>{c} {s} {a}</td><td>{t}</td>\
                  <td class=\"state {st}\">{sum}</td></tr>",
                 p = esc(prefix), id = v.id, c = esc(&v.course), s = esc(&v.section), a = esc(&v.assignment),
-                t = esc(&v.received_at), st = esc(&v.state), sum = esc(&summary(v))
+                t = esc(&v.received_at), st = v.state, sum = esc(&summary(v))
             )
         })
         .collect();
@@ -131,7 +138,7 @@ fn detail_page(prefix: &str, v: &SubmissionView) -> String {
         c = esc(&v.course),
         s = esc(&v.section),
         t = esc(&v.received_at),
-        st = esc(&v.state),
+        st = v.state,
         sum = esc(&summary(v))
     );
     if let Some(m) = &v.message {
@@ -160,24 +167,35 @@ fn detail_page(prefix: &str, v: &SubmissionView) -> String {
                 esc(&g.public_feedback)
             );
         }
-        let post = match g.post_state.as_str() {
-            "posted" => "Your score has reached edX.".to_string(),
-            "pending" => format!(
+        let post = match g.post_state {
+            PostState::Posted => "Your score has reached edX.".to_string(),
+            PostState::Pending => format!(
                 "Sending your score to edX{}.",
                 g.post_detail
                     .as_deref()
                     .map(|d| format!(": {d}"))
                     .unwrap_or_default()
             ),
-            "dead" => format!(
+            PostState::Dead => format!(
                 "Your score could not be sent to edX: {}. Course staff can see this.",
                 g.post_detail.as_deref().unwrap_or("unknown reason")
             ),
-            "superseded" => "A newer submission's score is sent to edX instead.".to_string(),
-            _ => "This assignment's score is not sent to edX.".to_string(),
+            PostState::Superseded => format!(
+                "This score is not the one edX holds: {}.",
+                g.post_detail
+                    .as_deref()
+                    .unwrap_or("another submission's score counts")
+            ),
+            PostState::NotConfigured => "This assignment's score is not sent to edX.".to_string(),
         };
+        let counts = if g.counts {
+            "This is the grade that counts for this assignment."
+        } else {
+            "Another of your submissions' grades counts for this assignment."
+        };
+        body += &format!("<p id=\"counts\">{counts}</p>");
         body += &format!("<p id=\"edx\">{}</p>", esc(&post));
-    } else if matches!(v.state.as_str(), "queued" | "grading") {
+    } else if matches!(v.state, SubmissionState::Queued | SubmissionState::Grading) {
         body += "<script>setTimeout(()=>location.reload(),3000)</script>";
     }
     page(&format!("Submission {}", v.id), &body)

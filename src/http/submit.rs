@@ -5,10 +5,11 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::AppState;
 use super::error::{ApiError, wants_json};
-use crate::app::AppState;
 use std::sync::atomic::Ordering;
 
+use crate::db::states::SubmissionState;
 use crate::db::{DbError, now_ms, submissions};
 use crate::jupyterhub::HubUser;
 use crate::notebook::{NotebookMetadata, Submission};
@@ -155,9 +156,42 @@ pub async fn submit(
     Ok(accepted(&app, &headers, id, &meta))
 }
 
+/// The URL the client reached us at, without a path: from the proxy's `X-Forwarded-Proto`
+/// and `X-Forwarded-Host` (JupyterHub's proxy sets them), else `Host`. Empty when the
+/// request names no host (then links stay relative).
+fn origin(headers: &HeaderMap) -> String {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let proto = match get("x-forwarded-proto") {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let host = get("x-forwarded-host").or_else(|| get("host"));
+    // A host header is attacker-chosen text: keep it only if it looks like a host[:port].
+    match host {
+        Some(h)
+            if h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) =>
+        {
+            format!("{proto}://{h}")
+        }
+        _ => String::new(),
+    }
+}
+
 /// 202 with the status URL: JSON when asked for, else a sentence for `alert()`.
 fn accepted(app: &AppState, headers: &HeaderMap, id: i64, meta: &NotebookMetadata) -> Response {
-    let status_url = format!("{}submissions/{id}", app.settings.server.prefix);
+    let status_url = format!(
+        "{}{}submissions/{id}",
+        origin(headers),
+        app.settings.server.prefix
+    );
     let message = format!(
         "Your submission of {} was received (number {id}) and is queued for grading. \
          See your result at {status_url}",
@@ -165,7 +199,8 @@ fn accepted(app: &AppState, headers: &HeaderMap, id: i64, meta: &NotebookMetadat
     );
     if wants_json(headers) {
         let body = serde_json::json!({
-            "submission_id": id, "status": "queued", "status_url": status_url, "message": message,
+            "submission_id": id, "state": SubmissionState::Queued, "status_url": status_url,
+            "message": message,
         });
         (StatusCode::ACCEPTED, axum::Json(body)).into_response()
     } else {

@@ -1,5 +1,11 @@
 //! The grade job: run the submission through the [`Runner`], store the grade, and queue
 //! the post to edX in the same transaction.
+//!
+//! Only a student fault (time limit, memory, kernel death, errors in the notebook) gives a
+//! score. Any doubt about our side (engine errors, a container that vanished or ended
+//! abnormally, a missing autograder, or a run without results while the autograder itself
+//! cannot grade an empty notebook: see [`super::checks`]) is retried, and after
+//! `max_attempts` the submission is `dead` for staff with nothing stored or posted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,12 +13,14 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+use super::checks::{AssignmentNames, AutograderChecks};
 use crate::course::CourseConfig;
-use crate::db::{Db, DbError, grades, now_ms, submissions};
-use crate::grading::{GradeOutcome, GradeRequest, Runner, SandboxLimits};
-use crate::notebook::{Name, NotebookMetadata};
+use crate::db::grades::{self, NewGrade};
+use crate::db::jobs::{self, ClaimedJob};
+use crate::db::states::{GradeStatus, JobKind, PostState, SubmissionState};
+use crate::db::{Db, DbError, now_ms, submissions};
+use crate::grading::{GradeOutcome, GradeRequest, Runner, SandboxLimits, StudentFault};
 use crate::queue::worker::{Attempt, Job, backoff};
-use crate::queue::{self, ClaimedJob, JobKind, NewJob};
 
 /// Settings of the grade job.
 #[derive(Debug, Clone)]
@@ -30,29 +38,42 @@ pub struct GradeJob {
     pub db: Db,
     pub runner: Arc<dyn Runner>,
     pub courses: Arc<CourseConfig>,
+    pub checks: Arc<AutograderChecks>,
     pub config: GradeJobConfig,
     /// Woken when a post job is queued.
     pub post_notify: Arc<Notify>,
 }
 
+/// What the student sees of a submission that our side could not grade (staff see the
+/// reason in `status` and the job's last error).
+const DEAD_MESSAGE: &str = "We could not grade this submission because of a problem on our \
+     side. Course staff can see what went wrong and will regrade it; you do not need to \
+     submit again.";
+const RETRY_MESSAGE: &str =
+    "Grading was interrupted by a problem on our side; it will be retried automatically.";
+
 impl GradeJob {
-    async fn request(&self, job: &ClaimedJob) -> Result<(GradeRequest, bool), Attempt> {
+    async fn request(
+        &self,
+        job: &ClaimedJob,
+    ) -> Result<(GradeRequest, AssignmentNames, bool), Attempt> {
         let id = job.submission_id;
         let sub = self
             .db
             .write(move |c| {
-                submissions::set_state(c, id, "grading", None)?;
+                submissions::set_state(c, id, SubmissionState::Grading, None)?;
                 submissions::to_grade(c, id)
             })
             .await
             .map_err(|e| Attempt::Retry(format!("database: {e}")))?;
-        let meta = parse_names(&sub.course, &sub.section, &sub.assignment)
-            .map_err(|e| Attempt::Fatal(format!("stored names are invalid: {e}")))?;
-        let assignment = self.courses.lookup(&meta).map_err(|e| {
-            Attempt::Fatal(format!(
-                "the course config no longer has this assignment: {e}"
-            ))
-        })?;
+        let assignment = self
+            .courses
+            .find(&sub.course, &sub.section, &sub.assignment)
+            .map_err(|e| {
+                Attempt::Fatal(format!(
+                    "the course config no longer has this assignment: {e}"
+                ))
+            })?;
         let request = GradeRequest {
             job_id: job.id,
             submission_id: id,
@@ -60,17 +81,58 @@ impl GradeJob {
             autograder_zip: assignment.autograder_zip.clone(),
             limits: assignment.limits(&self.config.limits),
         };
+        let names = AssignmentNames {
+            course: sub.course,
+            section: sub.section,
+            assignment: sub.assignment,
+        };
         let post = self.config.lti_enabled && assignment.lti_block.is_some();
-        Ok((request, post))
+        Ok((request, names, post))
+    }
+
+    /// A run without results is the student's only if the autograder itself grades.
+    async fn charge_or_retry(
+        &self,
+        outcome: GradeOutcome,
+        names: &AssignmentNames,
+        zip: &std::path::Path,
+        limits: &SandboxLimits,
+    ) -> Result<GradeOutcome, Attempt> {
+        if !matches!(
+            outcome,
+            GradeOutcome::Failed {
+                fault: StudentFault::NoResults,
+                ..
+            }
+        ) {
+            return Ok(outcome);
+        }
+        let check = self
+            .checks
+            .check(names, zip, limits)
+            .await
+            .map_err(|e| Attempt::Retry(e.to_string()))?;
+        if check.ok {
+            Ok(outcome)
+        } else {
+            Err(Attempt::Retry(format!(
+                "the autograder of {}/{}/{} is broken: {}",
+                names.course, names.section, names.assignment, check.detail
+            )))
+        }
     }
 
     /// Store the outcome if our claim still holds; queue the post.
     async fn apply(&self, job: &ClaimedJob, outcome: GradeOutcome, post: bool) -> Attempt {
         let job2 = job.clone();
         let horizon = self.config.post_horizon.as_millis() as i64;
+        let grade = match new_grade(&outcome) {
+            Ok(g) => g,
+            Err(e) => return Attempt::Retry(format!("cannot encode the grade: {e}")),
+        };
         let applied = self
             .db
-            .write(move |c| store(c, &job2, &outcome, post, horizon))
+            .write(move |c| store(c, &job2, &grade, post, horizon))
             .await;
         match applied {
             Ok(true) => {
@@ -88,11 +150,37 @@ impl GradeJob {
     }
 }
 
-fn parse_names(course: &str, section: &str, assignment: &str) -> Result<NotebookMetadata, String> {
-    Ok(NotebookMetadata {
-        course: Name::parse("course", course).map_err(|e| e.to_string())?,
-        section: Name::parse("section", section).map_err(|e| e.to_string())?,
-        assignment: Name::parse("assignment", assignment).map_err(|e| e.to_string())?,
+/// The stored form of an outcome.
+fn new_grade(outcome: &GradeOutcome) -> Result<NewGrade, serde_json::Error> {
+    Ok(match outcome {
+        GradeOutcome::Graded(r) => NewGrade {
+            status: GradeStatus::Graded,
+            score: r.score,
+            max_score: r.max_score,
+            fraction: r.fraction(),
+            tests_json: serde_json::to_string(&r.tests)?,
+            public_feedback: r.public_feedback.clone(),
+            message: None,
+            log_tail: None,
+        },
+        GradeOutcome::Failed {
+            fault,
+            message,
+            log_tail,
+        } => NewGrade {
+            status: match fault {
+                StudentFault::Timeout => GradeStatus::Timeout,
+                StudentFault::OutOfMemory => GradeStatus::OutOfMemory,
+                StudentFault::NoResults => GradeStatus::NoResults,
+            },
+            score: 0.0,
+            max_score: 0.0,
+            fraction: 0.0,
+            tests_json: "[]".into(),
+            public_feedback: String::new(),
+            message: Some(message.clone()),
+            log_tail: Some(log_tail.clone()),
+        },
     })
 }
 
@@ -101,31 +189,33 @@ fn parse_names(course: &str, section: &str, assignment: &str) -> Result<Notebook
 fn store(
     c: &Connection,
     job: &ClaimedJob,
-    outcome: &GradeOutcome,
+    grade: &NewGrade,
     post: bool,
     horizon_ms: i64,
 ) -> Result<bool, DbError> {
     let now = now_ms();
-    if !queue::finish(c, job, now)? {
+    if !jobs::finish(c, job, now)? {
         return Ok(false);
     }
-    let post_state = if post { "pending" } else { "not_configured" };
-    let grade_id = grades::insert(c, job.submission_id, job.id, outcome, post_state, now)?;
-    match outcome {
-        GradeOutcome::Graded(_) => submissions::set_state(c, job.submission_id, "graded", None)?,
-        GradeOutcome::Failed { message, .. } => {
-            submissions::set_state(c, job.submission_id, "failed", Some(message))?
+    let post_state = if post {
+        PostState::Pending
+    } else {
+        PostState::NotConfigured
+    };
+    let grade_id = grades::insert(c, job.submission_id, job.id, grade, post_state, now)?;
+    match grade.status {
+        GradeStatus::Graded => {
+            submissions::set_state(c, job.submission_id, SubmissionState::Graded, None)?
         }
+        _ => submissions::set_state(
+            c,
+            job.submission_id,
+            SubmissionState::Failed,
+            grade.message.as_deref(),
+        )?,
     }
     if post {
-        let new = NewJob {
-            kind: JobKind::PostScore,
-            submission_id: job.submission_id,
-            grade_id: Some(grade_id),
-            max_attempts: i64::MAX,
-            give_up_at: Some(now + horizon_ms),
-        };
-        queue::enqueue(c, &new, now)?;
+        jobs::queue_post(c, job.submission_id, grade_id, horizon_ms, now)?;
     }
     Ok(true)
 }
@@ -137,7 +227,7 @@ impl Job for GradeJob {
     }
 
     async fn run(&self, job: &ClaimedJob) -> Attempt {
-        let (request, post) = match self.request(job).await {
+        let (request, names, post) = match self.request(job).await {
             Ok(r) => r,
             Err(attempt) => return attempt,
         };
@@ -149,17 +239,21 @@ impl Job for GradeJob {
         }
         tracing::info!(runner = self.runner.name(), "grading");
         let started = std::time::Instant::now();
-        match self.runner.grade(request).await {
-            Ok(outcome) => {
-                tracing::info!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    ?post,
-                    "graded"
-                );
-                self.apply(job, outcome, post).await
-            }
-            Err(e) => Attempt::Retry(e.to_string()),
-        }
+        let (zip, limits) = (request.autograder_zip.clone(), request.limits.clone());
+        let outcome = match self.runner.grade(request).await {
+            Ok(o) => o,
+            Err(e) => return Attempt::Retry(e.to_string()),
+        };
+        let outcome = match self.charge_or_retry(outcome, &names, &zip, &limits).await {
+            Ok(o) => o,
+            Err(attempt) => return attempt,
+        };
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            ?post,
+            "graded"
+        );
+        self.apply(job, outcome, post).await
     }
 
     fn retry_delay(&self, attempt: i64) -> Duration {
@@ -170,26 +264,14 @@ impl Job for GradeJob {
         &self,
         conn: &Connection,
         job: &ClaimedJob,
-        reason: &str,
+        _reason: &str,
         dead: bool,
     ) -> Result<(), DbError> {
         let (state, message) = if dead {
-            (
-                "dead",
-                format!(
-                    "We could not grade this submission because of a problem on our side \
-                     ({reason}). Course staff can see this and will regrade it; you do not \
-                     need to submit again."
-                ),
-            )
+            (SubmissionState::Dead, DEAD_MESSAGE)
         } else {
-            (
-                "queued",
-                "Grading was interrupted by a problem on our side; it will be retried \
-                 automatically."
-                    .to_string(),
-            )
+            (SubmissionState::Queued, RETRY_MESSAGE)
         };
-        submissions::set_state(conn, job.submission_id, state, Some(&message))
+        submissions::set_state(conn, job.submission_id, state, Some(message))
     }
 }

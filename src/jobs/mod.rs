@@ -1,4 +1,5 @@
 //! The durable jobs this service runs on the queue.
 
+pub mod checks;
 pub mod grade;
 pub mod post_score;

@@ -1,115 +1,96 @@
-//! The post-score job: send a grade to edX (LTI 1.1 Basic Outcomes). Separate from
-//! grading, so an edX outage never re-runs a grade: transient failures retry with backoff
-//! up to the horizon; a refusal that will not change is `dead` with edX's description.
+//! The post-score job: send edX the score that counts for one student's assignment (LTI
+//! 1.1 Basic Outcomes). Separate from grading, so an edX outage never re-runs a grade.
+//!
+//! Order: at most one post per student and assignment runs at a time (the queue's
+//! `post_key`), and each post reads what counts ([`ScorePolicy::order_sql`]) when it runs,
+//! not when it was queued; a grade stored while a post is in flight queues another post
+//! behind it. So edX ends with the score that counts, whatever order grades finish in.
+//!
+//! A post that times out on our side may still reach edX later. It is retried, never
+//! dropped (a retry re-reads and resends what counts: `replaceResult` is idempotent), and
+//! the retry waits at least [`PostScoreJob::settle`] so that a straggling request has
+//! been handled by edX before the current score is sent again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use crate::course::CourseConfig;
-use crate::db::{Db, DbError, grades, now_ms};
-use crate::lti::{OutcomesClient, PostOutcome, ScorePost};
-use crate::notebook::{Name, NotebookMetadata};
+use crate::db::jobs::{self, ClaimedJob};
+use crate::db::scores::{self, Counted, StudentAssignment};
+use crate::db::states::{JobKind, ScorePolicy};
+use crate::db::{Db, DbError, now_ms};
+use crate::lti::{LtiError, OutcomesClient, PostOutcome, ScorePost};
 use crate::queue::worker::{Attempt, Job, backoff};
-use crate::queue::{self, ClaimedJob, JobKind};
 
 /// Posts grades to edX.
 pub struct PostScoreJob {
     pub db: Db,
     pub client: Arc<dyn OutcomesClient>,
     pub courses: Arc<CourseConfig>,
-    /// `latest` or `best` (the course config may override it per assignment).
-    pub default_policy: String,
+    /// Which grade counts, unless the course config says otherwise for an assignment.
+    pub default_policy: ScorePolicy,
     pub retry_base: Duration,
     /// Longest wait between two tries.
     pub retry_max: Duration,
+    /// Least wait before resending after a post timed out on our side.
+    pub settle: Duration,
 }
 
-/// What to post for one grade, decided from the database at run time.
-#[derive(Debug)]
-struct Plan {
-    user: String,
-    course: String,
-    section: String,
-    assignment: String,
-    this_fraction: f64,
-    best_fraction: f64,
-    /// A newer grade of the same student and assignment will post (or has posted) itself.
-    superseded: bool,
+/// What one run of the job does.
+enum Plan {
+    /// Send this post; `counted` is what it is read from.
+    Send(ScorePost, Counted),
+    /// The assignment no longer posts to edX.
+    NotConfigured,
 }
 
-fn plan(c: &Connection, grade_id: i64) -> Result<Plan, DbError> {
-    Ok(c.query_row(
-        "SELECT s.user, s.course, s.section, s.assignment, g.fraction,
-            (SELECT MAX(g2.fraction) FROM grades g2 JOIN submissions s2 ON s2.id = g2.submission_id
-              WHERE s2.user = s.user AND s2.course = s.course AND s2.section = s.section
-                AND s2.assignment = s.assignment),
-            EXISTS (SELECT 1 FROM grades g3 JOIN submissions s3 ON s3.id = g3.submission_id
-              WHERE s3.user = s.user AND s3.course = s.course AND s3.section = s.section
-                AND s3.assignment = s.assignment AND g3.id > g.id
-                AND g3.post_state IN ('pending', 'posted'))
-         FROM grades g JOIN submissions s ON s.id = g.submission_id WHERE g.id = ?1",
-        params![grade_id],
-        |r| {
-            Ok(Plan {
-                user: r.get(0)?,
-                course: r.get(1)?,
-                section: r.get(2)?,
-                assignment: r.get(3)?,
-                this_fraction: r.get(4)?,
-                best_fraction: r.get(5)?,
-                superseded: r.get(6)?,
-            })
+/// What to send for `key`, read now.
+fn plan(
+    c: &Connection,
+    courses: &CourseConfig,
+    default_policy: ScorePolicy,
+    key: &StudentAssignment,
+) -> Result<Result<Plan, String>, DbError> {
+    let a = match courses.find(&key.course, &key.section, &key.assignment) {
+        Ok(a) => a,
+        Err(e) => return Ok(Err(format!("the course config no longer has it: {e}"))),
+    };
+    let Some(block) = &a.lti_block else {
+        return Ok(Ok(Plan::NotConfigured));
+    };
+    let policy = a.post_score.unwrap_or(default_policy);
+    let Some(counted) = scores::counted(c, key, policy)? else {
+        return Ok(Err("no grade to post".into()));
+    };
+    let raw = counted.fraction;
+    let post = ScorePost {
+        course_id: a.course_id.clone(),
+        block_id: block.clone(),
+        user: key.user.clone(),
+        score: if raw.is_finite() {
+            raw.clamp(0.0, 1.0)
+        } else {
+            0.0
         },
-    )?)
+    };
+    Ok(Ok(Plan::Send(post, counted)))
 }
 
 impl PostScoreJob {
-    /// The edX post for `plan`, or `None` when the assignment is no longer posted.
-    fn score_post(&self, p: &Plan) -> Result<Option<(ScorePost, f64)>, String> {
-        let meta = NotebookMetadata {
-            course: Name::parse("course", &p.course).map_err(|e| e.to_string())?,
-            section: Name::parse("section", &p.section).map_err(|e| e.to_string())?,
-            assignment: Name::parse("assignment", &p.assignment).map_err(|e| e.to_string())?,
-        };
-        let a = self.courses.lookup(&meta).map_err(|e| e.to_string())?;
-        let Some(block) = &a.lti_block else {
-            return Ok(None);
-        };
-        let policy = a.post_score.as_deref().unwrap_or(&self.default_policy);
-        let raw = if policy == "best" {
-            p.best_fraction
-        } else {
-            p.this_fraction
-        };
-        let post = ScorePost {
-            course_id: a.course_id.clone(),
-            block_id: block.clone(),
-            user: p.user.clone(),
-            score: if raw.is_finite() {
-                raw.clamp(0.0, 1.0)
-            } else {
-                0.0
-            },
-        };
-        Ok(Some((post, raw)))
-    }
-
-    async fn finish(
+    /// Apply the result if our claim still holds.
+    async fn settle_with(
         &self,
         job: &ClaimedJob,
-        grade_id: i64,
-        state: &'static str,
-        detail: Option<String>,
-        score: Option<f64>,
+        f: impl FnOnce(&Connection) -> Result<(), DbError> + Send + 'static,
     ) -> Attempt {
         let j = job.clone();
         let res = self
             .db
             .write(move |c| {
-                if queue::finish(c, &j, now_ms())? {
-                    grades::set_post_state(c, grade_id, state, detail.as_deref(), score)?;
+                if jobs::finish(c, &j, now_ms())? {
+                    f(c)?;
                 }
                 Ok(())
             })
@@ -128,32 +109,44 @@ impl Job for PostScoreJob {
     }
 
     async fn run(&self, job: &ClaimedJob) -> Attempt {
-        let Some(grade_id) = job.grade_id else {
-            return Attempt::Fatal("post job without a grade".into());
+        let submission_id = job.submission_id;
+        let key = match self
+            .db
+            .read(move |c| scores::student_assignment(c, submission_id))
+            .await
+        {
+            Ok(k) => k,
+            Err(e) => return Attempt::Retry(format!("database: {e}")),
         };
-        let p = match self.db.read(move |c| plan(c, grade_id)).await {
+        let (courses, policy, k) = (self.courses.clone(), self.default_policy, key.clone());
+        let plan = match self.db.read(move |c| plan(c, &courses, policy, &k)).await {
             Ok(p) => p,
             Err(e) => return Attempt::Retry(format!("database: {e}")),
         };
-        if p.superseded {
-            let why = Some("a newer grade is posted instead".to_string());
-            return self.finish(job, grade_id, "superseded", why, None).await;
-        }
-        let (post, raw) = match self.score_post(&p) {
-            Ok(Some(x)) => x,
-            Ok(None) => {
-                let why = Some("the course config no longer posts this assignment".to_string());
+        let (post, counted) = match plan {
+            Ok(Plan::Send(post, counted)) => (post, counted),
+            Ok(Plan::NotConfigured) => {
                 return self
-                    .finish(job, grade_id, "not_configured", why, None)
+                    .settle_with(job, move |c| {
+                        scores::record_not_configured(
+                            c,
+                            &key,
+                            "the course config no longer posts this assignment",
+                        )
+                    })
                     .await;
             }
-            Err(e) => return Attempt::Fatal(e),
+            Err(why) => return Attempt::Fatal(why),
         };
-        tracing::info!(user = %post.user, score = post.score, raw, "posting score to edX");
+        tracing::info!(user = %post.user, score = post.score, grade_id = counted.grade_id,
+            "posting the score that counts to edX");
         match self.client.post_score(&post).await {
             Ok(PostOutcome::Posted) => {
-                self.finish(job, grade_id, "posted", None, Some(post.score))
-                    .await
+                let score = post.score;
+                self.settle_with(job, move |c| {
+                    scores::record_posted(c, &key, &counted, score, now_ms())
+                })
+                .await
             }
             Ok(PostOutcome::Rejected {
                 code_major,
@@ -161,6 +154,7 @@ impl Job for PostScoreJob {
             }) => Attempt::Fatal(format!(
                 "edX refused the score ({code_major}): {description}"
             )),
+            Err(e @ LtiError::Timeout(..)) => Attempt::RetryAfter(e.to_string(), self.settle),
             Err(e) if e.is_transient() => Attempt::Retry(e.to_string()),
             Err(e) => Attempt::Fatal(e.to_string()),
         }
@@ -177,14 +171,15 @@ impl Job for PostScoreJob {
         reason: &str,
         dead: bool,
     ) -> Result<(), DbError> {
-        let Some(grade_id) = job.grade_id else {
-            return Ok(());
-        };
-        if dead {
-            grades::set_post_state(conn, grade_id, "dead", Some(reason), None)
+        let key = scores::student_assignment(conn, job.submission_id)?;
+        let detail = if dead {
+            reason.to_string()
         } else {
-            let detail = format!("edX did not take the score yet; retrying ({reason})");
-            grades::set_post_state(conn, grade_id, "pending", Some(&detail), None)
-        }
+            format!("edX did not take the score yet; retrying ({reason})")
+        };
+        // The job's grade is the newest that asked for it before it was claimed; grades
+        // stored since have a post queued behind this one and are left to it.
+        let newest = job.grade_id.unwrap_or(i64::MAX);
+        scores::record_post_failure(conn, &key, newest, dead, &detail)
     }
 }

@@ -8,7 +8,8 @@ use rusqlite::Connection;
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
-use super::{ClaimedJob, FailOutcome, JobKind};
+use crate::db::jobs::{self, ClaimedJob, FailOutcome};
+use crate::db::states::JobKind;
 use crate::db::{Db, DbError, now_ms};
 
 /// How one attempt ended.
@@ -18,6 +19,8 @@ pub enum Attempt {
     Done,
     /// A transient fault: try again after the backoff.
     Retry(String),
+    /// A transient fault after which the next try must wait at least this long.
+    RetryAfter(String, Duration),
     /// A fault that retrying cannot fix: the job is dead with this reason.
     Fatal(String),
 }
@@ -27,7 +30,7 @@ pub enum Attempt {
 pub trait Job: Send + Sync + 'static {
     fn kind(&self) -> JobKind;
 
-    /// Run one attempt. On success the job must call [`super::finish`] in the same write
+    /// Run one attempt. On success the job must call [`jobs::finish`] in the same write
     /// that stores its result, and skip the result when `finish` says the claim is stale.
     async fn run(&self, job: &ClaimedJob) -> Attempt;
 
@@ -35,7 +38,8 @@ pub trait Job: Send + Sync + 'static {
     fn retry_delay(&self, attempt: i64) -> Duration;
 
     /// Runs in the write that schedules a retry or kills the job (`dead` true), to update
-    /// the rows the job works on. Default: nothing.
+    /// the rows the job works on; also for a job whose worker stopped in its last allowed
+    /// attempt ([`jobs::reap_exhausted`]). Default: nothing.
     fn on_failure(
         &self,
         conn: &Connection,
@@ -98,9 +102,16 @@ impl<J: Job> Worker<J> {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let job = self.job.clone();
             let claimed = self
                 .db
-                .write(move |c| super::claim_next(c, kind, now_ms(), lease_ms))
+                .write(move |c| {
+                    let now = now_ms();
+                    for dead in jobs::reap_exhausted(c, kind, now)? {
+                        job.on_failure(c, &dead, jobs::WORKER_STOPPED, true)?;
+                    }
+                    jobs::claim_next(c, kind, now, lease_ms)
+                })
                 .await;
             match claimed {
                 Ok(Some(job)) => self.run_one(job).await,
@@ -124,7 +135,7 @@ impl<J: Job> Worker<J> {
     /// dead worker also become claimable without a notification).
     async fn idle_wait(&self) -> Duration {
         let kind = self.job.kind();
-        let due = self.db.read(move |c| super::next_due(c, kind)).await;
+        let due = self.db.read(move |c| jobs::next_due(c, kind)).await;
         let poll = self.config.idle_poll;
         match due {
             Ok(Some(at)) => {
@@ -162,7 +173,7 @@ impl<J: Job> Worker<J> {
         let until = now_ms() + self.config.lease.as_millis() as i64;
         match self
             .db
-            .write(move |conn| super::renew(conn, &c, until))
+            .write(move |conn| jobs::renew(conn, &c, until))
             .await
         {
             Ok(true) => {}
@@ -175,19 +186,20 @@ impl<J: Job> Worker<J> {
     }
 
     async fn settle(&self, claimed: &ClaimedJob, attempt: Attempt) {
-        let (reason, permanent) = match attempt {
+        let (reason, permanent, at_least) = match attempt {
             Attempt::Done => return,
-            Attempt::Retry(r) => (r, false),
-            Attempt::Fatal(r) => (r, true),
+            Attempt::Retry(r) => (r, false, Duration::ZERO),
+            Attempt::RetryAfter(r, at_least) => (r, false, at_least),
+            Attempt::Fatal(r) => (r, true, Duration::ZERO),
         };
         let job = self.job.clone();
         let c = claimed.clone();
-        let delay = job.retry_delay(claimed.attempt).as_millis() as i64;
+        let delay = job.retry_delay(claimed.attempt).max(at_least).as_millis() as i64;
         let r = reason.clone();
         let res = self
             .db
             .write(move |conn| {
-                let out = super::fail_with_backoff(conn, &c, &r, delay, permanent, now_ms())?;
+                let out = jobs::fail_with_backoff(conn, &c, &r, delay, permanent, now_ms())?;
                 if out != FailOutcome::Stale {
                     job.on_failure(conn, &c, &r, out == FailOutcome::Dead)?;
                 }

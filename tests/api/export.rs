@@ -3,20 +3,47 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use otter_service::db::submissions::{NewSubmission, accept};
-use otter_service::db::{grades, migrations_apply};
-use otter_service::grading::{GradeOutcome, GradeResults, StudentFault};
+use otter_service::db::grades::NewGrade;
+use otter_service::db::states::{GradeStatus, JobKind, PostState};
+use otter_service::db::submissions::{NewSubmission, accept, enqueue_grade};
+use otter_service::db::{grades, jobs, migrations_apply};
 use rusqlite::Connection;
 
 use crate::helpers::cli;
 
-fn graded(score: f64) -> GradeOutcome {
-    GradeOutcome::Graded(GradeResults {
+fn new_grade(score: Option<f64>) -> NewGrade {
+    let (status, score) = match score {
+        Some(x) => (GradeStatus::Graded, x),
+        None => (GradeStatus::Timeout, 0.0),
+    };
+    NewGrade {
+        status,
         score,
         max_score: 5.0,
-        tests: vec![],
+        fraction: score / 5.0,
+        tests_json: "[]".into(),
         public_feedback: String::new(),
-    })
+        message: None,
+        log_tail: None,
+    }
+}
+
+/// Claim the next grade job at `t` and store `score` for it, as a worker does.
+fn grade_next(c: &Connection, t: i64, score: Option<f64>) {
+    let job = jobs::claim_next(c, JobKind::Grade, t, 1000)
+        .unwrap()
+        .unwrap();
+    jobs::finish(c, &job, t).unwrap();
+    let g = new_grade(score);
+    grades::insert(
+        c,
+        job.submission_id,
+        job.id,
+        &g,
+        PostState::NotConfigured,
+        t + 500,
+    )
+    .unwrap();
 }
 
 /// A database with grades for two users, two assignments, two sections; returns its path.
@@ -42,22 +69,13 @@ fn fixture(dir: &std::path::Path) -> std::path::PathBuf {
             notebook_path: None,
         };
         let t = 1_000_000 + i as i64 * 1000;
-        let id = accept(&c, &s, 3, t).unwrap();
-        let job =
-            otter_service::queue::claim_next(&c, otter_service::queue::JobKind::Grade, t, 1000)
-                .unwrap()
-                .unwrap();
-        otter_service::queue::finish(&c, &job, t).unwrap();
-        let outcome = match score {
-            Some(x) => graded(*x),
-            None => GradeOutcome::Failed {
-                fault: StudentFault::Timeout,
-                message: "t".into(),
-                log_tail: String::new(),
-            },
-        };
-        grades::insert(&c, id, job.id, &outcome, "not_configured", t + 500).unwrap();
+        accept(&c, &s, 3, t).unwrap();
+        grade_next(&c, t, *score);
     }
+    // Staff regrade amy's first submission last, and it scores 5/5: the newest grade in
+    // time, but not the newest submission's.
+    enqueue_grade(&c, 1, 3, 2_000_000).unwrap();
+    grade_next(&c, 2_000_000, Some(5.0));
     path
 }
 
@@ -125,17 +143,21 @@ fn dump_grades_matches_the_database_for_each_policy_and_filter() {
         triples(&dump(&db, &["--assignment", "lab1", "--user", "amy"])),
         expected(&db, "s.user = 'amy'")
     );
-    let latest =
-        "g.id IN (SELECT MAX(g2.id) FROM grades g2 JOIN submissions s2 ON s2.id = g2.submission_id
-                   GROUP BY s2.user, s2.course, s2.section, s2.assignment)";
-    assert_eq!(
-        triples(&dump(&db, &["--policy", "latest"])),
-        expected(&db, latest)
+    // latest: the newest grade of each student's newest graded submission.
+    let latest = "g.id IN (SELECT MAX(g2.id) FROM grades g2 WHERE g2.submission_id IN (
+                     SELECT MAX(s2.id) FROM submissions s2 JOIN grades g3 ON g3.submission_id = s2.id
+                      GROUP BY s2.user, s2.course, s2.section, s2.assignment)
+                   GROUP BY g2.submission_id)";
+    let latest_rows = triples(&dump(&db, &["--policy", "latest"]));
+    assert_eq!(latest_rows, expected(&db, latest));
+    assert!(
+        latest_rows.contains(&("amy".into(), "lab1".into(), 0.6)),
+        "the regrade of amy's first submission does not displace her newest: {latest_rows:?}"
     );
     let best = dump(&db, &["--policy", "best"]);
     let amy: Vec<_> = best.iter().filter(|r| r["userid"] == "amy").collect();
     assert_eq!(amy.len(), 1);
-    assert_eq!(amy[0]["grade"], "0.8", "amy's best is 4/5");
+    assert_eq!(amy[0]["grade"], "1", "amy's best is the regrade's 5/5");
     assert_eq!(best.len(), 4, "one row per student and assignment");
     let weird = best
         .iter()

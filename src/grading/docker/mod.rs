@@ -2,9 +2,11 @@
 //! started through the Docker Engine API. Create -> attach -> start -> send the inputs ->
 //! read capped output under our own deadline -> inspect -> always remove.
 //!
-//! Endings: results.json -> graded; our deadline -> timeout (killed); OOM-killed or no
-//! results -> a student fault with a message; anything the engine does wrong (unreachable,
-//! image missing, container vanished) -> [`RunnerError`], retried and never charged.
+//! Endings: results.json -> graded; our deadline -> timeout (killed); OOM-killed, or no
+//! results after otter ended normally -> a student fault with a message (the grade job
+//! still checks the autograder before charging it); anything the engine does wrong
+//! (unreachable, image missing, attach stream broken, inputs not accepted, container
+//! vanished or killed from outside) -> [`RunnerError`], retried and never charged.
 
 pub mod spec;
 
@@ -97,18 +99,21 @@ impl DockerRunner {
             .await
             .map_err(|e| engine_error("start", e))?;
         let caps = (self.cfg.results_bytes * 4 / 3 + 64, req.limits.output_bytes);
-        let work = async {
-            io.input.write_all(&input).await?;
-            io.input.flush().await?;
-            Ok::<_, std::io::Error>(read_output(&mut io.output, caps).await)
-        };
+        let work =
+            async {
+                // The inputs are read by the container's script before any student code runs,
+                // so a failed write is never the notebook's doing.
+                io.input.write_all(&input).await.map_err(|e| {
+                    RunnerError::Internal(format!("could not send the inputs: {e}"))
+                })?;
+                io.input.flush().await.map_err(|e| {
+                    RunnerError::Internal(format!("could not send the inputs: {e}"))
+                })?;
+                read_output(&mut io.output, caps).await
+            };
         match tokio::time::timeout(req.limits.time_limit, work).await {
             Ok(Ok(output)) => Ok(Finished::Exited(output)),
-            // The container closed its stdin early (it died before reading its inputs).
-            Ok(Err(e)) => Ok(Finished::Exited(Output {
-                stdout: Vec::new(),
-                stderr: format!("could not send the inputs: {e}"),
-            })),
+            Ok(Err(e)) => Err(e),
             Err(_) => {
                 let kill = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
                 let _ = self.docker.kill_container(id, Some(kill)).await;
@@ -138,9 +143,16 @@ impl DockerRunner {
             .as_ref()
             .and_then(|s| s.oom_killed)
             .unwrap_or(false);
+        let exit_code = inspect.state.as_ref().and_then(|s| s.exit_code);
         let log_tail = tail(&output.stderr, req.limits.output_bytes);
         if let Some(r) = parse_results(&output.stdout) {
             return Ok(GradeOutcome::Graded(r));
+        }
+        if !oom && ended_abnormally(exit_code) {
+            return Err(RunnerError::Internal(format!(
+                "the grading container ended abnormally (exit code {}) without results",
+                exit_code.map_or("unknown".into(), |c| c.to_string())
+            )));
         }
         if oom {
             return Ok(GradeOutcome::Failed {
@@ -158,6 +170,17 @@ impl DockerRunner {
     }
 }
 
+/// Whether a container's exit code says something outside the notebook ended it: the
+/// container was killed (a signal: 128+n, e.g. the engine stopped or someone removed it),
+/// or the runtime or shell failed (125-127), or there is no exit code at all. otter
+/// itself exits 0 or 1; a notebook that kills its own kernel makes otter exit 1.
+fn ended_abnormally(exit_code: Option<i64>) -> bool {
+    match exit_code {
+        None => true,
+        Some(c) => !(0..125).contains(&c),
+    }
+}
+
 /// How a container's run ended.
 enum Finished {
     Exited(Output),
@@ -171,13 +194,15 @@ struct Output {
 }
 
 /// Read the attach stream to its end, keeping at most `caps.0` bytes of stdout and the
-/// last `caps.1` bytes of stderr.
-async fn read_output<S>(stream: &mut S, caps: (usize, usize)) -> Output
+/// last `caps.1` bytes of stderr. A broken stream is the engine's fault, never the
+/// notebook's.
+async fn read_output<S>(stream: &mut S, caps: (usize, usize)) -> Result<Output, RunnerError>
 where
     S: futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin,
 {
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    while let Some(Ok(chunk)) = stream.next().await {
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| engine_error("the output stream broke", e))?;
         match chunk {
             LogOutput::StdOut { message } if stdout.len() < caps.0 => {
                 let room = caps.0 - stdout.len();
@@ -192,10 +217,10 @@ where
             _ => {}
         }
     }
-    Output {
+    Ok(Output {
         stdout,
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+    })
 }
 
 /// The results.json after the marker on stdout, if complete and valid.

@@ -1,0 +1,358 @@
+//! The durable job queue, stored in the `jobs` table. Functions take a `&Connection` and
+//! run inside the caller's write (see [`crate::db::Db::write`]), so a job is queued in the
+//! same transaction as the row it works on.
+//!
+//! A claim is a lease: `locked_until` is renewed while the work runs, an expired lease
+//! makes the job claimable again, and every later change checks the claim token, so a
+//! result from a stale claim is never applied twice. Every claim counts as an attempt,
+//! including one whose worker died (a lease that expired): a submission that crashes the
+//! service ends `dead` after `max_attempts` instead of being retried forever.
+//!
+//! Post jobs carry a `post_key`, one per student and assignment: at most one of them runs
+//! at a time, so an older post can never land at edX after a newer one.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::states::{JobKind, JobState};
+use super::{DbError, events};
+
+/// A job to add.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: JobKind,
+    pub submission_id: i64,
+    pub grade_id: Option<i64>,
+    pub max_attempts: i64,
+    /// No retries are scheduled after this time (ms); `None` = only `max_attempts` bounds.
+    pub give_up_at: Option<i64>,
+}
+
+/// A job this worker holds.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: JobKind,
+    pub submission_id: i64,
+    pub grade_id: Option<i64>,
+    /// This attempt's number, from 1.
+    pub attempt: i64,
+    pub max_attempts: i64,
+    /// Token of this claim; changes on every claim.
+    pub claim: String,
+}
+
+/// The post key of a submission's student and assignment (a JSON array, so no name can
+/// make two keys collide).
+const POST_KEY_SQL: &str =
+    "(SELECT json_array(user, course, section, assignment) FROM submissions WHERE id = ?1)";
+
+/// Add a job, runnable now.
+pub fn enqueue(conn: &Connection, job: &NewJob, now: i64) -> Result<i64, DbError> {
+    let key_sql = if job.kind == JobKind::PostScore {
+        POST_KEY_SQL
+    } else {
+        "NULL"
+    };
+    let id = conn
+        .prepare_cached(&format!(
+            "INSERT INTO jobs (kind, submission_id, grade_id, state, max_attempts, run_at,
+                               give_up_at, created_at, updated_at, post_key)
+             VALUES (?2, ?1, ?3, 'queued', ?4, ?5, ?6, ?5, ?5, {key_sql}) RETURNING id"
+        ))?
+        .query_row(
+            params![
+                job.submission_id,
+                job.kind,
+                job.grade_id,
+                job.max_attempts,
+                now,
+                job.give_up_at
+            ],
+            |r| r.get(0),
+        )?;
+    events::record(
+        conn,
+        now,
+        Some(job.submission_id),
+        Some(id),
+        "job_queued",
+        job.kind.as_str(),
+    )?;
+    Ok(id)
+}
+
+/// The one way to ask for a post to edX: make sure a post job for the student and
+/// assignment of `submission_id` will run after now. A post job that is still waiting
+/// already covers the new grade (it reads what counts when it runs), so none is added
+/// then; one that is running may have read too early, so another one is queued behind it.
+pub fn queue_post(
+    conn: &Connection,
+    submission_id: i64,
+    grade_id: i64,
+    horizon_ms: i64,
+    now: i64,
+) -> Result<i64, DbError> {
+    let waiting: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT id FROM jobs WHERE kind = 'post_score' AND state = 'queued'
+               AND post_key = {POST_KEY_SQL} LIMIT 1"
+        ))?
+        .query_row([submission_id], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = waiting {
+        // Due now (it may be waiting out a backoff for an older grade) and alive as long
+        // as a fresh post would be.
+        conn.prepare_cached(
+            "UPDATE jobs SET run_at = MIN(run_at, ?2), give_up_at = MAX(give_up_at, ?3),
+                    grade_id = ?4, updated_at = ?2 WHERE id = ?1",
+        )?
+        .execute(params![id, now, now + horizon_ms, grade_id])?;
+        return Ok(id);
+    }
+    let job = NewJob {
+        kind: JobKind::PostScore,
+        submission_id,
+        grade_id: Some(grade_id),
+        max_attempts: i64::MAX,
+        give_up_at: Some(now + horizon_ms),
+    };
+    enqueue(conn, &job, now)
+}
+
+/// Claim the next runnable job of `kind`: queued and due, or running with an expired
+/// lease (its worker died). Counts an attempt. A post job is not claimed while another
+/// post for the same student and assignment is running (an expired one is taken over
+/// first, by the second branch).
+pub fn claim_next(
+    conn: &Connection,
+    kind: JobKind,
+    now: i64,
+    lease_ms: i64,
+) -> Result<Option<ClaimedJob>, DbError> {
+    let claim = uuid::Uuid::new_v4().to_string();
+    let job = conn
+        .prepare_cached(
+            "UPDATE jobs SET state = 'running', claim = ?1, locked_until = ?2,
+                    attempts = attempts + 1, updated_at = ?3
+             WHERE id = (
+                SELECT id FROM (
+                    SELECT id, run_at FROM jobs j
+                     WHERE kind = ?4 AND state = 'queued' AND run_at <= ?3
+                       AND attempts < max_attempts
+                       AND (post_key IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM jobs r WHERE r.post_key = j.post_key
+                               AND r.state = 'running'))
+                    UNION ALL
+                    SELECT id, locked_until FROM jobs
+                     WHERE kind = ?4 AND state = 'running' AND locked_until < ?3
+                       AND attempts < max_attempts)
+                ORDER BY run_at, id LIMIT 1)
+             RETURNING id, submission_id, grade_id, attempts, max_attempts",
+        )?
+        .query_row(params![claim, now + lease_ms, now, kind], |r| {
+            Ok(ClaimedJob {
+                id: r.get(0)?,
+                kind,
+                submission_id: r.get(1)?,
+                grade_id: r.get(2)?,
+                attempt: r.get(3)?,
+                max_attempts: r.get(4)?,
+                claim: claim.clone(),
+            })
+        })
+        .optional()?;
+    if let Some(j) = &job {
+        let detail = format!("attempt {}", j.attempt);
+        events::record(
+            conn,
+            now,
+            Some(j.submission_id),
+            Some(j.id),
+            "job_claimed",
+            &detail,
+        )?;
+    }
+    Ok(job)
+}
+
+/// Why a reaped job is dead.
+pub const WORKER_STOPPED: &str =
+    "the service stopped while working on this job in every allowed attempt";
+
+/// Make `dead` every job of `kind` whose worker stopped mid-attempt (lease expired, or
+/// re-queued at start) and that has no attempts left. Returns them, so the caller can
+/// update the rows they worked on in the same write.
+pub fn reap_exhausted(
+    conn: &Connection,
+    kind: JobKind,
+    now: i64,
+) -> Result<Vec<ClaimedJob>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE jobs SET state = 'dead', claim = NULL, locked_until = NULL, last_error = ?3,
+                updated_at = ?2
+         WHERE kind = ?1 AND attempts >= max_attempts
+           AND (state = 'queued' OR (state = 'running' AND locked_until < ?2))
+         RETURNING id, submission_id, grade_id, attempts, max_attempts",
+    )?;
+    let reaped: Vec<ClaimedJob> = stmt
+        .query_map(params![kind, now, WORKER_STOPPED], |r| {
+            Ok(ClaimedJob {
+                id: r.get(0)?,
+                kind,
+                submission_id: r.get(1)?,
+                grade_id: r.get(2)?,
+                attempt: r.get(3)?,
+                max_attempts: r.get(4)?,
+                claim: String::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    for j in &reaped {
+        events::record(
+            conn,
+            now,
+            Some(j.submission_id),
+            Some(j.id),
+            "job_dead",
+            WORKER_STOPPED,
+        )?;
+    }
+    Ok(reaped)
+}
+
+/// Extend a held lease. False when the claim is no longer ours.
+pub fn renew(conn: &Connection, job: &ClaimedJob, until: i64) -> Result<bool, DbError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE jobs SET locked_until = ?1 WHERE id = ?2 AND claim = ?3 AND state = 'running'",
+        )?
+        .execute(params![until, job.id, job.claim])?;
+    Ok(n == 1)
+}
+
+/// Mark a held job done. False (and nothing changed) when the claim is stale: another
+/// worker took the job over, and only one result may be applied.
+pub fn finish(conn: &Connection, job: &ClaimedJob, now: i64) -> Result<bool, DbError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE jobs SET state = 'done', claim = NULL, locked_until = NULL, last_error = NULL,
+                    updated_at = ?1
+             WHERE id = ?2 AND claim = ?3 AND state = 'running'",
+        )?
+        .execute(params![now, job.id, job.claim])?;
+    if n == 1 {
+        events::record(
+            conn,
+            now,
+            Some(job.submission_id),
+            Some(job.id),
+            "job_done",
+            "",
+        )?;
+    }
+    Ok(n == 1)
+}
+
+/// What became of a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Queued again for `run_at`.
+    Retry { run_at: i64 },
+    /// Out of attempts or time: the job is dead.
+    Dead,
+    /// The claim was stale; nothing changed.
+    Stale,
+}
+
+/// Record a failed attempt: retry after `delay_ms` unless attempts or the horizon are
+/// used up, or `permanent`, in which case the job is dead with `error` as its reason.
+pub fn fail_with_backoff(
+    conn: &Connection,
+    job: &ClaimedJob,
+    error: &str,
+    delay_ms: i64,
+    permanent: bool,
+    now: i64,
+) -> Result<FailOutcome, DbError> {
+    let give_up_at: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT give_up_at FROM jobs WHERE id = ?1 AND claim = ?2 AND state = 'running'",
+            params![job.id, job.claim],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(give_up_at) = give_up_at else {
+        return Ok(FailOutcome::Stale);
+    };
+    let run_at = now + delay_ms;
+    let out_of_attempts = job.attempt >= job.max_attempts;
+    let out_of_time = give_up_at.is_some_and(|g| run_at > g);
+    let outcome = if permanent || out_of_attempts || out_of_time {
+        FailOutcome::Dead
+    } else {
+        FailOutcome::Retry { run_at }
+    };
+    let (state, at) = match outcome {
+        FailOutcome::Retry { run_at } => (JobState::Queued, run_at),
+        _ => (JobState::Dead, now),
+    };
+    conn.prepare_cached(
+        "UPDATE jobs SET state = ?1, run_at = ?2, claim = NULL, locked_until = NULL,
+                last_error = ?3, updated_at = ?4 WHERE id = ?5",
+    )?
+    .execute(params![state, at, error, now, job.id])?;
+    let event = match state {
+        JobState::Dead => "job_dead",
+        _ => "job_retry",
+    };
+    events::record(
+        conn,
+        now,
+        Some(job.submission_id),
+        Some(job.id),
+        event,
+        error,
+    )?;
+    Ok(outcome)
+}
+
+/// At start: make every job whose lease has expired claimable now. Returns how many.
+/// Their attempts stay counted.
+pub fn requeue_expired(conn: &Connection, now: i64) -> Result<usize, DbError> {
+    let n = conn.execute(
+        "UPDATE jobs SET state = 'queued', claim = NULL, locked_until = NULL, run_at = ?1,
+                updated_at = ?1
+         WHERE state = 'running' AND locked_until < ?1",
+        [now],
+    )?;
+    Ok(n)
+}
+
+/// Ids of jobs that are queued or running (their containers are not orphans).
+pub fn live_job_ids(conn: &Connection) -> Result<Vec<i64>, DbError> {
+    let mut stmt = conn.prepare("SELECT id FROM jobs WHERE state IN ('queued', 'running')")?;
+    let ids = stmt.query_map([], |r| r.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
+/// Jobs of `kind` waiting or running.
+pub fn depth(conn: &Connection, kind: JobKind) -> Result<u64, DbError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT (SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND state = 'queued')
+              + (SELECT COUNT(*) FROM jobs WHERE kind = ?1 AND state = 'running')",
+        )?
+        .query_row([kind], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// When the next queued job of `kind` is due (ms), if any.
+pub fn next_due(conn: &Connection, kind: JobKind) -> Result<Option<i64>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT MIN(run_at) FROM jobs WHERE kind = ?1 AND state = 'queued'")?
+        .query_row([kind], |r| r.get(0))?)
+}
+
+#[cfg(test)]
+#[path = "jobs_tests.rs"]
+mod tests;

@@ -1,0 +1,249 @@
+use super::*;
+use crate::db::submissions::{NewSubmission, accept};
+
+/// A stored grade of submission `sub` (the post tests need real rows to point at).
+fn grade_of(c: &Connection, sub: i64) -> i64 {
+    let job = NewJob {
+        kind: JobKind::Grade,
+        submission_id: sub,
+        grade_id: None,
+        max_attempts: 1,
+        give_up_at: None,
+    };
+    let job = enqueue(c, &job, 0).unwrap();
+    let g = crate::db::grades::NewGrade {
+        status: crate::db::states::GradeStatus::Graded,
+        score: 1.0,
+        max_score: 1.0,
+        fraction: 1.0,
+        tests_json: "[]".into(),
+        public_feedback: String::new(),
+        message: None,
+        log_tail: None,
+    };
+    let pending = crate::db::states::PostState::Pending;
+    crate::db::grades::insert(c, sub, job, &g, pending, 0).unwrap()
+}
+
+fn submit_as(c: &Connection, user: &str, now: i64) -> i64 {
+    let s = NewSubmission {
+        user: user.into(),
+        course: "c".into(),
+        section: "1".into(),
+        assignment: "a".into(),
+        notebook: b"{}".to_vec(),
+        notebook_path: None,
+    };
+    accept(c, &s, 3, now).unwrap()
+}
+
+fn conn() -> Connection {
+    let mut c = Connection::open_in_memory().unwrap();
+    crate::db::migrations_apply(&mut c).unwrap();
+    c
+}
+
+fn submit(c: &Connection, now: i64) -> i64 {
+    let s = NewSubmission {
+        user: "u".into(),
+        course: "c".into(),
+        section: "1".into(),
+        assignment: "a".into(),
+        notebook: b"{}".to_vec(),
+        notebook_path: None,
+    };
+    accept(c, &s, 3, now).unwrap()
+}
+
+#[test]
+fn claim_finish_and_stale_claims() {
+    let c = conn();
+    let sub = submit(&c, 1000);
+    let job = claim_next(&c, JobKind::Grade, 1000, 500).unwrap().unwrap();
+    assert_eq!((job.submission_id, job.attempt), (sub, 1));
+    assert!(claim_next(&c, JobKind::Grade, 1000, 500).unwrap().is_none());
+    // The lease expires; another worker takes the job over.
+    let again = claim_next(&c, JobKind::Grade, 1600, 500).unwrap().unwrap();
+    assert_eq!((again.id, again.attempt), (job.id, 2));
+    // The first worker's late result is refused; the second one's is applied once.
+    assert!(!finish(&c, &job, 1700).unwrap());
+    assert!(!renew(&c, &job, 9999).unwrap());
+    assert!(finish(&c, &again, 1700).unwrap());
+    assert!(!finish(&c, &again, 1800).unwrap());
+}
+
+#[test]
+fn backoff_then_dead_after_max_attempts() {
+    let c = conn();
+    submit(&c, 0);
+    let j1 = claim_next(&c, JobKind::Grade, 0, 100).unwrap().unwrap();
+    assert_eq!(
+        fail_with_backoff(&c, &j1, "engine down", 50, false, 10).unwrap(),
+        FailOutcome::Retry { run_at: 60 }
+    );
+    assert!(
+        claim_next(&c, JobKind::Grade, 59, 100).unwrap().is_none(),
+        "not due yet"
+    );
+    let j2 = claim_next(&c, JobKind::Grade, 60, 100).unwrap().unwrap();
+    assert!(matches!(
+        fail_with_backoff(&c, &j2, "x", 50, false, 70).unwrap(),
+        FailOutcome::Retry { .. }
+    ));
+    let j3 = claim_next(&c, JobKind::Grade, 200, 100).unwrap().unwrap();
+    assert_eq!(
+        fail_with_backoff(&c, &j3, "still down", 50, false, 210).unwrap(),
+        FailOutcome::Dead
+    );
+    let (state, err): (String, String) = c
+        .query_row(
+            "SELECT state, last_error FROM jobs WHERE id = ?1",
+            [j3.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), err.as_str()), ("dead", "still down"));
+    assert_eq!(
+        fail_with_backoff(&c, &j3, "late", 1, false, 300).unwrap(),
+        FailOutcome::Stale
+    );
+}
+
+#[test]
+fn permanent_failures_and_horizon_end_at_once() {
+    let c = conn();
+    let sub = submit(&c, 0);
+    let job = NewJob {
+        kind: JobKind::PostScore,
+        submission_id: sub,
+        grade_id: None,
+        max_attempts: i64::MAX,
+        give_up_at: Some(1000),
+    };
+    enqueue(&c, &job, 0).unwrap();
+    let j = claim_next(&c, JobKind::PostScore, 0, 100).unwrap().unwrap();
+    assert!(matches!(
+        fail_with_backoff(&c, &j, "500", 500, false, 10).unwrap(),
+        FailOutcome::Retry { .. }
+    ));
+    let j = claim_next(&c, JobKind::PostScore, 600, 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        fail_with_backoff(&c, &j, "500", 500, false, 600).unwrap(),
+        FailOutcome::Dead,
+        "past the horizon"
+    );
+}
+
+#[test]
+fn requeue_expired_and_depth() {
+    let c = conn();
+    submit(&c, 0);
+    submit(&c, 0);
+    assert_eq!(depth(&c, JobKind::Grade).unwrap(), 2);
+    claim_next(&c, JobKind::Grade, 0, 100).unwrap().unwrap();
+    assert_eq!(requeue_expired(&c, 50).unwrap(), 0, "lease still valid");
+    assert_eq!(requeue_expired(&c, 150).unwrap(), 1);
+    assert_eq!(depth(&c, JobKind::Grade).unwrap(), 2);
+    assert_eq!(live_job_ids(&c).unwrap().len(), 2);
+}
+
+#[test]
+fn one_post_per_student_and_assignment_at_a_time() {
+    let c = conn();
+    let a = submit_as(&c, "ann", 0);
+    let b = submit_as(&c, "ann", 0);
+    let other = submit_as(&c, "bea", 0);
+    let (g1, g2, g3, g4) = (
+        grade_of(&c, a),
+        grade_of(&c, b),
+        grade_of(&c, a),
+        grade_of(&c, other),
+    );
+    let p1 = queue_post(&c, a, g1, 10_000, 0).unwrap();
+    // A second grade while the first post still waits: the waiting post covers it.
+    assert_eq!(queue_post(&c, b, g2, 10_000, 0).unwrap(), p1);
+    let running = claim_next(&c, JobKind::PostScore, 0, 1000)
+        .unwrap()
+        .unwrap();
+    assert_eq!((running.id, running.grade_id), (p1, Some(g2)));
+    // A grade stored while the post runs queues another behind it...
+    let p2 = queue_post(&c, a, g3, 10_000, 1).unwrap();
+    assert_ne!(p2, p1);
+    // ...which no worker may take while the first runs; another student's may.
+    let po = queue_post(&c, other, g4, 10_000, 1).unwrap();
+    let next = claim_next(&c, JobKind::PostScore, 2, 1000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.id, po);
+    assert!(
+        claim_next(&c, JobKind::PostScore, 3, 1000)
+            .unwrap()
+            .is_none()
+    );
+    assert!(finish(&c, &running, 4).unwrap());
+    assert_eq!(
+        claim_next(&c, JobKind::PostScore, 5, 1000)
+            .unwrap()
+            .unwrap()
+            .id,
+        p2
+    );
+}
+
+#[test]
+fn an_expired_post_is_taken_over_before_the_one_queued_behind_it() {
+    let c = conn();
+    let a = submit_as(&c, "cat", 0);
+    let (g1, g2) = (grade_of(&c, a), grade_of(&c, a));
+    let p1 = queue_post(&c, a, g1, 10_000, 0).unwrap();
+    claim_next(&c, JobKind::PostScore, 0, 100).unwrap().unwrap();
+    let p2 = queue_post(&c, a, g2, 10_000, 1).unwrap();
+    // The first worker died; its lease expired. The takeover is the old job, never both.
+    let taken = claim_next(&c, JobKind::PostScore, 500, 100)
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.id, p1);
+    assert!(
+        claim_next(&c, JobKind::PostScore, 501, 100)
+            .unwrap()
+            .is_none()
+    );
+    assert!(finish(&c, &taken, 502).unwrap());
+    assert_eq!(
+        claim_next(&c, JobKind::PostScore, 503, 100)
+            .unwrap()
+            .unwrap()
+            .id,
+        p2
+    );
+}
+
+#[test]
+fn a_job_whose_worker_dies_in_every_attempt_ends_dead() {
+    let c = conn();
+    submit(&c, 0); // max_attempts 3
+    let mut now = 0;
+    for attempt in 1..=3 {
+        assert!(reap_exhausted(&c, JobKind::Grade, now).unwrap().is_empty());
+        let j = claim_next(&c, JobKind::Grade, now, 100).unwrap().unwrap();
+        assert_eq!(j.attempt, attempt);
+        now += 200; // the worker crashed: the lease runs out
+        if attempt == 2 {
+            // a restart in between re-queues it; the attempt still counts
+            assert_eq!(requeue_expired(&c, now).unwrap(), 1);
+        }
+    }
+    assert!(claim_next(&c, JobKind::Grade, now, 100).unwrap().is_none());
+    let dead = reap_exhausted(&c, JobKind::Grade, now).unwrap();
+    assert_eq!(dead.len(), 1);
+    let (state, err): (JobState, String) = c
+        .query_row(
+            "SELECT state, last_error FROM jobs WHERE id = ?1",
+            [dead[0].id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state, err.as_str()), (JobState::Dead, WORKER_STOPPED));
+}

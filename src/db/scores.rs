@@ -1,0 +1,181 @@
+//! Which grade counts, and what edX holds. [`ScorePolicy::order_sql`] is the one
+//! definition of "the grade that counts" for a student's assignment; the post job, the
+//! export, the student's page and the staff views all read it through this module.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::states::{PostState, ScorePolicy};
+use super::{DbError, events};
+
+/// A student's assignment: whose grades compete for what edX holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StudentAssignment {
+    pub user: String,
+    pub course: String,
+    pub section: String,
+    pub assignment: String,
+}
+
+/// The grade that counts for one student's assignment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counted {
+    pub grade_id: i64,
+    pub submission_id: i64,
+    pub fraction: f64,
+    /// The newest grade id of the student's assignment when this was read: grades up to
+    /// it were considered.
+    pub newest_grade_id: i64,
+}
+
+/// The student and assignment of a submission.
+pub fn student_assignment(
+    conn: &Connection,
+    submission_id: i64,
+) -> Result<StudentAssignment, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT user, course, section, assignment FROM submissions WHERE id = ?1")?
+        .query_row([submission_id], |r| {
+            Ok(StudentAssignment {
+                user: r.get(0)?,
+                course: r.get(1)?,
+                section: r.get(2)?,
+                assignment: r.get(3)?,
+            })
+        })?)
+}
+
+const SAME_STUDENT: &str = "s.user = ?1 AND s.course = ?2 AND s.section = ?3 AND s.assignment = ?4";
+
+/// The grade that counts for `key` under `policy`, if the student has any grade.
+pub fn counted(
+    conn: &Connection,
+    key: &StudentAssignment,
+    policy: ScorePolicy,
+) -> Result<Option<Counted>, DbError> {
+    let sql = format!(
+        "SELECT g.id, s.id, g.fraction,
+                (SELECT MAX(g2.id) FROM grades g2 JOIN submissions s ON s.id = g2.submission_id
+                  WHERE {SAME_STUDENT})
+         FROM grades g JOIN submissions s ON s.id = g.submission_id
+         WHERE {SAME_STUDENT} ORDER BY {} LIMIT 1",
+        policy.order_sql()
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(
+            params![key.user, key.course, key.section, key.assignment],
+            |r| {
+                Ok(Counted {
+                    grade_id: r.get(0)?,
+                    submission_id: r.get(1)?,
+                    fraction: r.get(2)?,
+                    newest_grade_id: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// edX now holds `counted`'s score: that grade is `posted`, and every other grade of the
+/// student's assignment that was considered (up to `counted.newest_grade_id`) and was
+/// waiting for or holding the post is `superseded`. Grades stored after the read stay
+/// `pending`: the post queued behind this one covers them.
+pub fn record_posted(
+    conn: &Connection,
+    key: &StudentAssignment,
+    counted: &Counted,
+    score: f64,
+    now: i64,
+) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE grades SET post_state = 'posted', post_detail = NULL, posted_score = ?2
+         WHERE id = ?1",
+    )?
+    .execute(params![counted.grade_id, score])?;
+    let detail = format!(
+        "submission {}'s score counts for edX instead",
+        counted.submission_id
+    );
+    let sql = format!(
+        "UPDATE grades SET post_state = 'superseded', post_detail = ?5
+         WHERE id IN (SELECT g.id FROM grades g JOIN submissions s ON s.id = g.submission_id
+                      WHERE {SAME_STUDENT} AND g.id <= ?6 AND g.id != ?7
+                        AND g.post_state IN ('pending', 'posted', 'dead'))"
+    );
+    conn.prepare_cached(&sql)?.execute(params![
+        key.user,
+        key.course,
+        key.section,
+        key.assignment,
+        detail,
+        counted.newest_grade_id,
+        counted.grade_id
+    ])?;
+    let what = format!("{score} (grade {})", counted.grade_id);
+    events::record(
+        conn,
+        now,
+        Some(counted.submission_id),
+        None,
+        "posted",
+        &what,
+    )?;
+    Ok(())
+}
+
+/// The post for `key` failed for now (`dead` false: retrying) or for good: every grade of
+/// the student's assignment up to `newest_grade_id` still waiting for it says so.
+pub fn record_post_failure(
+    conn: &Connection,
+    key: &StudentAssignment,
+    newest_grade_id: i64,
+    dead: bool,
+    detail: &str,
+) -> Result<(), DbError> {
+    let state = if dead {
+        PostState::Dead
+    } else {
+        PostState::Pending
+    };
+    let sql = format!(
+        "UPDATE grades SET post_state = ?5, post_detail = ?6
+         WHERE id IN (SELECT g.id FROM grades g JOIN submissions s ON s.id = g.submission_id
+                      WHERE {SAME_STUDENT} AND g.id <= ?7 AND g.post_state IN ('pending', 'dead'))"
+    );
+    conn.prepare_cached(&sql)?.execute(params![
+        key.user,
+        key.course,
+        key.section,
+        key.assignment,
+        state,
+        detail,
+        newest_grade_id
+    ])?;
+    Ok(())
+}
+
+/// The assignment no longer posts to edX: its waiting grades say so.
+pub fn record_not_configured(
+    conn: &Connection,
+    key: &StudentAssignment,
+    detail: &str,
+) -> Result<(), DbError> {
+    let sql = format!(
+        "UPDATE grades SET post_state = 'not_configured', post_detail = ?5
+         WHERE id IN (SELECT g.id FROM grades g JOIN submissions s ON s.id = g.submission_id
+                      WHERE {SAME_STUDENT} AND g.post_state = 'pending')"
+    );
+    conn.prepare_cached(&sql)?.execute(params![
+        key.user,
+        key.course,
+        key.section,
+        key.assignment,
+        detail
+    ])?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "scores_tests.rs"]
+mod tests;

@@ -1,0 +1,51 @@
+//! What a request handler can reach. Built by [`crate::app`], which wires the service;
+//! the HTTP layer depends on nothing above it.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tokio::sync::Notify;
+
+use crate::course::CourseConfig;
+use crate::db::Db;
+use crate::db::scores::StudentAssignment;
+use crate::db::states::ScorePolicy;
+use crate::grading::Runner;
+use crate::jupyterhub::Auth;
+use crate::settings::Settings;
+
+/// Everything a request handler can reach.
+pub struct App {
+    pub settings: Settings,
+    pub db: Db,
+    pub courses: Arc<CourseConfig>,
+    pub auth: Auth,
+    pub runner: Arc<dyn Runner>,
+    /// Woken when a grade job is queued.
+    pub grade_notify: Arc<Notify>,
+    /// Whether scores are posted to edX.
+    pub lti_enabled: bool,
+    /// Grade jobs waiting or running: refreshed from the database every half second and
+    /// counted up by each accepted submission in between, so the backpressure check costs
+    /// nothing per request (counting 10,000 rows per submission would).
+    pub queue_depth: AtomicU64,
+}
+
+/// Shared state of the router.
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Which grade counts for a student's assignment: the course config's choice for
+    /// the assignment, else the service default (`lti.post_score`).
+    pub fn policy_for(&self) -> impl Fn(&StudentAssignment) -> ScorePolicy + Send + 'static {
+        let courses = self.courses.clone();
+        let default = self.settings.lti.post_score;
+        move |k: &StudentAssignment| {
+            courses
+                .find(&k.course, &k.section, &k.assignment)
+                .ok()
+                .and_then(|a| a.post_score)
+                .unwrap_or(default)
+        }
+    }
+}
