@@ -13,6 +13,9 @@ ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build
+# Marks the builder stage's image, which nothing tags: scripts/build-service-image.sh
+# removes it after a build (docker image prune --filter label=otter-service.stage=build).
+LABEL otter-service.stage=build
 WORKDIR /src
 # Dependencies first, in their own layer: a change to src/ does not rebuild them.
 COPY Cargo.toml Cargo.lock ./

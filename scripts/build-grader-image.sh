@@ -4,50 +4,57 @@
 # `docker import` the tree. Users with a registry can use deployment/grader/Dockerfile.
 #
 # Cached: the image carries a label with the hash of this script; a second run with the
-# same script and an existing image does nothing. About two minutes otherwise.
+# same script and an existing image does nothing. About two minutes otherwise. Runs as
+# root, or as a user with sudo (it runs itself again through sudo: debootstrap and chroot
+# need root).
 #
 # usage: scripts/build-grader-image.sh [IMAGE]   (default: otter-grader:7.0.0)
 set -euo pipefail
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
+. scripts/lib.sh
 
 OTTER_VERSION=7.0.0
 image=${1:-otter-grader:$OTTER_VERSION}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-recipe=$(sha256sum "$0" | cut -c1-16)
+recipe=$(sha256sum "$self" | cut -c1-16)
 
+ensure_system_packages debootstrap docker
+become_root "$self" "$@"
+mirror=$(debian_mirror)
+docker info >/dev/null 2>&1 || { echo "no Docker engine answers: run scripts/start-docker.sh" >&2; exit 1; }
 if [ "$(docker image inspect -f '{{index .Config.Labels "otter-service.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
   echo "grader image $image is up to date (recipe $recipe)"
   exit 0
 fi
-command -v debootstrap >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-}
 
 root=$(mktemp -d /var/tmp/otter-grader-rootfs.XXXXXX)
 cleanup() {
-  for m in proc dev; do umount "$root/$m" 2>/dev/null || true; done
-  rm -rf "$root"
+  for m in dev proc; do
+    if mountpoint -q "$root/$m"; then umount "$root/$m" || umount -l "$root/$m"; fi
+  done
+  # --one-file-system: never follow a mount that is still there into the host.
+  rm -rf --one-file-system "$root"
 }
 trap cleanup EXIT
 
-echo "[1/4] debootstrap bookworm (minbase, python3) from $mirror"
-debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-  bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
-  || { tail -20 "$root.debootstrap.log" >&2; exit 1; }
-rm -f "$root.debootstrap.log"
+say "[1/4] debootstrap bookworm (minbase, python3) from $mirror"
+with_progress "debootstrap" debootstrap --variant=minbase \
+  --include=python3,python3-venv,ca-certificates bookworm "$root" "$mirror"
 
-echo "[2/4] otter-grader $OTTER_VERSION and ipykernel into /opt/otter"
+say "[2/4] otter-grader $OTTER_VERSION and ipykernel into /opt/otter"
 # pip inside the chroot trusts the host's CA bundle (this machine may intercept TLS).
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/host-ca.crt"
 mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
-chroot "$root" env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
+with_progress "pip install otter-grader in the chroot" \
+  chroot "$root" env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
   SSL_CERT_FILE=/etc/ssl/certs/host-ca.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca.crt \
   PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_DEFAULT_TIMEOUT=180 \
   sh -euc "
     python3 -m venv /opt/otter
-    /opt/otter/bin/pip install --quiet 'otter-grader==$OTTER_VERSION' ipykernel
-    /opt/otter/bin/python -m ipykernel install --prefix /opt/otter --name python3 >/dev/null
+    /opt/otter/bin/pip install --progress-bar off 'otter-grader==$OTTER_VERSION' ipykernel
+    /opt/otter/bin/python -m ipykernel install --prefix /opt/otter --name python3
     # Compile now: the root filesystem is read-only when grading.
     /opt/otter/bin/python -m compileall -q /opt/otter >/dev/null || true
     /opt/otter/bin/python -c 'import otter'
@@ -59,13 +66,13 @@ chroot "$root" env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
   "
 umount "$root/proc" "$root/dev"
 
-echo "[3/4] trimming"
+say "[3/4] trimming"
 rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* \
   "$root"/usr/share/man/* "$root"/usr/share/locale/* "$root"/etc/ssl/certs/host-ca.crt \
   "$root"/root/.cache
 : > "$root/etc/resolv.conf"
 
-echo "[4/4] docker import $image"
+say "[4/4] docker import $image"
 tar -C "$root" -c . | docker import \
   -c 'ENV PATH=/opt/otter/bin:/usr/local/bin:/usr/bin:/bin' \
   -c 'ENV LANG=C.UTF-8' \

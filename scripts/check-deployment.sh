@@ -3,15 +3,17 @@
 # schemas (kubernetes-validate, which bundles them), the compose file against the Compose
 # specification (check-jsonschema's vendored schema), the Helm values fragment as YAML,
 # and the JupyterHub config snippets as Python. Idempotent venv in
-# ~/.cache/otter-service/deploy-check-venv.
+# ~/.cache/otter-service/deploy-check-venv. Writes nothing into the work tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 venv=${OTTER_DEPLOY_CHECK_VENV:-$HOME/.cache/otter-service/deploy-check-venv}
 want="kubernetes-validate==1.37.0 check-jsonschema==0.39.0 pyyaml"
 if [ "$(cat "$venv/.otter-stamp" 2>/dev/null)" != "$want" ]; then
+  echo "Installing $want into $venv"
   python3 -m venv "$venv"
   # shellcheck disable=SC2086
-  "$venv/bin/pip" install --quiet $want
+  with_progress "pip install $want" "$venv/bin/pip" install $want
   echo "$want" > "$venv/.otter-stamp"
 fi
 
@@ -21,12 +23,14 @@ echo "== compose file"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deployment/local/compose.yaml
 echo "== YAML and Python fragments"
 "$venv/bin/python" - <<'PY'
-import glob, py_compile, yaml
+import glob, yaml
 for f in ["deployment/jupyterhub/values.yaml", "deployment/kubernetes/kustomization.yaml"]:
     yaml.safe_load(open(f))
     print("ok", f)
 for f in glob.glob("deployment/**/*.py", recursive=True):
-    py_compile.compile(f, doraise=True)
+    # compile() checks the syntax without writing a __pycache__/*.pyc into the work tree.
+    with open(f, encoding="utf-8") as src:
+        compile(src.read(), f, "exec")
     print("ok", f)
 PY
 echo "deployment files are valid"

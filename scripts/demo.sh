@@ -1,37 +1,76 @@
 #!/usr/bin/env bash
 # Set up everything and run otter-service on its defaults (SQLite, the demo course) as a
-# JupyterHub *managed* service, on a fresh Debian 12 machine (as root, or with sudo for
-# the system packages). Stop with Ctrl-C.
+# JupyterHub *managed* service, on a fresh Debian 12 machine with Rust (as root, or as a
+# user with sudo for the system packages and the Docker engine). Stop with Ctrl-C.
 #
-#   bash scripts/demo.sh
+#   bash scripts/demo.sh                            grade in Docker containers (the sandbox)
+#   OTTER_DEMO_RUNNER=local bash scripts/demo.sh    grade in a local subprocess: NOT a sandbox
+#   bash scripts/demo.sh --system-packages          only install the system packages, then stop
+#
+# Grading uses the docker runner: the script starts a Docker engine if none answers
+# (scripts/start-docker.sh) and builds the grader image (scripts/build-grader-image.sh,
+# about two minutes the first time). If that is impossible it stops, rather than quietly
+# running students' code unsandboxed; the local runner only runs when asked for.
 #
 # Then open http://127.0.0.1:8000/services/otter_grade/ , log in with any user name and
-# the password "demo", and upload course_config/materials/demo/demo1.ipynb; or submit it
-# with curl (the script prints a ready command with a token).
+# the password "demo", and upload one of course_config/materials/demo/demo1*.ipynb (blank:
+# 0/5, partial: 3/5, solved: 5/5); or submit with curl (the script prints a ready command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 repo=$(pwd)
 state=${OTTER_DEMO_DIR:-$repo/target/demo}
+want_runner=${OTTER_DEMO_RUNNER:-docker}
+case $want_runner in
+  docker|local) ;;
+  *) echo "OTTER_DEMO_RUNNER must be docker (the default) or local, not '$want_runner'" >&2; exit 2 ;;
+esac
+
+echo "== system packages"
+if [ "$want_runner" = docker ]; then
+  ensure_system_packages npm python3-venv curl docker debootstrap
+else
+  ensure_system_packages npm python3-venv curl
+fi
+[ "${1:-}" = --system-packages ] && exit 0
+command -v cargo >/dev/null 2>&1 || { echo "cargo is needed: install Rust from https://rustup.rs" >&2; exit 1; }
 mkdir -p "$state"
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need npm || ! need cargo || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "== installing system packages (npm, python3-venv)"
-  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
-  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq npm python3-venv >/dev/null
+refuse() {
+  cat >&2 <<MSG
+
+error: $*
+The demo grades in Docker containers (network off, memory/CPU/process limits, read-only
+root): the sandbox for students' code. Fix the problem above, or, on a machine where only
+you submit notebooks, run the development-only local runner, which is NOT a sandbox:
+
+    OTTER_DEMO_RUNNER=local bash scripts/demo.sh
+MSG
+  exit 1
+}
+
+if [ "$want_runner" = docker ]; then
+  echo "== Docker engine"
+  bash scripts/start-docker.sh || refuse "no Docker engine could be started (scripts/start-docker.sh failed)"
+  docker info >/dev/null 2>&1 \
+    || refuse "the Docker engine runs, but $(id -un) cannot use its socket (sudo usermod -aG docker $(id -un), then log in again)"
+  echo "== grader image"
+  bash scripts/build-grader-image.sh || refuse "the grader image could not be built (scripts/build-grader-image.sh failed)"
+  runner=docker
+  why="a Docker engine answers and the grader image otter-grader:7.0.0 is built"
+else
+  runner=local
+  why="asked for with OTTER_DEMO_RUNNER=local; a subprocess on this machine, NOT a sandbox"
 fi
-need cargo || { echo "cargo is needed: install Rust from https://rustup.rs" >&2; exit 1; }
+echo "== grading runner: $runner ($why)"
 
 echo "== otter-grader environment";  bash scripts/setup-python.sh
 echo "== JupyterHub";                bash scripts/setup-jupyterhub.sh
 hub_venv=${OTTER_HUB_VENV:-$HOME/.cache/otter-service/hub-venv}
 otter_venv=${OTTER_VENV:-$HOME/.cache/otter-service/otter-venv}
-echo "== building otter-service";    cargo build --release --quiet
+echo "== building otter-service (cargo build --release; a few minutes the first time)"
+cargo build --release
 bin=$repo/target/release/otter-service
-
-# A grader image and engine make the docker runner the default; without them the
-# (development-only) local runner grades.
-if docker info >/dev/null 2>&1; then runner=auto; else runner=local; fi
 
 demo_token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 cat > "$state/jupyterhub_config.py" <<PY
@@ -74,21 +113,25 @@ echo "== starting JupyterHub on http://127.0.0.1:8000 (otter-service at /service
 PATH="$hub_venv/bin:$PATH" "$hub_venv/bin/jupyterhub" -f "$state/jupyterhub_config.py" &
 hub_pid=$!
 trap 'kill $hub_pid 2>/dev/null; wait $hub_pid 2>/dev/null' EXIT INT TERM
+up=no
 for _ in $(seq 120); do
-  curl -sf http://127.0.0.1:8000/services/otter_grade/healthz >/dev/null 2>&1 && break
+  if curl -sf http://127.0.0.1:8000/services/otter_grade/healthz >/dev/null 2>&1; then up=yes; break; fi
   sleep 0.5
 done
+[ "$up" = yes ] || { echo "otter-service did not answer within 60 s: see JupyterHub's log above" >&2; exit 1; }
 api=http://127.0.0.1:8081/hub/api
 curl -sf -X POST -H "Authorization: token $demo_token" "$api/users/student1" >/dev/null || true
 token=$(curl -sf -X POST -H "Authorization: token $demo_token" -d '{"note":"demo"}' \
   "$api/users/student1/tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 cat <<MSG
 
-otter-service is running (grading runner: $runner).
+otter-service is running (grading runner: $runner: $why).
   Browser: http://127.0.0.1:8000/services/otter_grade/  (any user name, password: demo)
-  Submit the demo notebook as student1:
+  Notebooks to upload, in course_config/materials/demo/: demo1.ipynb (the blank student
+  notebook: 0/5), demo1-partial.ipynb (3/5), demo1-solved.ipynb (5/5).
+  Submit the solved notebook as student1:
     curl -H "Authorization: token $token" -H "Content-Type: application/json" \\
-      --data-binary @course_config/materials/demo/demo1.ipynb http://127.0.0.1:8000/services/otter_grade/
+      --data-binary @course_config/materials/demo/demo1-solved.ipynb http://127.0.0.1:8000/services/otter_grade/
   Grades: $bin dump-grades   (with OTTER_DATABASE__PATH=$state/otter-service.db)
 Ctrl-C stops JupyterHub and the service.
 MSG

@@ -14,6 +14,8 @@
 # `lti_consumer/outcomes.py`, only need oauthlib and lxml; the stand-in stubs the few
 # Django/XBlock names they import (settings.DEBUG, ResourceLoader).
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 LTI_CONSUMER_VERSION=11.4.4
 OAUTHLIB_VERSION=3.2.2
@@ -27,11 +29,12 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$dir/bin/python" 
   exit 0
 fi
 
-echo "Installing $want into $dir"
+ensure_system_packages python3-venv
+say "Installing $want into $dir"
 python3 -m venv "$dir"
-"$dir/bin/pip" install --quiet --disable-pip-version-check \
+with_progress "pip install oauthlib lxml" "$dir/bin/pip" install --disable-pip-version-check \
   "oauthlib==$OAUTHLIB_VERSION" "lxml==$LXML_VERSION"
-"$dir/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+with_progress "pip install lti-consumer-xblock" "$dir/bin/pip" install --disable-pip-version-check --no-deps \
   "lti-consumer-xblock==$LTI_CONSUMER_VERSION"
 
 # Check that the two modules are where the stand-in looks for them.

@@ -6,6 +6,8 @@
 # usage: scripts/setup-jupyterhub.sh [DIR]   (default: $OTTER_HUB_VENV or
 #        ~/.cache/otter-service/hub-venv). Needs python3 (with venv) and npm.
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 JUPYTERHUB_VERSION=6.1.1
 CHP_VERSION=5.3.0
@@ -19,12 +21,14 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
   exit 0
 fi
 
-command -v npm >/dev/null || { echo "npm is needed: apt-get install -y npm" >&2; exit 1; }
-echo "Installing JupyterHub $JUPYTERHUB_VERSION and configurable-http-proxy $CHP_VERSION into $dir"
+ensure_system_packages npm python3-venv
+say "Installing JupyterHub $JUPYTERHUB_VERSION and configurable-http-proxy $CHP_VERSION into $dir"
 python3 -m venv "$dir"
-"$dir/bin/pip" install --quiet "jupyterhub==$JUPYTERHUB_VERSION"
+with_progress "pip install jupyterhub" "$dir/bin/pip" install "jupyterhub==$JUPYTERHUB_VERSION"
 # npm installs into $dir/node_modules; --no-save keeps no package.json around.
-(cd "$dir" && npm install --silent --no-audit --no-fund --no-save "configurable-http-proxy@$CHP_VERSION")
+say "npm install configurable-http-proxy@$CHP_VERSION"
+with_progress "npm install configurable-http-proxy" \
+  in_dir "$dir" npm install --no-audit --no-fund --no-save "configurable-http-proxy@$CHP_VERSION"
 "$dir/bin/jupyterhub" --version >/dev/null
 echo "$want" > "$stamp"
 echo "JupyterHub ready: $dir/bin/jupyterhub, proxy: $dir/node_modules/.bin/configurable-http-proxy"

@@ -4,6 +4,8 @@
 #
 # usage: scripts/setup-python.sh [DIR]   (default: $OTTER_VENV or ~/.cache/otter-service/otter-venv)
 set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 OTTER_VERSION=7.0.0
 dir=${1:-${OTTER_VENV:-$HOME/.cache/otter-service/otter-venv}}
@@ -14,9 +16,10 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$dir/bin/otter" ]
   echo "otter-grader $OTTER_VERSION already installed in $dir"
   exit 0
 fi
-echo "Installing otter-grader $OTTER_VERSION into $dir"
+ensure_system_packages python3-venv
+say "Installing otter-grader $OTTER_VERSION into $dir"
 python3 -m venv "$dir"
-"$dir/bin/pip" install --quiet "otter-grader==$OTTER_VERSION" ipykernel
+with_progress "pip install otter-grader" "$dir/bin/pip" install "otter-grader==$OTTER_VERSION" ipykernel
 # The kernel otter runs notebooks with must be this environment's python.
 "$dir/bin/python" -m ipykernel install --prefix "$dir" --name python3 >/dev/null
 "$dir/bin/otter" --version

@@ -98,14 +98,16 @@ impl GradeJob {
         zip: &std::path::Path,
         limits: &SandboxLimits,
     ) -> Result<GradeOutcome, Attempt> {
-        if !matches!(
-            outcome,
+        match &outcome {
+            GradeOutcome::Graded(_) => {
+                self.checks.graded_with(names, zip).await;
+                return Ok(outcome);
+            }
             GradeOutcome::Failed {
                 fault: StudentFault::NoResults,
                 ..
-            }
-        ) {
-            return Ok(outcome);
+            } => {}
+            GradeOutcome::Failed { .. } => return Ok(outcome),
         }
         let check = self
             .checks

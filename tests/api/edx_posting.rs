@@ -13,7 +13,7 @@ use crate::hub::hub;
 use otter_service::secret::Secret;
 use otter_service::settings::Settings;
 
-fn lti(s: &mut Settings, edx: &StandIn, secret: &str) {
+pub fn lti(s: &mut Settings, edx: &StandIn, secret: &str) {
     s.lti.edx_url = edx.base.to_string();
     s.lti.consumer_key = KEY.into();
     s.lti.consumer_secret = Secret::new(secret);
@@ -30,7 +30,13 @@ fn count(db: &std::path::Path, sql: &str) -> i64 {
 }
 
 /// Poll a submission until its grade's post_state is `state`.
-async fn wait_post(http: &reqwest::Client, url: &str, token: &str, id: i64, state: &str) -> Value {
+pub async fn wait_post(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    id: i64,
+    state: &str,
+) -> Value {
     let start = Instant::now();
     loop {
         let v = wait_done(http, url, token, id, Duration::from_secs(120)).await;

@@ -9,8 +9,10 @@ mod deployment;
 mod docker;
 #[path = "../support/edx.rs"]
 mod edx;
+mod edx_order;
 mod edx_posting;
 mod export;
+mod faults;
 mod grading;
 mod helpers;
 mod hub;

@@ -106,6 +106,23 @@ impl StandIn {
         res.error_for_status().unwrap().json().await.unwrap()
     }
 
+    /// How many outcome requests have arrived (handled or not).
+    pub async fn received(&self) -> u64 {
+        let url = self.base.join("/_received").unwrap();
+        let res = self.http.get(url).send().await.unwrap();
+        res.error_for_status().unwrap().json().await.unwrap()
+    }
+
+    /// The score edX holds now for `user` (the last one it accepted).
+    pub async fn holds(&self, user: &str) -> Option<f64> {
+        self.scores()
+            .await
+            .iter()
+            .rev()
+            .find(|s| s["user"] == user)
+            .and_then(|s| s["score"].as_f64())
+    }
+
     pub async fn set_mode(&self, mode: &str) {
         let url = self.base.join("/_mode").unwrap();
         let res = self

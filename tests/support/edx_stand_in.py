@@ -19,8 +19,11 @@ Routes:
   POST /courses/course-v1:{course}/xblock/block-v1:{course}+type@lti_consumer+block@{block}/handler_noauth/outcome_service_handler
   GET  /_scores   accepted scores, JSON list of {user, score, sourced_id, course_id, block_id,
                   message_id, time}
-  POST /_mode     body `ok` | `500` | `hang` | `garbage`: how the outcome route behaves
-                  (hang: read the request, never answer; garbage: 200 with non-XML)
+  GET  /_received how many outcome requests arrived so far (JSON number)
+  POST /_mode     body `ok` | `500` | `hang` | `garbage` | `slow-once:SECONDS`: how the outcome
+                  route behaves (hang: read the request, never answer; garbage: 200 with
+                  non-XML; slow-once: the next request waits SECONDS before edX handles it,
+                  later ones are handled at once)
 """
 
 import argparse
@@ -86,7 +89,7 @@ ROUTE = re.compile(
 
 LOCK = threading.Lock()
 SCORES = []
-STATE = {"mode": "ok"}
+STATE = {"mode": "ok", "slow_once": 0, "received": 0}
 
 
 class Validator(RequestValidator):
@@ -197,6 +200,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_scores":
             with LOCK:
                 self.answer(200, json.dumps(SCORES), "application/json")
+        elif self.path == "/_received":
+            with LOCK:
+                self.answer(200, json.dumps(STATE["received"]), "application/json")
         else:
             self.answer(404, "not found", "text/plain")
 
@@ -204,6 +210,10 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == "/_mode":
             mode = body.decode().strip()
+            slow = re.fullmatch(r"slow-once:(\d+(?:\.\d+)?)", mode)
+            if slow:
+                STATE["slow_once"] = float(slow.group(1))
+                return self.answer(200, mode, "text/plain")
             if mode not in ("ok", "500", "hang", "garbage"):
                 return self.answer(400, f"unknown mode {mode!r}", "text/plain")
             STATE["mode"] = mode
@@ -211,6 +221,11 @@ class Handler(BaseHTTPRequestHandler):
         route = ROUTE.match(urllib.parse.unquote(self.path))
         if not route or route["course"] != route["course2"]:
             return self.answer(404, "no such handler", "text/html")
+        with LOCK:
+            STATE["received"] += 1
+            delay, STATE["slow_once"] = STATE["slow_once"], 0
+        if delay:
+            threading.Event().wait(delay)
         mode = STATE["mode"]
         if mode == "hang":
             threading.Event().wait()
