@@ -95,6 +95,7 @@ async fn docker_runner() -> Arc<dyn Runner> {
         docker_host: None,
         results_bytes: 5 << 20,
         tmpfs_bytes: 256 << 20,
+        instance: "otter-bench".into(),
     };
     let r = DockerRunner::connect(cfg).await.unwrap();
     assert!(r.readiness().await.ready, "engine and grader image needed");

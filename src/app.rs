@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::course::CourseConfig;
 use crate::db::states::JobKind;
-use crate::db::{Db, jobs, now_ms};
+use crate::db::{Db, jobs, now_ms, retention};
 use crate::grading::docker::{DockerConfig, DockerRunner};
 use crate::grading::local::LocalRunner;
 use crate::grading::{Runner, SandboxLimits};
@@ -120,10 +120,12 @@ impl Service {
     ) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
         let mut workers = self.start_workers(rx.clone());
-        workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx)));
+        workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx.clone())));
+        workers.push(tokio::spawn(prune_hourly(self.app.clone(), rx)));
         let router = crate::http::router(self.app.clone());
         tracing::info!(addr = %self.listener.local_addr()?, prefix = %self.app.settings.server.prefix,
             runner = self.app.runner.name(), lti = self.app.lti_enabled, "otter-service listening");
+        let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
                 stop.await;
@@ -206,6 +208,42 @@ async fn refresh_depth(app: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Apply `database.retention_days` at start and every hour until shutdown.
+async fn prune_hourly(app: AppState, mut stop: watch::Receiver<bool>) {
+    let days = app.settings.database.retention_days;
+    if days == 0 {
+        return;
+    }
+    while !*stop.borrow() {
+        let cutoff = now_ms() - days as i64 * 86_400_000;
+        match prune_all(&app.db, cutoff).await {
+            Ok(p) if p != Default::default() => tracing::info!(?p, days, "pruned old submissions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning old submissions failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Prune in batches until nothing older than `cutoff` is left.
+pub async fn prune_all(db: &Db, cutoff: i64) -> Result<retention::Pruned, crate::db::DbError> {
+    let mut total = retention::Pruned::default();
+    loop {
+        let p = db
+            .write(move |c| retention::prune(c, cutoff, now_ms()))
+            .await?;
+        if p == retention::Pruned::default() {
+            return Ok(total);
+        }
+        total.notebooks += p.notebooks;
+        total.outputs += p.outputs;
+        total.events += p.events;
+    }
+}
+
 /// Sandbox defaults from settings.
 pub fn default_limits(s: &Settings) -> SandboxLimits {
     SandboxLimits {
@@ -218,7 +256,10 @@ pub fn default_limits(s: &Settings) -> SandboxLimits {
     }
 }
 
-/// `docker` when asked or (for `auto`) when an engine answers and has the image; else `local`.
+/// The runner named by `grading.runner`. `auto` means `docker`: the local runner is not a
+/// sandbox, so it runs only when named. A Docker engine that is down or lacks the image
+/// at start is not an error: the service accepts and queues, `/healthz` says why nothing
+/// is graded, and grading starts when the engine is ready.
 async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> {
     let cfg = DockerConfig {
         image: s.docker.image.clone(),
@@ -226,34 +267,34 @@ async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> {
         docker_host: s.docker.host.clone(),
         results_bytes: s.docker.results_bytes,
         tmpfs_bytes: s.docker.tmpfs_mb * 1024 * 1024,
+        instance: instance_id(s),
     };
-    match s.grading.runner.as_str() {
-        "local" => Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await)),
-        "docker" => {
-            let docker = DockerRunner::connect(cfg).await?;
-            let ready = docker.readiness().await;
-            anyhow::ensure!(
-                ready.ready,
-                "the docker runner is not ready: {}",
-                ready.detail
-            );
-            Ok(Arc::new(docker))
-        }
-        _ => match DockerRunner::connect(cfg).await {
-            Ok(docker) => {
-                let ready = docker.readiness().await;
-                if ready.ready {
-                    return Ok(Arc::new(docker));
-                }
-                tracing::warn!(detail = %ready.detail, "Docker engine found but not ready; using the local runner");
-                Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no Docker engine; using the local runner");
-                Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await))
-            }
-        },
+    if s.grading.runner == "local" {
+        return Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await));
     }
+    let docker = DockerRunner::connect(cfg)
+        .await
+        .context("connecting to the Docker engine (docker.host or DOCKER_HOST)")?;
+    let ready = docker.readiness().await;
+    if !ready.ready {
+        tracing::warn!(detail = %ready.detail,
+            "the docker runner is not ready: submissions are accepted and wait until it is");
+    }
+    Ok(Arc::new(docker))
+}
+
+/// This service's name for its containers (`docker.instance_id`, else derived from the
+/// host name and the database path): the start-up sweep removes only containers with it,
+/// so two services sharing an engine keep each other's.
+pub fn instance_id(s: &Settings) -> String {
+    if let Some(id) = s.docker.instance_id.as_deref().filter(|i| !i.is_empty()) {
+        return id.to_string();
+    }
+    use sha2::Digest;
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let db = std::path::absolute(&s.database.path).unwrap_or_else(|_| s.database.path.clone());
+    let digest = sha2::Sha256::digest(format!("{}\n{}", host.trim(), db.display()));
+    hex::encode(&digest[..6])
 }
 
 /// The edX client when LTI credentials are configured.

@@ -146,7 +146,10 @@ impl CourseConfig {
 
     /// Validate the JSON text of a course config.
     pub fn parse(text: &str, materials_root: &Path) -> Result<Self, String> {
-        let raw: RawConfig = serde_json::from_str(text).map_err(|e| format!("invalid: {e}"))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("invalid: {e}"))?;
+        check_known_keys(&value)?;
+        let raw: RawConfig = serde_json::from_value(value).map_err(|e| format!("invalid: {e}"))?;
         let mut courses = BTreeMap::new();
         for (course, sections) in raw {
             check_name("course", &course, &course)?;
@@ -194,6 +197,59 @@ impl CourseConfig {
             })
         })
     }
+}
+
+/// The optional keys of a section or an assignment object.
+const OVERRIDE_KEYS: &[&str] = &[
+    "time_limit_secs",
+    "memory_mb",
+    "cpus",
+    "pids",
+    "network",
+    "lti",
+    "post_score",
+];
+
+/// Refuse keys the service does not know, naming them: a misspelt `time_limit` must stop
+/// the service, not be ignored (serde cannot refuse them itself here: the optional keys
+/// are `flatten`ed into sections and assignments, and `deny_unknown_fields` does not work
+/// with `flatten`).
+fn check_known_keys(config: &serde_json::Value) -> Result<(), String> {
+    let unknown = |at: String, key: &str, known: &[&str]| {
+        Err(format!(
+            "key {:?}: unknown key (known keys here: {})",
+            format!("{at}.{key}"),
+            known.join(", ")
+        ))
+    };
+    let section_keys: Vec<&str> = ["course_id", "subpath_to_zips", "assignments"]
+        .iter()
+        .chain(OVERRIDE_KEYS)
+        .copied()
+        .collect();
+    let assignment_keys: Vec<&str> = ["lti_block"].iter().chain(OVERRIDE_KEYS).copied().collect();
+    let Some(courses) = config.as_object() else {
+        return Ok(()); // serde names the shape error
+    };
+    for (course, sections) in courses {
+        for (section, s) in sections.as_object().into_iter().flatten() {
+            let at = format!("{course}.{section}");
+            for key in s.as_object().into_iter().flat_map(|o| o.keys()) {
+                if !section_keys.contains(&key.as_str()) {
+                    return unknown(at, key, &section_keys);
+                }
+            }
+            let assignments = s.get("assignments").and_then(|a| a.as_object());
+            for (name, a) in assignments.into_iter().flatten() {
+                for key in a.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !assignment_keys.contains(&key.as_str()) {
+                        return unknown(format!("{at}.assignments.{name}"), key, &assignment_keys);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_name(kind: &'static str, value: &str, at: &str) -> Result<(), String> {
@@ -261,6 +317,20 @@ fn check_post_score(at: &str, o: &Overrides) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_misspelt_key_is_named_not_ignored() {
+        let root = std::path::Path::new("/m");
+        let section = r#"{"8x": {"1": {"course_id": "c", "subpath_to_zips": "z",
+            "time_limit": 30, "assignments": {}}}}"#;
+        let e = super::CourseConfig::parse(section, root).unwrap_err();
+        assert!(e.contains("\"8x.1.time_limit\": unknown key"), "{e}");
+        let assignment = r#"{"8x": {"1": {"course_id": "c", "subpath_to_zips": "z",
+            "assignments": {"lab1": {"lti_block": "b", "memory": 512}}}}}"#;
+        let e = super::CourseConfig::parse(assignment, root).unwrap_err();
+        assert!(e.contains("8x.1.assignments.lab1.memory"), "{e}");
+        assert!(e.contains("memory_mb"), "the known keys are listed: {e}");
+    }
+
     use super::*;
 
     const CONFIG: &str = r#"{"8x": {"1": {"course_id": "BerkeleyX+8x+2026",

@@ -32,7 +32,18 @@ impl Policy {
     }
 }
 
-/// Write `records` as CSV with a header row.
+/// A text cell that a spreadsheet will not run as a formula: one starting with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return gets a leading `'` (OWASP's advice for CSV
+/// injection; spreadsheets show the text as typed). Numbers are written as numbers.
+fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Write `records` as CSV with a header row. Text cells are made formula-safe.
 pub fn write_csv<W: Write>(out: W, records: &[GradeRecord]) -> Result<(), csv::Error> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
@@ -51,11 +62,11 @@ pub fn write_csv<W: Write>(out: W, records: &[GradeRecord]) -> Result<(), csv::E
     ])?;
     for r in records {
         w.write_record([
-            r.user.clone(),
+            cell(&r.user),
             r.fraction.to_string(),
-            r.course.clone(),
-            r.section.clone(),
-            r.assignment.clone(),
+            cell(&r.course),
+            cell(&r.section),
+            cell(&r.assignment),
             format_ms(r.graded_at),
             r.score.to_string(),
             r.max_score.to_string(),
@@ -88,6 +99,33 @@ mod tests {
             graded_at: id * 1000,
             post_state: crate::db::states::PostState::NotConfigured,
         }
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_neutralised() {
+        let mut out = Vec::new();
+        let evil = rec(1, "=HYPERLINK(\"http://x\",\"y\")", 0.5);
+        write_csv(
+            &mut out,
+            &[
+                evil,
+                rec(2, "-2+3", 0.5),
+                rec(3, "@SUM(A1)", 0.5),
+                rec(4, "ann", 0.5),
+            ],
+        )
+        .unwrap();
+        let mut r = csv::Reader::from_reader(out.as_slice());
+        let users: Vec<String> = r.records().map(|row| row.unwrap()[0].to_string()).collect();
+        assert_eq!(
+            users,
+            [
+                "'=HYPERLINK(\"http://x\",\"y\")",
+                "'-2+3",
+                "'@SUM(A1)",
+                "ann"
+            ]
+        );
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct ServerSettings {
     pub max_queue_depth: u64,
     /// Seconds to let running work finish on shutdown. Default 30.
     pub shutdown_grace_secs: u64,
+    /// The URL students reach JupyterHub at, e.g. `https://hub.example.edu`. When set, its
+    /// scheme decides the session cookie's `Secure` flag and it starts the status URLs
+    /// the service hands out; unset, the proxy's `X-Forwarded-*` headers (or `Host`) do.
+    pub public_url: Option<String>,
     /// Log format: `text` (default) or `json`.
     pub log_format: String,
 }
@@ -54,6 +58,7 @@ impl Default for ServerSettings {
             max_body_bytes: 10 * 1024 * 1024,
             max_queue_depth: 10_000,
             shutdown_grace_secs: 30,
+            public_url: None,
             log_format: "text".into(),
         }
     }
@@ -112,12 +117,17 @@ impl Default for HubSettings {
 pub struct DatabaseSettings {
     /// Path of the database file. Default `otter-service.db`.
     pub path: PathBuf,
+    /// Days after which a graded submission's notebook, its staff-only grading output and
+    /// old events are deleted (scores, grades and edX states are kept). 0 keeps
+    /// everything. Default 365.
+    pub retention_days: u64,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             path: "otter-service.db".into(),
+            retention_days: 365,
         }
     }
 }
@@ -163,6 +173,10 @@ pub struct GradingSettings {
     pub output_bytes: usize,
     /// Attempts before a grade job is `dead` (infrastructure faults only). Default 5.
     pub max_attempts: i64,
+    /// Most submissions one student may have waiting or grading at once; more get 429
+    /// with `Retry-After`. An identical resubmission of one still waiting is not counted
+    /// (it is answered with that submission). Default 5.
+    pub max_queued_per_student: u64,
     /// First retry delay in seconds; doubles each attempt. Default 10.
     pub retry_base_secs: u64,
     /// Lease length in seconds; renewed while grading. Default 60.
@@ -183,6 +197,7 @@ impl Default for GradingSettings {
             pids: 256,
             output_bytes: 1024 * 1024,
             max_attempts: 5,
+            max_queued_per_student: 5,
             retry_base_secs: 10,
             lease_secs: 60,
             python_env: default_python_env(),
@@ -212,6 +227,11 @@ pub struct DockerSettings {
     pub tmpfs_mb: u64,
     /// Cap on results.json in bytes. Default 5 MiB.
     pub results_bytes: usize,
+    /// Name of this service's containers on the engine (label `otter-service.instance`);
+    /// the start-up sweep removes only its own. Default: derived from the host name and
+    /// the database path, so a restarted service finds its leftovers and two services
+    /// sharing an engine keep each other's containers.
+    pub instance_id: Option<String>,
 }
 
 impl Default for DockerSettings {
@@ -222,6 +242,7 @@ impl Default for DockerSettings {
             host: None,
             tmpfs_mb: 256,
             results_bytes: 5 * 1024 * 1024,
+            instance_id: None,
         }
     }
 }
@@ -451,5 +472,22 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("JUPYTERHUB_OAUTH_ACCESS_SCOPES"));
+    }
+}
+
+#[cfg(test)]
+mod unknown_keys {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_key_in_the_file_is_named_with_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("otter.toml");
+        std::fs::write(&file, "[grading]\ntime_limit = 30\n").unwrap();
+        let e = Settings::load_from(Some(&file), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("time_limit"), "{e}");
+        assert!(e.contains("otter.toml"), "{e}");
     }
 }

@@ -56,8 +56,9 @@ pub fn enqueue(conn: &Connection, job: &NewJob, now: i64) -> Result<i64, DbError
     let id = conn
         .prepare_cached(&format!(
             "INSERT INTO jobs (kind, submission_id, grade_id, state, max_attempts, run_at,
-                               give_up_at, created_at, updated_at, post_key)
-             VALUES (?2, ?1, ?3, 'queued', ?4, ?5, ?6, ?5, ?5, {key_sql}) RETURNING id"
+                               give_up_at, created_at, updated_at, post_key, user)
+             VALUES (?2, ?1, ?3, 'queued', ?4, ?5, ?6, ?5, ?5, {key_sql},
+                     (SELECT user FROM submissions WHERE id = ?1)) RETURNING id"
         ))?
         .query_row(
             params![
@@ -119,60 +120,116 @@ pub fn queue_post(
     enqueue(conn, &job, now)
 }
 
-/// Claim the next runnable job of `kind`: queued and due, or running with an expired
-/// lease (its worker died). Counts an attempt. A post job is not claimed while another
-/// post for the same student and assignment is running (an expired one is taken over
-/// first, by the second branch).
+/// Claim the next runnable job of `kind`: first a running one whose lease expired (its
+/// worker died), else a queued one that is due. Counts an attempt.
+///
+/// Grade jobs are taken round-robin across students: the student with the fewest jobs
+/// running, then the one served longest ago, gets the next turn (their oldest due job),
+/// so one student's fifty submissions delay another student's by at most one grade.
+/// A post job is not claimed while another post for the same student and assignment is
+/// running.
 pub fn claim_next(
     conn: &Connection,
     kind: JobKind,
     now: i64,
     lease_ms: i64,
 ) -> Result<Option<ClaimedJob>, DbError> {
+    let Some(id) = pick_next(conn, kind, now)? else {
+        return Ok(None);
+    };
     let claim = uuid::Uuid::new_v4().to_string();
     let job = conn
         .prepare_cached(
             "UPDATE jobs SET state = 'running', claim = ?1, locked_until = ?2,
                     attempts = attempts + 1, updated_at = ?3
-             WHERE id = (
-                SELECT id FROM (
-                    SELECT id, run_at FROM jobs j
-                     WHERE kind = ?4 AND state = 'queued' AND run_at <= ?3
-                       AND attempts < max_attempts
-                       AND (post_key IS NULL OR NOT EXISTS (
-                            SELECT 1 FROM jobs r WHERE r.post_key = j.post_key
-                               AND r.state = 'running'))
-                    UNION ALL
-                    SELECT id, locked_until FROM jobs
-                     WHERE kind = ?4 AND state = 'running' AND locked_until < ?3
-                       AND attempts < max_attempts)
-                ORDER BY run_at, id LIMIT 1)
-             RETURNING id, submission_id, grade_id, attempts, max_attempts",
+             WHERE id = ?4
+             RETURNING id, submission_id, grade_id, attempts, max_attempts, user",
         )?
-        .query_row(params![claim, now + lease_ms, now, kind], |r| {
-            Ok(ClaimedJob {
-                id: r.get(0)?,
-                kind,
-                submission_id: r.get(1)?,
-                grade_id: r.get(2)?,
-                attempt: r.get(3)?,
-                max_attempts: r.get(4)?,
-                claim: claim.clone(),
-            })
-        })
-        .optional()?;
-    if let Some(j) = &job {
-        let detail = format!("attempt {}", j.attempt);
-        events::record(
-            conn,
-            now,
-            Some(j.submission_id),
-            Some(j.id),
-            "job_claimed",
-            &detail,
-        )?;
+        .query_row(params![claim, now + lease_ms, now, id], |r| {
+            Ok((
+                ClaimedJob {
+                    id: r.get(0)?,
+                    kind,
+                    submission_id: r.get(1)?,
+                    grade_id: r.get(2)?,
+                    attempt: r.get(3)?,
+                    max_attempts: r.get(4)?,
+                    claim: claim.clone(),
+                },
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+    let (job, user) = job;
+    if kind == JobKind::Grade
+        && let Some(user) = user
+    {
+        conn.prepare_cached(
+            "INSERT INTO grading_turns (user, last_claimed_at) VALUES (?1, ?2)
+             ON CONFLICT (user) DO UPDATE SET last_claimed_at = excluded.last_claimed_at",
+        )?
+        .execute(params![user, now])?;
     }
-    Ok(job)
+    let detail = format!("attempt {}", job.attempt);
+    events::record(
+        conn,
+        now,
+        Some(job.submission_id),
+        Some(job.id),
+        "job_claimed",
+        &detail,
+    )?;
+    Ok(Some(job))
+}
+
+/// The id of the job [`claim_next`] should take.
+fn pick_next(conn: &Connection, kind: JobKind, now: i64) -> Result<Option<i64>, DbError> {
+    let expired: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM jobs WHERE kind = ?1 AND state = 'running' AND locked_until < ?2
+               AND attempts < max_attempts ORDER BY locked_until, id LIMIT 1",
+        )?
+        .query_row(params![kind, now], |r| r.get(0))
+        .optional()?;
+    if expired.is_some() {
+        return Ok(expired);
+    }
+    if kind == JobKind::PostScore {
+        return Ok(conn
+            .prepare_cached(
+                "SELECT id FROM jobs j
+                  WHERE kind = ?1 AND state = 'queued' AND run_at <= ?2
+                    AND attempts < max_attempts
+                    AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.post_key = j.post_key
+                                       AND r.state = 'running')
+                  ORDER BY run_at, id LIMIT 1",
+            )?
+            .query_row(params![kind, now], |r| r.get(0))
+            .optional()?);
+    }
+    let user: Option<Option<String>> = conn
+        .prepare_cached(
+            "SELECT j.user FROM jobs j LEFT JOIN grading_turns t ON t.user = j.user
+              WHERE j.kind = ?1 AND j.state = 'queued' AND j.run_at <= ?2
+                AND j.attempts < j.max_attempts
+              GROUP BY j.user
+              ORDER BY (SELECT COUNT(*) FROM jobs r
+                         WHERE r.kind = ?1 AND r.state = 'running' AND r.user IS j.user),
+                       MAX(COALESCE(t.last_claimed_at, 0)), MIN(j.run_at)
+              LIMIT 1",
+        )?
+        .query_row(params![kind, now], |r| r.get(0))
+        .optional()?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM jobs WHERE kind = ?1 AND state = 'queued' AND run_at <= ?2
+               AND attempts < max_attempts AND user IS ?3
+             ORDER BY run_at, id LIMIT 1",
+        )?
+        .query_row(params![kind, now, user], |r| r.get(0))
+        .optional()?)
 }
 
 /// Why a reaped job is dead.

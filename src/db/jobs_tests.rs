@@ -247,3 +247,84 @@ fn a_job_whose_worker_dies_in_every_attempt_ends_dead() {
         .unwrap();
     assert_eq!((state, err.as_str()), (JobState::Dead, WORKER_STOPPED));
 }
+
+#[test]
+fn grade_turns_go_round_robin_across_students() {
+    let c = conn();
+    // One student queues 30; then five others one each.
+    let mut hog = Vec::new();
+    for i in 0..30 {
+        hog.push(submit_as(&c, "hog", i));
+    }
+    let others: Vec<i64> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|u| submit_as(&c, u, 100))
+        .collect();
+    // One worker: each claim is finished before the next.
+    let mut order = Vec::new();
+    for t in 0..8 {
+        let j = claim_next(&c, JobKind::Grade, 1000 + t, 500)
+            .unwrap()
+            .unwrap();
+        order.push(j.submission_id);
+        assert!(finish(&c, &j, 1000 + t).unwrap());
+    }
+    let third_of_hog = order.iter().position(|s| *s == hog[2]);
+    for o in &others {
+        let at = order
+            .iter()
+            .position(|s| s == o)
+            .expect("each other student was served");
+        assert!(third_of_hog.is_none_or(|h| at < h), "{order:?}");
+    }
+    // The hog's own submissions still go in the order sent.
+    let hogs: Vec<_> = order.iter().filter(|s| hog.contains(s)).collect();
+    assert_eq!(hogs, [&hog[0], &hog[1], &hog[2]]);
+}
+
+#[test]
+fn identical_resubmissions_and_the_per_student_cap() {
+    use crate::db::submissions::{Accepted, IntakeRules, submit as take};
+    let c = conn();
+    let rules = IntakeRules {
+        max_attempts: 3,
+        per_student: 2,
+    };
+    let nb = |n: u8| NewSubmission {
+        user: "ivy".into(),
+        course: "c".into(),
+        section: "1".into(),
+        assignment: "a".into(),
+        notebook: vec![b'{', n, b'}'],
+        notebook_path: None,
+    };
+    let first = take(&c, &nb(1), &rules, 0).unwrap();
+    assert!(matches!(first, Accepted::New(_)));
+    assert_eq!(
+        take(&c, &nb(1), &rules, 1).unwrap(),
+        Accepted::Duplicate(first.id())
+    );
+    assert!(matches!(
+        take(&c, &nb(2), &rules, 2).unwrap(),
+        Accepted::New(_)
+    ));
+    assert!(matches!(
+        take(&c, &nb(3), &rules, 3),
+        Err(DbError::StudentQueueFull { limit: 2 })
+    ));
+    // Once the first is graded, the same bytes are a new submission again.
+    let j = claim_next(&c, JobKind::Grade, 4, 100).unwrap().unwrap();
+    assert_eq!(j.submission_id, first.id());
+    assert!(finish(&c, &j, 5).unwrap());
+    crate::db::submissions::set_state(
+        &c,
+        first.id(),
+        crate::db::states::SubmissionState::Graded,
+        None,
+    )
+    .unwrap();
+    assert!(matches!(
+        take(&c, &nb(1), &rules, 6).unwrap(),
+        Accepted::New(_)
+    ));
+}

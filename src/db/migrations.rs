@@ -101,6 +101,21 @@ CREATE TABLE autograder_checks (
     PRIMARY KEY (zip_sha256, runner)
 );
 "#,
+    r#"
+-- Fairness: grade jobs are claimed round-robin across students.
+ALTER TABLE jobs ADD COLUMN user TEXT;
+UPDATE jobs SET user = (SELECT user FROM submissions s WHERE s.id = jobs.submission_id);
+CREATE INDEX jobs_by_user ON jobs (kind, state, user);
+CREATE TABLE grading_turns (
+    user            TEXT PRIMARY KEY,
+    last_claimed_at INTEGER NOT NULL
+);
+-- An identical resubmission while the first is still queued is the same submission.
+ALTER TABLE submissions ADD COLUMN notebook_sha256 TEXT;
+CREATE INDEX submissions_by_content ON submissions (user, notebook_sha256);
+-- Retention: when the notebook body (and staff output) of an old submission was pruned.
+ALTER TABLE submissions ADD COLUMN pruned_at INTEGER;
+"#,
 ];
 
 /// Bring the schema to the newest version.

@@ -13,6 +13,7 @@ pub mod events;
 pub mod grades;
 pub mod jobs;
 mod migrations;
+pub mod retention;
 pub mod scores;
 pub mod staff;
 pub mod states;
@@ -44,6 +45,8 @@ pub enum DbError {
     Invalid(String),
     #[error("the grading queue is full ({depth} waiting)")]
     QueueFull { depth: u64 },
+    #[error("this student already has {limit} submissions waiting")]
+    StudentQueueFull { limit: u64 },
 }
 
 /// Handle to the database. Cheap to clone.

@@ -22,8 +22,8 @@ pub struct RegradeRequest {
     pub by: String,
 }
 
-/// Queue grading again for the matching submissions that are not queued or grading now.
-/// Returns their ids. A regrade never changes which submission counts: under `latest`,
+/// Queue grading again for the matching submissions that are not queued or grading now
+/// and still have their notebook (see [`super::retention`]). Returns their ids. A regrade never changes which submission counts: under `latest`,
 /// an older submission's new grade does not displace a newer submission's.
 pub fn regrade(
     conn: &Connection,
@@ -34,7 +34,7 @@ pub fn regrade(
     let f = &r.filter;
     let sql = format!(
         "SELECT s.id FROM submissions s WHERE {FILTER_SQL} AND (?5 = 0 OR s.state = 'dead')
-           AND s.state NOT IN ('queued', 'grading') ORDER BY s.id"
+           AND s.state NOT IN ('queued', 'grading') AND s.pruned_at IS NULL ORDER BY s.id"
     );
     let mut ids: Vec<i64> = conn
         .prepare(&sql)?

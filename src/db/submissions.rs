@@ -20,6 +20,77 @@ pub struct NewSubmission {
     pub notebook_path: Option<String>,
 }
 
+/// What a student may have waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct IntakeRules {
+    /// Grading attempts per submission.
+    pub max_attempts: i64,
+    /// Most submissions one student may have queued or grading at once.
+    pub per_student: u64,
+}
+
+/// How a submission was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// A new submission with its grade job.
+    New(i64),
+    /// The same notebook for the same assignment is still waiting: that submission.
+    Duplicate(i64),
+}
+
+impl Accepted {
+    pub fn id(self) -> i64 {
+        match self {
+            Accepted::New(id) | Accepted::Duplicate(id) => id,
+        }
+    }
+}
+
+/// Take a student's submission under `rules`: an identical one still queued is answered
+/// with itself; a student already at the cap is refused ([`DbError::StudentQueueFull`]);
+/// else it is accepted.
+pub fn submit(
+    conn: &Connection,
+    s: &NewSubmission,
+    rules: &IntakeRules,
+    now: i64,
+) -> Result<Accepted, DbError> {
+    let hash = content_hash(&s.notebook);
+    let same: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM submissions WHERE user = ?1 AND notebook_sha256 = ?2
+               AND course = ?3 AND section = ?4 AND assignment = ?5 AND state = 'queued'
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row(
+            params![s.user, hash, s.course, s.section, s.assignment],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = same {
+        events::record(conn, now, Some(id), None, "resubmitted_identical", &s.user)?;
+        return Ok(Accepted::Duplicate(id));
+    }
+    let waiting: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'grade' AND state IN ('queued', 'running')
+               AND user = ?1",
+        )?
+        .query_row([&s.user], |r| r.get(0))?;
+    if waiting as u64 >= rules.per_student {
+        return Err(DbError::StudentQueueFull {
+            limit: rules.per_student,
+        });
+    }
+    accept(conn, s, rules.max_attempts, now).map(Accepted::New)
+}
+
+/// The hash that identifies identical notebooks.
+fn content_hash(notebook: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(notebook))
+}
+
 /// Accept a submission: the row and its grade job in one write.
 pub fn accept(
     conn: &Connection,
@@ -30,8 +101,8 @@ pub fn accept(
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO submissions (user, course, section, assignment, notebook, notebook_path,
-                                      received_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued') RETURNING id",
+                                      received_at, state, notebook_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8) RETURNING id",
         )?
         .query_row(
             params![
@@ -41,7 +112,8 @@ pub fn accept(
                 s.assignment,
                 s.notebook,
                 s.notebook_path,
-                now
+                now,
+                content_hash(&s.notebook)
             ],
             |r| r.get(0),
         )?;

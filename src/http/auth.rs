@@ -50,13 +50,17 @@ impl FromRequestParts<AppState> for HubUser {
             return Ok(app.auth.user_for_token(&token).await?);
         }
         let jar = SignedCookieJar::from_headers(&parts.headers, app.auth.key().clone());
-        match app.auth.user_from_cookie(&jar) {
+        match app.auth.user_from_cookie(&jar).await {
             Ok(user) => Ok(user),
-            // Present but not verifiable: forged or signed with another key.
+            // No session, one signed with a key we no longer have, one that expired or
+            // whose user the Hub no longer knows: a page load logs in afresh...
+            Err(AuthError::Missing | AuthError::BadCookie) if is_browser_get(parts) => {
+                Err(login(app, parts))
+            }
+            // ...anything else is told it is not logged in.
             Err(AuthError::Missing) if has_cookie(&parts.headers, SESSION_COOKIE) => {
                 Err(AuthError::BadCookie.into())
             }
-            Err(AuthError::Missing) if is_browser_get(parts) => Err(login(app, parts)),
             Err(e) => Err(e.into()),
         }
     }
@@ -136,14 +140,12 @@ pub async fn oauth_callback(
             "the login state does not match (a stale or forged link); open {prefix} to log in again"
         )));
     }
-    let user = app.auth.user_for_code(&code).await?;
+    let (user, token) = app.auth.user_for_code(&code).await?;
     tracing::info!(user = %user.name, "logged in through JupyterHub");
-    let secure = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let secure = secure_cookies(&app, &headers);
     let jar = jar
         .remove(Cookie::build(STATE_COOKIE).path(prefix.clone()))
-        .add(app.auth.session_cookie(&user.name, &prefix, secure));
+        .add(app.auth.session_cookie(&user.name, &token, &prefix, secure));
     // Only ever send the browser back into this service (no open redirect).
     let next = if remembered.next.starts_with(&prefix) && !remembered.next.starts_with("//") {
         remembered.next
@@ -151,4 +153,26 @@ pub async fn oauth_callback(
         prefix
     };
     Ok((jar, Redirect::to(&next)).into_response())
+}
+
+/// Whether cookies get `Secure`: from the scheme of `server.public_url` when it is set
+/// (what operators configure), else from the proxy's `X-Forwarded-Proto`.
+fn secure_cookies(app: &AppState, headers: &HeaderMap) -> bool {
+    match app.settings.server.public_url.as_deref() {
+        Some(url) => url.to_ascii_lowercase().starts_with("https://"),
+        None => headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https")),
+    }
+}
+
+/// `GET {prefix}logout`: forget the session here, then log out of JupyterHub too.
+pub async fn logout(State(app): State<AppState>) -> Response {
+    let prefix = app.settings.server.prefix.clone();
+    let jar = SignedCookieJar::new(app.auth.key().clone())
+        .remove(Cookie::build(SESSION_COOKIE).path(prefix));
+    let hub_logout = format!("{}logout", app.settings.hub.browser_hub_prefix);
+    (jar, Redirect::to(&hub_logout)).into_response()
 }

@@ -31,6 +31,11 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("the grading queue is full right now; please submit again in a minute")]
     QueueFull { retry_after_secs: u64 },
+    #[error(
+        "you already have {limit} submissions waiting to be graded; wait until one is graded, \
+         then submit again (each waiting submission will be graded)"
+    )]
+    TooManyWaiting { limit: u64, retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
     /// Send the browser to the Hub's OAuth flow.
@@ -60,6 +65,7 @@ impl IntoResponse for ApiError {
             ApiError::QueueFull { .. } | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::TooManyWaiting { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Login(_) => StatusCode::FOUND,
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
@@ -70,7 +76,10 @@ impl IntoResponse for ApiError {
         let mut resp = (status, format!("{message}\n")).into_response();
         let headers = resp.headers_mut();
         match &self {
-            ApiError::QueueFull { retry_after_secs } => {
+            ApiError::QueueFull { retry_after_secs }
+            | ApiError::TooManyWaiting {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             ApiError::Unauthorized(_) => {
@@ -102,6 +111,10 @@ impl From<DbError> for ApiError {
         match e {
             DbError::QueueFull { .. } => ApiError::QueueFull {
                 retry_after_secs: 60,
+            },
+            DbError::StudentQueueFull { limit } => ApiError::TooManyWaiting {
+                limit,
+                retry_after_secs: 30,
             },
             other => ApiError::Internal(other.into()),
         }

@@ -2,6 +2,7 @@
 
 mod auth;
 pub mod error;
+mod oversize;
 mod pages;
 mod state;
 mod submit;
@@ -9,8 +10,10 @@ mod submit;
 pub use state::{App, AppState};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
@@ -30,6 +33,7 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{p}submissions"), get(pages::list))
         .route(&format!("{p}submissions/{{id}}"), get(pages::detail))
         .route(&format!("{p}oauth_callback"), get(auth::oauth_callback))
+        .route(&format!("{p}logout"), get(auth::logout))
         .route(&format!("{p}healthz"), get(health));
     let bare = p.trim_end_matches('/');
     if !bare.is_empty() {
@@ -40,13 +44,25 @@ pub fn router(app: AppState) -> Router {
     }
     router
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            oversize::refuse_oversize,
+        ))
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }
 
-/// `GET /healthz`: database and runner readiness; 503 when either is not ready.
-async fn health(State(app): State<AppState>) -> impl IntoResponse {
+/// `GET /healthz`: database and runner readiness; 503 when either is not ready. The
+/// details (runner, database errors, broken autograders) only for a caller on this
+/// machine that no proxy forwarded (operators, probes in the pod); everyone else, the
+/// Hub's proxy included, gets the status word alone.
+async fn health(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let local = peer.ip().is_loopback() && !headers.contains_key("x-forwarded-for");
     let db = app
         .db
         .read(|c| {
@@ -78,6 +94,14 @@ async fn health(State(app): State<AppState>) -> impl IntoResponse {
             })
         })
         .collect();
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    if !local {
+        return (code, axum::Json(serde_json::json!({ "status": status })));
+    }
     let body = serde_json::json!({
         "status": status,
         "database": match &db { Ok(_) => "ok".to_string(), Err(e) => e.to_string() },
@@ -86,10 +110,5 @@ async fn health(State(app): State<AppState>) -> impl IntoResponse {
         "broken_autograders": broken,
         "lti": app.lti_enabled,
     });
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(body))
+    (code, axum::Json(body))
 }

@@ -10,6 +10,7 @@ use super::error::{ApiError, wants_json};
 use std::sync::atomic::Ordering;
 
 use crate::db::states::SubmissionState;
+use crate::db::submissions::Accepted;
 use crate::db::{DbError, now_ms, submissions};
 use crate::jupyterhub::HubUser;
 use crate::notebook::{NotebookMetadata, Submission};
@@ -142,18 +143,29 @@ pub async fn submit(
         app.queue_depth.fetch_sub(1, Ordering::Relaxed);
         return Err(DbError::QueueFull { depth }.into());
     }
-    let attempts = app.settings.grading.max_attempts;
-    let id = app
+    let rules = submissions::IntakeRules {
+        max_attempts: app.settings.grading.max_attempts,
+        per_student: app.settings.grading.max_queued_per_student,
+    };
+    let taken = app
         .db
-        .write(move |c| submissions::accept(c, &new, attempts, now_ms()))
+        .write(move |c| submissions::submit(c, &new, &rules, now_ms()))
         .await
         .inspect_err(|_| {
             app.queue_depth.fetch_sub(1, Ordering::Relaxed);
         })?;
-    app.grade_notify.notify_one();
-    tracing::info!(submission_id = id, user = %user.name, course = %meta.course,
-        assignment = %meta.assignment, "submission accepted");
-    Ok(accepted(&app, &headers, id, &meta))
+    match taken {
+        Accepted::New(id) => {
+            app.grade_notify.notify_one();
+            tracing::info!(submission_id = id, user = %user.name, course = %meta.course,
+                assignment = %meta.assignment, "submission accepted");
+        }
+        Accepted::Duplicate(id) => {
+            app.queue_depth.fetch_sub(1, Ordering::Relaxed);
+            tracing::info!(submission_id = id, user = %user.name, "identical resubmission");
+        }
+    }
+    Ok(accepted(&app, &headers, taken, &meta))
 }
 
 /// The URL the client reached us at, without a path: from the proxy's `X-Forwarded-Proto`
@@ -186,21 +198,34 @@ fn origin(headers: &HeaderMap) -> String {
 }
 
 /// 202 with the status URL: JSON when asked for, else a sentence for `alert()`.
-fn accepted(app: &AppState, headers: &HeaderMap, id: i64, meta: &NotebookMetadata) -> Response {
-    let status_url = format!(
-        "{}{}submissions/{id}",
-        origin(headers),
-        app.settings.server.prefix
-    );
-    let message = format!(
-        "Your submission of {} was received (number {id}) and is queued for grading. \
-         See your result at {status_url}",
-        meta.assignment
-    );
+fn accepted(
+    app: &AppState,
+    headers: &HeaderMap,
+    taken: Accepted,
+    meta: &NotebookMetadata,
+) -> Response {
+    let id = taken.id();
+    let origin = match &app.settings.server.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => origin(headers),
+    };
+    let status_url = format!("{origin}{}submissions/{id}", app.settings.server.prefix);
+    let message = match taken {
+        Accepted::New(_) => format!(
+            "Your submission of {} was received (number {id}) and is queued for grading. \
+             See your result at {status_url}",
+            meta.assignment
+        ),
+        Accepted::Duplicate(_) => format!(
+            "This exact notebook of {} is already waiting to be graded (submission {id}); \
+             it was not queued twice. See your result at {status_url}",
+            meta.assignment
+        ),
+    };
     if wants_json(headers) {
         let body = serde_json::json!({
             "submission_id": id, "state": SubmissionState::Queued, "status_url": status_url,
-            "message": message,
+            "duplicate": matches!(taken, Accepted::Duplicate(_)), "message": message,
         });
         (StatusCode::ACCEPTED, axum::Json(body)).into_response()
     } else {

@@ -262,6 +262,12 @@ impl Job for GradeJob {
         backoff(self.config.retry_base, attempt, Duration::from_secs(600))
     }
 
+    /// Grade only while the runner can: until the engine answers and the image is there,
+    /// submissions wait in the queue without spending attempts (`/healthz` says why).
+    async fn ready(&self) -> bool {
+        self.runner.readiness().await.ready
+    }
+
     fn on_failure(
         &self,
         conn: &Connection,

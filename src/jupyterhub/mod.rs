@@ -141,8 +141,9 @@ impl Auth {
         })
     }
 
-    /// After the OAuth flow: who the access token belongs to.
-    pub async fn user_for_code(&self, code: &str) -> Result<HubUser, AuthError> {
+    /// After the OAuth flow: who the access token belongs to, and the token (kept in the
+    /// session cookie, so the session is re-checked with the Hub as a token is).
+    pub async fn user_for_code(&self, code: &str) -> Result<(HubUser, Secret), AuthError> {
         let token = self.hub.exchange_code(code).await?;
         let identity = self
             .hub
@@ -150,16 +151,27 @@ impl Auth {
             .await?
             .ok_or(AuthError::InvalidToken)?;
         self.check_scopes(&identity)?;
-        Ok(HubUser {
+        let user = HubUser {
             name: identity.name,
             via_cookie: true,
-        })
+        };
+        Ok((user, token))
     }
 
-    /// A session cookie for `user`, valid for the session lifetime.
-    pub fn session_cookie(&self, user: &str, path: &str, secure: bool) -> Cookie<'static> {
+    /// A session cookie for `user`, valid for the session lifetime, carrying the OAuth
+    /// access token the Hub gave us for them (signed, HttpOnly; as JupyterHub's own
+    /// `HubOAuth` keeps it). Each use re-checks that token with the Hub at most every
+    /// `token_cache_secs`: a user the Hub deleted or logged out loses the session then.
+    pub fn session_cookie(
+        &self,
+        user: &str,
+        token: &Secret,
+        path: &str,
+        secure: bool,
+    ) -> Cookie<'static> {
         let expires = now_secs() + self.session_ttl.as_secs();
-        let value = URL_SAFE_NO_PAD.encode(serde_json::json!([user, expires]).to_string());
+        let value =
+            URL_SAFE_NO_PAD.encode(serde_json::json!([user, expires, token.expose()]).to_string());
         Cookie::build((SESSION_COOKIE, value))
             .path(path.to_string())
             .http_only(true)
@@ -169,18 +181,29 @@ impl Auth {
             .build()
     }
 
-    /// The user of a valid session cookie; `Missing` without one, `BadCookie` when it is
-    /// forged, tampered with or expired.
-    pub fn user_from_cookie(&self, jar: &SignedCookieJar) -> Result<HubUser, AuthError> {
+    /// The user of a valid session cookie, checked with the Hub (through the token
+    /// cache); `Missing` without one (or with one this key cannot verify), `BadCookie`
+    /// when it is tampered with, expired, or the Hub no longer knows its user's token.
+    pub async fn user_from_cookie(&self, jar: &SignedCookieJar) -> Result<HubUser, AuthError> {
         let Some(cookie) = jar.get(SESSION_COOKIE) else {
             return Err(AuthError::Missing);
         };
         let decoded = URL_SAFE_NO_PAD
             .decode(cookie.value())
             .map_err(|_| AuthError::BadCookie)?;
-        let (name, expires): (String, u64) =
+        let (name, expires, token): (String, u64, String) =
             serde_json::from_slice(&decoded).map_err(|_| AuthError::BadCookie)?;
         if expires < now_secs() {
+            return Err(AuthError::BadCookie);
+        }
+        let user = match self.user_for_token(&Secret::new(token)).await {
+            Ok(u) => u,
+            Err(AuthError::InvalidToken | AuthError::MissingScope { .. }) => {
+                return Err(AuthError::BadCookie);
+            }
+            Err(e) => return Err(e),
+        };
+        if user.name != name {
             return Err(AuthError::BadCookie);
         }
         Ok(HubUser {

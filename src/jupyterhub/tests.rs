@@ -99,19 +99,35 @@ async fn any_one_of_several_access_scopes_is_enough() {
 #[tokio::test]
 async fn oauth_code_gives_a_cookie_user() {
     let a = auth();
-    assert_eq!(a.user_for_code("good").await.unwrap().name, "alice");
+    let (user, token) = a.user_for_code("good").await.unwrap();
+    assert_eq!((user.name.as_str(), token.expose()), ("alice", "t-alice"));
     assert!(matches!(
         a.user_for_code("bad").await,
         Err(AuthError::Hub(HubError::BadCode))
     ));
 }
 
-#[test]
-fn session_cookie_round_trips_and_forgeries_fail() {
+#[tokio::test]
+async fn session_cookie_round_trips_and_forgeries_fail() {
     let a = auth();
-    let cookie = a.session_cookie("alice", "/", false);
+    let t = Secret::new("t-alice");
+    let cookie = a.session_cookie("alice", &t, "/", false);
     let jar = SignedCookieJar::new(a.key().clone()).add(cookie);
-    assert_eq!(a.user_from_cookie(&jar).unwrap().name, "alice");
+    assert_eq!(a.user_from_cookie(&jar).await.unwrap().name, "alice");
+    // A session whose token the Hub no longer knows (user deleted, logged out) is over.
+    let revoked = a.session_cookie("alice", &Secret::new("t-revoked"), "/", false);
+    let jar = SignedCookieJar::new(a.key().clone()).add(revoked);
+    assert!(matches!(
+        a.user_from_cookie(&jar).await,
+        Err(AuthError::BadCookie)
+    ));
+    // A token of someone else does not make a cookie theirs.
+    let swapped = a.session_cookie("bob", &t, "/", false);
+    let jar = SignedCookieJar::new(a.key().clone()).add(swapped);
+    assert!(matches!(
+        a.user_from_cookie(&jar).await,
+        Err(AuthError::BadCookie)
+    ));
 
     let other = Auth::new(
         Arc::new(FakeHub(vec![])),
@@ -120,15 +136,18 @@ fn session_cookie_round_trips_and_forgeries_fail() {
         Duration::from_secs(1),
         Duration::from_secs(1),
     );
-    let forged =
-        SignedCookieJar::new(other.key().clone()).add(other.session_cookie("alice", "/", false));
+    let forged = SignedCookieJar::new(other.key().clone())
+        .add(other.session_cookie("alice", &t, "/", false));
     // The forged cookie's signature does not verify under our key.
     let header = forged.get(SESSION_COOKIE).map(|c| c.to_string());
     assert!(header.is_some());
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("cookie", header.unwrap().parse().unwrap());
     let ours = SignedCookieJar::from_headers(&headers, a.key().clone());
-    assert!(matches!(a.user_from_cookie(&ours), Err(AuthError::Missing)));
+    assert!(matches!(
+        a.user_from_cookie(&ours).await,
+        Err(AuthError::Missing)
+    ));
 }
 
 #[test]

@@ -37,6 +37,12 @@ pub trait Job: Send + Sync + 'static {
     /// Delay before attempt `attempt + 1`.
     fn retry_delay(&self, attempt: i64) -> Duration;
 
+    /// Whether jobs can run now. While not, workers claim nothing (so no attempt is
+    /// spent on a backend that is down) and look again after `idle_poll`. Default: yes.
+    async fn ready(&self) -> bool {
+        true
+    }
+
     /// Runs in the write that schedules a retry or kills the job (`dead` true), to update
     /// the rows the job works on; also for a job whose worker stopped in its last allowed
     /// attempt ([`jobs::reap_exhausted`]). Default: nothing.
@@ -98,6 +104,13 @@ impl<J: Job> Worker<J> {
         let kind = self.job.kind();
         let lease_ms = self.config.lease.as_millis() as i64;
         while !*self.shutdown.borrow() {
+            if !self.job.ready().await {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.idle_poll) => {}
+                    _ = self.shutdown.changed() => {}
+                }
+                continue;
+            }
             // Register for a wake-up before looking, so a job queued in between is not missed.
             let notified = self.notify.notified();
             tokio::pin!(notified);

@@ -233,3 +233,44 @@ async fn browser_oauth_flow_sets_a_cookie_that_reads_own_submissions() {
     let r = browser.post(&page).multipart(form).send().await.unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn a_deleted_hub_users_session_stops_working_and_logout_ends_it() {
+    let (browser, page) = browser_login("hank").await;
+    let list = |b: &reqwest::Client| {
+        b.get(format!("{page}submissions"))
+            .header("Accept", "application/json")
+            .send()
+    };
+    assert_eq!(list(&browser).await.unwrap().status(), 200);
+    hub().delete_user("hank").await;
+    // The service re-checks a session with the Hub every token_cache_secs (5 s here).
+    let start = std::time::Instant::now();
+    loop {
+        let code = list(&browser).await.unwrap().status();
+        if code == 401 {
+            break;
+        }
+        assert_eq!(code, 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the deleted user's session still works"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Logging out removes our session and sends the browser on to the Hub's logout.
+    let (browser, page) = browser_login("ines").await;
+    assert_eq!(list(&browser).await.unwrap().status(), 200);
+    let r = browser.get(format!("{page}logout")).send().await.unwrap();
+    assert!(
+        r.url().path().starts_with("/hub/"),
+        "ended at the Hub: {}",
+        r.url()
+    );
+    assert_eq!(
+        list(&browser).await.unwrap().status(),
+        401,
+        "our session is gone"
+    );
+}

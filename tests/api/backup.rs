@@ -20,8 +20,8 @@ async fn backup_while_accepting_is_consistent() {
     // Submissions keep arriving while the copies are made.
     let load = tokio::spawn(async move {
         let http = reqwest::Client::new();
-        for _ in 0..300 {
-            submit_to(&http, &url, &token, &nb).await;
+        for i in 0..300 {
+            submit_to(&http, &url, &token, &crate::helpers::copy_of(&nb, i)).await;
         }
     });
     let mut copies = Vec::new();

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use crate::helpers::{ServiceProcess, port, sample, submit_to, wait_done};
+use crate::helpers::{ServiceProcess, copy_of, port, sample, submit_to, wait_done};
 use crate::hub::hub;
 
 fn count(db: &std::path::Path, sql: &str) -> i64 {
@@ -22,8 +22,8 @@ async fn kill_9_mid_grading_loses_nothing_and_grades_each_once() {
     let http = reqwest::Client::new();
     let nb = sample("correct");
     let mut ids = Vec::new();
-    for _ in 0..50 {
-        ids.push(submit_to(&http, &service.url(), &token, &nb).await);
+    for i in 0..50 {
+        ids.push(submit_to(&http, &service.url(), &token, &copy_of(&nb, i)).await);
     }
     // Wait until some are graded and others are mid-grading, then kill -9.
     let start = Instant::now();

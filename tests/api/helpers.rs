@@ -45,19 +45,21 @@ pub fn otter_venv() -> PathBuf {
 
 /// Whether `url` answers `200` (blocking, for use outside a runtime).
 pub fn http_200(url: &str) -> bool {
+    http_status(url) == Some(200)
+}
+
+/// The HTTP status `url` answers with, if it answers (blocking).
+pub fn http_status(url: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let url = url::Url::parse(url).unwrap();
     let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
-    let Ok(mut s) = std::net::TcpStream::connect(&addr) else {
-        return false;
-    };
+    let mut s = std::net::TcpStream::connect(&addr).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let req = format!("GET {} HTTP/1.0\r\nHost: {addr}\r\n\r\n", url.path());
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
+    s.write_all(req.as_bytes()).ok()?;
     let mut buf = [0u8; 12];
-    s.read_exact(&mut buf).is_ok() && &buf[9..12] == b"200"
+    s.read_exact(&mut buf).ok()?;
+    std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
 }
 
 /// A sample submission from tests/notebooks/.
@@ -65,6 +67,15 @@ pub fn sample(name: &str) -> Value {
     let path = repo_path(&format!("tests/notebooks/{name}.ipynb"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
+}
+
+/// `nb` made distinct by a counter in its metadata: the service answers an identical
+/// resubmission (same bytes) still waiting with the waiting one, so tests that want many
+/// submissions from one student send copies that differ.
+pub fn copy_of(nb: &Value, i: usize) -> Value {
+    let mut nb = nb.clone();
+    nb["metadata"]["otter_test_copy"] = serde_json::json!(i);
+    nb
 }
 
 /// Settings for a test service on `port` with its database in `dir`.
@@ -80,6 +91,8 @@ pub fn test_settings(dir: &Path, port: u16) -> Settings {
     s.grading.time_limit_secs = 60;
     s.grading.retry_base_secs = 1;
     s.grading.lease_secs = 10;
+    // Tests send bursts from one student; the per-student cap has tests of its own.
+    s.grading.max_queued_per_student = 1000;
     s.hub.api_url = hub().api_url.clone();
     s.hub.api_token = Secret::new("not-needed-for-token-checks");
     s
@@ -284,6 +297,8 @@ pub struct ServiceProcess {
     pub dir: PathBuf,
     pub db_path: PathBuf,
     config: PathBuf,
+    /// Wait for `/healthz` to answer 200 at start (else: to answer at all).
+    wait_healthy: bool,
 }
 
 impl ServiceProcess {
@@ -297,6 +312,24 @@ impl ServiceProcess {
             dir: dir.to_path_buf(),
             db_path: dir.join("otter.db"),
             config,
+            wait_healthy: true,
+        };
+        p.spawn();
+        p
+    }
+
+    /// Like [`ServiceProcess::start`], for a service that starts unable to grade: waits
+    /// only until `/healthz` answers, whatever it says.
+    pub fn start_unready(dir: &Path, port: u16, toml: &str) -> Self {
+        let config = dir.join("otter.toml");
+        std::fs::write(&config, toml).unwrap();
+        let mut p = Self {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+            db_path: dir.join("otter.db"),
+            config,
+            wait_healthy: false,
         };
         p.spawn();
         p
@@ -312,6 +345,8 @@ shutdown_grace_secs = 5
 [hub]
 api_url = "{api_url}"
 api_token = "{token}"
+# Sessions and tokens are re-checked with the Hub this often (tests of revocation).
+token_cache_secs = 5
 [database]
 path = "{db}"
 [course]
@@ -322,6 +357,7 @@ runner = "local"
 python_env = "{venv}"
 retry_base_secs = 1
 lease_secs = 5
+max_queued_per_student = 1000
 {extra}
 "#,
             db = dir.join("otter.db").display(),
@@ -357,7 +393,12 @@ lease_secs = 5
         self.child = Some(child);
         let start = Instant::now();
         let url = format!("http://127.0.0.1:{}/healthz", self.port);
-        while !http_200(&url) {
+        let up = |url: &str| match http_status(url) {
+            Some(200) => true,
+            Some(_) => !self.wait_healthy,
+            None => false,
+        };
+        while !up(&url) {
             assert!(
                 start.elapsed() < Duration::from_secs(30),
                 "otter-service did not become healthy; see {}/service.log",

@@ -193,6 +193,18 @@ c.JupyterHub.load_roles = [
             .unwrap()
     }
 
+    /// Delete user `name` from the Hub (their tokens go with them).
+    pub async fn delete_user(&self, name: &str) {
+        let r = self
+            .admin(
+                reqwest::Method::DELETE,
+                &format!("/users/{name}"),
+                json!({}),
+            )
+            .await;
+        assert!(r.status().is_success(), "delete user: {}", r.status());
+    }
+
     /// Create `name` (if needed) and a token for them. `scopes: None` = the user's own
     /// permissions (which include the access scope, through the `user` role).
     pub async fn user_token(&self, name: &str, scopes: Option<&[&str]>) -> String {

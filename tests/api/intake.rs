@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{sample, spawn_app, spawn_app_with};
+use crate::helpers::{copy_of, sample, spawn_app, spawn_app_with};
 use crate::hub::hub;
 
 fn with_meta(mut nb: Value, meta: Value) -> Value {
@@ -217,12 +217,55 @@ async fn a_full_queue_answers_503_with_retry_after_and_keeps_what_it_accepted() 
     .await;
     let token = hub().user_token("olga", None).await;
     let nb = sample("correct");
-    app.submit_ok(&token, &nb).await;
-    app.submit_ok(&token, &nb).await;
-    let r = app.submit(&token, &nb).await;
+    app.submit_ok(&token, &copy_of(&nb, 1)).await;
+    app.submit_ok(&token, &copy_of(&nb, 2)).await;
+    let r = app.submit(&token, &copy_of(&nb, 3)).await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "60");
     let v: Value = r.json().await.unwrap();
     assert!(v["error"].as_str().unwrap().contains("queue is full"));
     assert_eq!(app.list(&token).await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_oversize_upload_is_answered_with_a_413_the_client_can_read() {
+    let app = spawn_app_with(|s| s.server.max_body_bytes = 1 << 20).await;
+    let token = hub().user_token("ursula", None).await;
+    // 100 MB sent in one go: the client must read the answer, not a connection reset.
+    let r = app
+        .http
+        .post(&app.url)
+        .header("Authorization", format!("token {token}"))
+        .header("Content-Type", "application/json")
+        .body(vec![b' '; 100 << 20])
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    assert_eq!(r.status(), 413);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("larger than the limit of 1048576 bytes"),
+        "{text}"
+    );
+
+    // A client that asks first is answered before it sends the body.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url::Url::parse(&app.url).unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", url.port().unwrap()))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: token {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        url.path(),
+        100 << 20
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), s.read(&mut answer))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }

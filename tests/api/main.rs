@@ -12,6 +12,7 @@ mod edx;
 mod edx_order;
 mod edx_posting;
 mod export;
+mod fairness;
 mod faults;
 mod grading;
 mod helpers;

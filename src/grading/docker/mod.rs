@@ -38,6 +38,9 @@ pub struct DockerConfig {
     pub results_bytes: usize,
     /// Size of the `/tmp` tmpfs (the only writable place).
     pub tmpfs_bytes: u64,
+    /// This service's instance id: every container is labelled with it, and only
+    /// containers with it are swept as orphans.
+    pub instance: String,
 }
 
 /// Grades in Docker containers.
@@ -299,7 +302,8 @@ impl Runner for DockerRunner {
     }
 
     async fn remove_orphans(&self, live_job_ids: &[i64]) -> Result<usize, RunnerError> {
-        let filters = HashMap::from([("label", vec![spec::LABEL])]);
+        let mine = format!("{}={}", spec::INSTANCE_LABEL, self.cfg.instance);
+        let filters = HashMap::from([("label", vec![mine.as_str()])]);
         let opts = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)

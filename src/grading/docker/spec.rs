@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 
 use super::DockerConfig;
 use crate::grading::GradeRequest;
@@ -12,6 +12,8 @@ use crate::grading::GradeRequest;
 pub const LABEL: &str = "otter-service";
 /// Label holding the grade job id.
 pub const JOB_LABEL: &str = "otter-service.job";
+/// Label holding the instance id of the service that made the container.
+pub const INSTANCE_LABEL: &str = "otter-service.instance";
 /// Marker before the base64 results.json on stdout.
 pub const RESULTS_MARKER: &str = "OTTER-RESULTS ";
 
@@ -57,6 +59,7 @@ pub fn container(
     let labels = HashMap::from([
         (LABEL.to_string(), "1".to_string()),
         (JOB_LABEL.to_string(), req.job_id.to_string()),
+        (INSTANCE_LABEL.to_string(), cfg.instance.clone()),
         (
             "otter-service.submission".to_string(),
             req.submission_id.to_string(),
@@ -87,6 +90,12 @@ pub fn container(
         cap_drop: Some(vec!["ALL".to_string()]),
         security_opt: Some(vec!["no-new-privileges".to_string()]),
         runtime: cfg.runtime.clone(),
+        // What the container writes reaches us through the attach stream (capped there);
+        // a logging driver would keep all of it on the engine's disk.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".into()),
+            config: None,
+        }),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -127,6 +136,7 @@ mod tests {
             docker_host: None,
             results_bytes: 1000,
             tmpfs_bytes: 1 << 20,
+            instance: "i1".into(),
         };
         let req = GradeRequest {
             job_id: 7,
@@ -142,7 +152,12 @@ mod tests {
         assert_eq!(h.readonly_rootfs, Some(true));
         assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(c.user.as_deref(), Some("1000:1000"));
-        assert_eq!(c.labels.unwrap()[JOB_LABEL], "7");
+        assert_eq!(h.log_config.unwrap().typ.as_deref(), Some("none"));
+        let labels = c.labels.unwrap();
+        assert_eq!(
+            (labels[JOB_LABEL].as_str(), labels[INSTANCE_LABEL].as_str()),
+            ("7", "i1")
+        );
     }
 
     #[test]
