@@ -32,6 +32,12 @@ as_root() {
   fi
 }
 
+# last_line LOG  The last line of LOG with text in it, without terminal colour codes.
+last_line() {
+  tail -n 20 "$1" 2>/dev/null | sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | grep -v '^[[:space:]]*$' \
+    | tail -n 1 | cut -c1-90
+}
+
 # with_progress LABEL CMD ARGS...
 with_progress() {
   local label=$1 log start rc=0 ticker
@@ -44,7 +50,7 @@ with_progress() {
     while :; do
       sleep 15 & nap=$!
       wait "$nap"
-      say "  ... $label: $(( $(date +%s) - start )) s, $(tail -n 1 "$log" 2>/dev/null | cut -c1-90)"
+      say "  ... $label: $(( $(date +%s) - start )) s, $(last_line "$log")"
     done
   ) &
   ticker=$!

@@ -491,3 +491,25 @@ mod unknown_keys {
         assert!(e.contains("otter.toml"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    #[test]
+    fn the_annotated_example_is_a_valid_settings_file_with_the_defaults() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("deployment/otter.example.toml");
+        let from_file = Settings::load_from(Some(&file), |_| None).expect("example loads");
+        let defaults = Settings::load_from(None, |_| None).unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_file.grading).unwrap(),
+            serde_json::to_value(&defaults.grading).unwrap(),
+            "the example's [grading] values are the defaults"
+        );
+        assert_eq!(
+            from_file.database.retention_days,
+            defaults.database.retention_days
+        );
+        assert_eq!(from_file.lti.post_score, defaults.lti.post_score);
+    }
+}

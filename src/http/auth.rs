@@ -169,9 +169,10 @@ fn secure_cookies(app: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// `GET {prefix}logout`: forget the session here, then log out of JupyterHub too.
-pub async fn logout(State(app): State<AppState>) -> Response {
+pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let prefix = app.settings.server.prefix.clone();
-    let jar = SignedCookieJar::new(app.auth.key().clone())
+    // A removal cookie is only written for a cookie the request carried.
+    let jar = axum_extra::extract::cookie::CookieJar::from_headers(&headers)
         .remove(Cookie::build(SESSION_COOKIE).path(prefix));
     let hub_logout = format!("{}logout", app.settings.hub.browser_hub_prefix);
     (jar, Redirect::to(&hub_logout)).into_response()

@@ -24,6 +24,9 @@ use crate::db::{Db, DbError, now_ms};
 use crate::lti::{LtiError, OutcomesClient, PostOutcome, ScorePost};
 use crate::queue::worker::{Attempt, Job, backoff};
 
+/// How a refusal by edX starts (its description follows).
+const REFUSED: &str = "edX refused the score";
+
 /// Posts grades to edX.
 pub struct PostScoreJob {
     pub db: Db,
@@ -151,9 +154,7 @@ impl Job for PostScoreJob {
             Ok(PostOutcome::Rejected {
                 code_major,
                 description,
-            }) => Attempt::Fatal(format!(
-                "edX refused the score ({code_major}): {description}"
-            )),
+            }) => Attempt::Fatal(format!("{REFUSED} ({code_major}): {description}")),
             Err(e @ LtiError::Timeout(..)) => Attempt::RetryAfter(e.to_string(), self.settle),
             Err(e) if e.is_transient() => Attempt::Retry(e.to_string()),
             Err(e) => Attempt::Fatal(e.to_string()),
@@ -172,10 +173,16 @@ impl Job for PostScoreJob {
         dead: bool,
     ) -> Result<(), DbError> {
         let key = scores::student_assignment(conn, job.submission_id)?;
-        let detail = if dead {
-            reason.to_string()
-        } else {
-            format!("edX did not take the score yet; retrying ({reason})")
+        // Students see this: edX's own refusal is theirs to read; our transport errors
+        // (addresses, timeouts) stay in the job's last error for staff.
+        let detail = match (dead, reason.starts_with(REFUSED)) {
+            (_, true) => reason.to_string(),
+            (true, false) => "edX could not be reached for too long; course staff can see \
+                              why and can send it again"
+                .to_string(),
+            (false, false) => {
+                "edX did not take the score yet; it will be sent again automatically".to_string()
+            }
         };
         // The job's grade is the newest that asked for it before it was claimed; grades
         // stored since have a post queued behind this one and are left to it.

@@ -181,3 +181,24 @@ fn dump_grades_matches_the_database_for_each_policy_and_filter() {
         .collect();
     assert_eq!(users, want);
 }
+
+#[test]
+fn a_user_name_a_spreadsheet_would_run_is_exported_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("otter.db");
+    let mut c = Connection::open(&path).unwrap();
+    migrations_apply(&mut c).unwrap();
+    let s = NewSubmission {
+        user: "=cmd|' /C calc'!A0".into(),
+        course: "8x".into(),
+        section: "1".into(),
+        assignment: "lab1".into(),
+        notebook: b"{}".to_vec(),
+        notebook_path: None,
+    };
+    accept(&c, &s, 3, 1_000).unwrap();
+    grade_next(&c, 1_000, Some(5.0));
+    let rows = dump(&path, &[]);
+    assert_eq!(rows[0]["userid"], "'=cmd|' /C calc'!A0");
+    assert_eq!(rows[0]["grade"], "1", "numbers stay numbers");
+}

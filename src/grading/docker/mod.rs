@@ -45,7 +45,9 @@ pub struct DockerConfig {
 
 /// Grades in Docker containers.
 pub struct DockerRunner {
-    docker: Docker,
+    /// The engine client, made when the engine's socket is first there: an engine that
+    /// is down when the service starts is connected to once it is up.
+    docker: std::sync::Mutex<Option<Docker>>,
     cfg: DockerConfig,
 }
 
@@ -54,9 +56,25 @@ fn engine_error(what: &str, e: bollard::errors::Error) -> RunnerError {
 }
 
 impl DockerRunner {
-    /// Connect to the engine (no request is made yet).
+    /// A runner for the engine at `cfg.docker_host` (or `DOCKER_HOST`, or the local
+    /// socket). No request is made; an engine that is not there yet is not an error (see
+    /// [`Runner::readiness`]).
     pub async fn connect(cfg: DockerConfig) -> Result<Self, RunnerError> {
-        let docker = match &cfg.docker_host {
+        let runner = Self {
+            docker: std::sync::Mutex::new(None),
+            cfg,
+        };
+        let _ = runner.client();
+        Ok(runner)
+    }
+
+    /// The engine client, connecting first if needed.
+    fn client(&self) -> Result<Docker, RunnerError> {
+        let mut slot = self.docker.lock().expect("docker client lock poisoned");
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let docker = match &self.cfg.docker_host {
             Some(host) if host.starts_with("unix://") || host.starts_with('/') => {
                 let path = host.trim_start_matches("unix://");
                 Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)
@@ -65,7 +83,8 @@ impl DockerRunner {
             None => Docker::connect_with_defaults(),
         }
         .map_err(|e| engine_error("cannot connect", e))?;
-        Ok(Self { docker, cfg })
+        *slot = Some(docker.clone());
+        Ok(docker)
     }
 
     /// Kill (if running) and remove a container and its anonymous volumes.
@@ -74,7 +93,8 @@ impl DockerRunner {
             .force(true)
             .v(true)
             .build();
-        if let Err(e) = self.docker.remove_container(id, Some(opts)).await {
+        let Ok(docker) = self.client() else { return };
+        if let Err(e) = docker.remove_container(id, Some(opts)).await {
             tracing::warn!(container = id, error = %e, "could not remove grading container");
         }
     }
@@ -92,12 +112,12 @@ impl DockerRunner {
             .stdout(true)
             .stderr(true)
             .build();
-        let mut io = self
-            .docker
+        let docker = self.client()?;
+        let mut io = docker
             .attach_container(id, Some(attach))
             .await
             .map_err(|e| engine_error("attach", e))?;
-        self.docker
+        docker
             .start_container(id, None)
             .await
             .map_err(|e| engine_error("start", e))?;
@@ -119,7 +139,7 @@ impl DockerRunner {
             Ok(Err(e)) => Err(e),
             Err(_) => {
                 let kill = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
-                let _ = self.docker.kill_container(id, Some(kill)).await;
+                let _ = docker.kill_container(id, Some(kill)).await;
                 Ok(Finished::TimedOut)
             }
         }
@@ -137,7 +157,7 @@ impl DockerRunner {
             Finished::Exited(o) => o,
         };
         let inspect = self
-            .docker
+            .client()?
             .inspect_container(id, None)
             .await
             .map_err(|e| engine_error("inspect (container vanished?)", e))?;
@@ -252,8 +272,8 @@ impl Runner for DockerRunner {
         let name = format!("otter-job{}-{}", req.job_id, uuid::Uuid::new_v4().simple());
         let body = spec::container(&self.cfg, &req, input.len());
         let create = CreateContainerOptionsBuilder::new().name(&name).build();
-        let created = self
-            .docker
+        let docker = self.client()?;
+        let created = docker
             .create_container(Some(create), body)
             .await
             .map_err(|e| {
@@ -263,7 +283,7 @@ impl Runner for DockerRunner {
                 )
             })?;
         let guard = RemoveOnDrop {
-            docker: self.docker.clone(),
+            docker: docker.clone(),
             id: Some(created.id.clone()),
         };
         let finished = self.run(&created.id, &req, input).await;
@@ -277,7 +297,18 @@ impl Runner for DockerRunner {
     }
 
     async fn readiness(&self) -> Readiness {
-        if let Err(e) = self.docker.ping().await {
+        let docker = match self.client() {
+            Ok(d) => d,
+            Err(e) => {
+                return Readiness {
+                    ready: false,
+                    detail: format!(
+                        "Docker engine unreachable: {e}; start it (scripts/start-docker.sh)"
+                    ),
+                };
+            }
+        };
+        if let Err(e) = docker.ping().await {
             return Readiness {
                 ready: false,
                 detail: format!(
@@ -285,7 +316,7 @@ impl Runner for DockerRunner {
                 ),
             };
         }
-        match self.docker.inspect_image(&self.cfg.image).await {
+        match docker.inspect_image(&self.cfg.image).await {
             Ok(_) => Readiness {
                 ready: true,
                 detail: format!("docker runner: engine up, image {}", self.cfg.image),
@@ -309,7 +340,7 @@ impl Runner for DockerRunner {
             .filters(&filters)
             .build();
         let containers = self
-            .docker
+            .client()?
             .list_containers(Some(opts))
             .await
             .map_err(|e| engine_error("list containers", e))?;
