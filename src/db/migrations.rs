@@ -112,7 +112,10 @@ CREATE TABLE grading_turns (
 );
 -- An identical resubmission while the first is still queued is the same submission.
 ALTER TABLE submissions ADD COLUMN notebook_sha256 TEXT;
-CREATE INDEX submissions_by_content ON submissions (user, notebook_sha256);
+-- Looked up by hash alone (the query names this index): the other columns sit after the
+-- notebook blob in the row, and reaching them through a student's rows would read every
+-- notebook of theirs.
+CREATE INDEX submissions_by_content ON submissions (notebook_sha256, user);
 -- Retention: when the notebook body (and staff output) of an old submission was pruned.
 ALTER TABLE submissions ADD COLUMN pruned_at INTEGER;
 "#,

@@ -58,7 +58,8 @@ pub fn submit(
     let hash = content_hash(&s.notebook);
     let same: Option<i64> = conn
         .prepare_cached(
-            "SELECT id FROM submissions WHERE user = ?1 AND notebook_sha256 = ?2
+            "SELECT id FROM submissions INDEXED BY submissions_by_content
+             WHERE user = ?1 AND notebook_sha256 = ?2
                AND course = ?3 AND section = ?4 AND assignment = ?5 AND state = 'queued'
              ORDER BY id LIMIT 1",
         )?
