@@ -27,5 +27,12 @@ step "Docker engine";                            bash scripts/start-docker.sh
 step "grader image";                             bash scripts/build-grader-image.sh
 step "service image (Dockerfile)";               bash scripts/build-service-image.sh
 
+step "trusted evaluator (grader/): pytest with real kernels and the demo autograder"
+kernel_python=$(bash scripts/setup-grader-tests.sh | tail -n 1)
+otter_venv=${OTTER_VENV:-$HOME/.cache/otter-service/otter-venv}
+# No bytecode or pytest cache in the work tree: the tests leave it as they found it.
+(cd grader && env PYTHONDONTWRITEBYTECODE=1 OTTER_TRUSTED_KERNEL_PYTHON="$kernel_python" \
+  "$otter_venv/bin/python" -m pytest -q -p no:cacheprovider tests)
+
 step "cargo test"
 cargo test "$@"

@@ -1,0 +1,1 @@
+"""Trusted evaluator for otter-grader OK-format tests; see grader/README.md."""

@@ -1,0 +1,182 @@
+"""The student's kernel, driven from the trusted side with jupyter_client.
+
+The kernel gets only the notebook's cells (and the helper that answers data requests).
+When the evaluator runs as root it starts the kernel as another uid with no capabilities,
+no supplementary groups and no_new_privs, so it cannot signal, ptrace or read the trusted
+process.  Its stdout/stderr file descriptors go to a private file, never to our stdout.
+"""
+import ast
+import ctypes
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpec
+
+from .output import OutputLog
+
+_HERE = Path(__file__).parent
+HELPER_MODULE = "_otter_trusted_kernel"
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+
+
+class KernelDied(Exception):
+    pass
+
+
+class CellTimeout(Exception):
+    pass
+
+
+def _drop_privileges(uid, gid):
+    """preexec_fn for the kernel (runs as root in the child, before exec)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):  # empty the bounding set; EINVAL past the last cap is fine
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)  # leaving uid 0 clears permitted/effective/ambient caps
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        os._exit(126)
+
+
+class _Manager(KernelManager):
+    """Hands the connection file to the kernel's uid just before launch."""
+
+    kernel_owner = None
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        if self.kernel_owner is not None:
+            os.chown(self.connection_file, *self.kernel_owner)
+        return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+
+class KernelSession:
+    def __init__(self, workdir, kernel_user=None, python=sys.executable, log_limit=65536):
+        self.workdir = Path(workdir)
+        self.kernel_user = kernel_user
+        self.python = python
+        self.output = OutputLog(log_limit)
+        self.dead = False
+        self._fd_log = tempfile.TemporaryFile(prefix="kernel-fd-")  # unlinked: no path to open
+
+    def start(self):
+        km = _Manager()
+        km._kernel_spec = KernelSpec(argv=[self.python, "-m", "ipykernel_launcher", "-f",
+                                           "{connection_file}"],
+                                     display_name="python3", language="python")
+        km.connection_file = str(self.workdir.parent / f"kernel-{os.getpid()}.json")
+        kw = dict(stdin=subprocess.DEVNULL, stdout=self._fd_log, stderr=self._fd_log,
+                  cwd=str(self.workdir), env=self._env())
+        if self.kernel_user is not None and os.geteuid() == 0:
+            uid, gid = self.kernel_user
+            km.kernel_owner = (uid, gid)
+            kw["preexec_fn"] = lambda: _drop_privileges(uid, gid)
+        km.start_kernel(**kw)
+        self.km = km
+
+    def wait_ready(self, timeout=60):
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=timeout)
+        source = (_HERE / "codec.py").read_text() + (_HERE / "kernel_helper.py").read_text()
+        install = ("import sys as _s, types as _t\n_m = _t.ModuleType(%r)\n"
+                   "exec(compile(%r, %r, 'exec'), _m.__dict__)\n_s.modules[%r] = _m\n"
+                   "del _s, _t, _m\n") % (HELPER_MODULE, source, HELPER_MODULE, HELPER_MODULE)
+        self.execute(install, timeout=timeout, silent=True)
+
+    def _env(self):
+        keep = ("PATH", "LANG", "LC_ALL", "TZ")
+        env = {k: os.environ[k] for k in keep if k in os.environ}
+        env.update(HOME=str(self.workdir), TMPDIR=str(self.workdir), PYTHONNOUSERSITE="1",
+                   MPLBACKEND="Agg")
+        return env
+
+    def execute(self, code, timeout=None, silent=False, user_expressions=None):
+        """Run code; return the execute_reply content. Outputs go to the output log."""
+        if self.dead:
+            raise KernelDied("kernel is not running")
+        msg_id = self.kc.execute(code, silent=silent, store_history=not silent,
+                                 user_expressions=user_expressions or {},
+                                 allow_stdin=False, stop_on_error=False)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._drain_iopub(msg_id, deadline)
+        return self._shell_reply(msg_id, deadline)
+
+    def _wait(self, getter, deadline):
+        while True:
+            left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            if left <= 0:
+                self._interrupt()
+                raise CellTimeout()
+            try:
+                return getter(timeout=left)
+            except queue.Empty:
+                if not self.km.is_alive():
+                    self.dead = True
+                    raise KernelDied("kernel died")
+
+    def _drain_iopub(self, msg_id, deadline):
+        while True:
+            msg = self._wait(self.kc.get_iopub_msg, deadline)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return
+            self.output.add_message(msg)
+
+    def _shell_reply(self, msg_id, deadline):
+        while True:
+            msg = self._wait(self.kc.get_shell_msg, deadline)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg["content"]
+
+    def _interrupt(self):
+        """Interrupt a runaway cell; if the kernel does not come back, kill it."""
+        self.km.interrupt_kernel()
+        try:
+            self.kc.wait_for_ready(timeout=10)
+        except RuntimeError:
+            self.shutdown()
+            self.dead = True
+
+    def request(self, req, timeout=None):
+        """Ask the kernel helper; returns the decoded JSON reply (a dict)."""
+        expr = "__import__(%r).handle(%r)" % (HELPER_MODULE, json.dumps(req))
+        reply = self.execute("", timeout=timeout, silent=True, user_expressions={"r": expr})
+        result = reply.get("user_expressions", {}).get("r", {})
+        if result.get("status") != "ok":
+            raise KernelDied("helper failed: " + str(result.get("ename", "no reply"))[:200])
+        text = ast.literal_eval(result["data"]["text/plain"])
+        if type(text) is not str:
+            raise ValueError("helper reply is not a string")
+        reply = json.loads(text)
+        if type(reply) is not dict:
+            raise ValueError("helper reply is not an object")
+        return reply
+
+    def fd_output(self):
+        self._fd_log.seek(0, os.SEEK_END)
+        size = self._fd_log.tell()
+        self._fd_log.seek(max(0, size - self.output.limit))
+        return self._fd_log.read().decode("utf-8", "replace")
+
+    def shutdown(self):
+        try:
+            self.kc.stop_channels()
+        except Exception:
+            pass
+        try:
+            self.km.shutdown_kernel(now=True)
+        except Exception:
+            pass
+        try:
+            os.unlink(self.km.connection_file)
+        except (OSError, AttributeError):
+            pass

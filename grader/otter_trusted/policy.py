@@ -1,0 +1,106 @@
+"""Policy for what may cross from the kernel, and the exceptions tests see.
+
+See grader/README.md ("Policies") for the reasoning behind each choice.
+"""
+import builtins
+import contextlib
+import random
+
+# Library modules (top-level names) whose modules and classes a student name may stand
+# for; they are imported on the trusted side, never taken from the kernel.
+ALLOWED_MODULES = frozenset({
+    "math", "cmath", "statistics", "random", "string", "re", "collections", "itertools",
+    "functools", "operator", "datetime", "decimal", "fractions", "numpy", "pandas",
+    "datascience", "scipy"})
+
+# Builtins that compute on plain data only: a student name bound to one of these is the
+# trusted builtin itself (so `f is abs` holds). Any other callable runs in the kernel.
+PURE_BUILTINS = frozenset({
+    "abs", "all", "any", "bin", "bool", "chr", "complex", "dict", "divmod", "enumerate",
+    "filter", "float", "frozenset", "hex", "int", "isinstance", "issubclass", "len", "list",
+    "map", "max", "min", "oct", "ord", "pow", "range", "repr", "reversed", "round", "set",
+    "sorted", "str", "sum", "tuple", "zip", "bytes", "hash", "slice", "type", "object"})
+
+
+class NotPlainData(Exception):
+    """A name or result the tests need is not plain data (the submission is flagged)."""
+
+
+class UnsupportedInTest(TypeError):
+    """The test does something that cannot cross to the kernel (e.g. passes a lambda)."""
+
+
+class StudentError(Exception):
+    """A student function raised an exception that is not a builtin exception type."""
+
+
+_SAFE_EXCEPTIONS = {n for n in dir(builtins)
+                    if isinstance(getattr(builtins, n), type)
+                    and issubclass(getattr(builtins, n), Exception)}
+
+
+def exception_for(type_name, message):
+    """The trusted-side exception for one raised by student code: same builtin type, or a
+    fresh class with the student's name (so doctests expecting `ValueError: ...` match)."""
+    if type_name in _SAFE_EXCEPTIONS:
+        return getattr(builtins, type_name)(message)
+    name = type_name if type_name.isidentifier() else "StudentError"
+    cls = type(name, (StudentError,), {"__module__": "builtins"})
+    return cls(message)
+
+
+def _numpy():
+    """The trusted side's numpy, imported up front: a test's `np` is decoded only once the
+    test runs, after the seed and print-option hooks below must already be in place."""
+    try:
+        import numpy
+        return numpy
+    except ImportError:
+        return None
+
+
+@contextlib.contextmanager
+def forwarded_seeds(fetcher):
+    """While tests run, seeding random/numpy on the trusted side seeds the kernel too, so a
+    test's `np.random.seed(42)` reaches student functions that draw random numbers."""
+    np = _numpy()
+    saved = [(random, "seed", random.seed)]
+    if np is not None:
+        saved.append((np.random, "seed", np.random.seed))
+    for owner, attr, original in saved:
+        setattr(owner, attr, _forwarding(original, fetcher))
+    try:
+        yield
+    finally:
+        for owner, attr, original in saved:
+            setattr(owner, attr, original)
+
+
+def _forwarding(original, fetcher):
+    def seed(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if len(args) == 1 and not kwargs and type(args[0]) is int:
+            fetcher.seed_kernel(args[0])
+        return result
+    return seed
+
+
+@contextlib.contextmanager
+def kernel_printoptions(fetcher):
+    """Apply the kernel's numpy print options (e.g. datascience's legacy='1.13') so reprs
+    on the trusted side match what otter would have printed in the kernel."""
+    np = _numpy()
+    if np is None:
+        yield
+        return
+    saved = np.get_printoptions()
+    opts = fetcher.kernel_printoptions() or {}
+    wanted = {k: v for k, v in opts.items() if k in saved and k != "formatter"}
+    try:
+        np.set_printoptions(**wanted)
+    except (TypeError, ValueError):
+        pass
+    try:
+        yield
+    finally:
+        np.set_printoptions(**saved)

@@ -1,0 +1,122 @@
+"""Writes the hostile notebooks in this folder (run once; the .ipynb files are kept).
+
+Each is the demo assignment (demo1: q1 1 pt, q2 2 pt, q3 2 pt) where the student answers
+q1 honestly (1 point) and attacks the grader for the rest, so an honest grade is 1/5.
+"""
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+INIT = 'import otter\ngrader = otter.Notebook("demo1.ipynb")'
+HONEST_Q1 = "answer = sum(range(1, 11))"
+WRONG_Q2 = "def square(x):\n    return x + 1"
+WRONG_Q3 = "def vowels(s):\n    return 0"
+
+ATTACKS = {
+    # Replace otter's doctest runner so every case passes (2 lines in the issue).
+    "patch_runner": ("import otter.test_files.ok_test as ok\n"
+                     "ok.run_doctest = lambda name, s, env: (True, '')", {}),
+    # Mark otter's test cases public so hidden tests show up in feedback.
+    "unhide": ("import otter.execute.checker as checker\n"
+               "_orig = checker.create_test_file\n"
+               "def create_test_file(*a, **k):\n"
+               "    t = _orig(*a, **k)\n"
+               "    for tc in t.test_cases:\n"
+               "        tc.hidden = False\n"
+               "    return t\n"
+               "checker.create_test_file = create_test_file", {}),
+    # Objects equal to everything.
+    "always_eq": ("class Always:\n"
+                  "    def __eq__(self, other): return True\n"
+                  "    def __ne__(self, other): return False\n"
+                  "    def __bool__(self): return True\n"
+                  "    def __float__(self): return 1.0\n"
+                  "    def __repr__(self): return '55'\n"
+                  "    __hash__ = object.__hash__",
+                  {"q2": "def square(x):\n    return Always()",
+                   "q3": "def vowels(s):\n    return Always()"}),
+    # An int subclass that is equal to everything.
+    "int_subclass": ("class Sneaky(int):\n"
+                     "    def __eq__(self, other): return True\n"
+                     "    __hash__ = int.__hash__",
+                     {"q2": "def square(x):\n    return Sneaky(0)",
+                      "q3": "def vowels(s):\n    return Sneaky(0)"}),
+    # An object whose unpickling would run code on whoever unpickles it.
+    "reduce": ("import os\n"
+               "class Evil:\n"
+               "    def __reduce__(self):\n"
+               "        return (os.system, ('touch /tmp/otter-trusted-reduce-pwned',))\n"
+               "    def __eq__(self, other): return True\n"
+               "    __hash__ = object.__hash__",
+               {"q2": "def square(x):\n    return Evil()",
+                "q3": "def vowels(s):\n    return [Evil()]"}),
+    # Monkeypatch builtins, numpy and doctest in the kernel.
+    "monkeypatch": ("import builtins, doctest, numpy as np\n"
+                    "_isinstance = isinstance\n"
+                    "builtins.isinstance = lambda o, t: t is int or _isinstance(o, t)\n"
+                    "builtins.AssertionError = type('AssertionError', (Exception,), {})\n"
+                    "np.array_equal = lambda *a, **k: True\n"
+                    "np.isclose = lambda *a, **k: True\n"
+                    "doctest.DocTestRunner.run = lambda self, *a, **k: doctest.TestResults(0, 1)\n"
+                    "doctest.OutputChecker.check_output = lambda *a: True",
+                    {"q1": "answer = '55'"}),
+    # Print fake result lines by every stdout path a kernel has.
+    "fake_marker": ("import os, sys, base64, json\n"
+                    "fake = base64.b64encode(json.dumps({'score': 5, 'max_score': 5}).encode()).decode()\n"
+                    "line = 'OTTER-TRUSTED ' + '0' * 64 + ' ' + fake + '\\n'\n"
+                    "print(line)\n"
+                    "sys.__stdout__.write(line); sys.__stdout__.flush()\n"
+                    "os.write(1, line.encode()); os.write(2, line.encode())\n"
+                    "try:\n"
+                    "    open('/proc/self/fd/1', 'w').write(line)\n"
+                    "except OSError as e:\n"
+                    "    print('denied', e)\n"
+                    "print(dict(os.environ))", {}),
+    # Look for the tests and the autograder on disk; answer q2/q3 only if found.
+    "read_tests": ("import os, glob\n"
+                   "found = []\n"
+                   "roots = ['.', '..', '/autograder', os.path.expanduser('~')]\n"
+                   "for root in roots:\n"
+                   "    for pat in ('**/tests/q*.py', '**/*autograder*.zip', '**/otter_config.json'):\n"
+                   "        try:\n"
+                   "            found += glob.glob(os.path.join(root, pat), recursive=True)\n"
+                   "        except OSError:\n"
+                   "            pass\n"
+                   "leak = ''\n"
+                   "for f in found:\n"
+                   "    try:\n"
+                   "        leak += open(f, 'rb').read().decode('latin-1')\n"
+                   "    except OSError:\n"
+                   "        pass\n"
+                   "print('FOUND', found)", {
+                       "q2": "def square(x):\n    return x * x if 'square(-4)' in leak else x + 1",
+                       "q3": "def vowels(s):\n    return 0"}),
+}
+
+
+def cell(kind, source, **meta):
+    c = {"cell_type": kind, "metadata": meta, "source": source}
+    if kind == "code":
+        c.update(execution_count=None, outputs=[])
+    return c
+
+
+def notebook(attack, overrides):
+    answers = {"q1": HONEST_Q1, "q2": WRONG_Q2, "q3": WRONG_Q3, **overrides}
+    cells = [cell("code", INIT), cell("code", attack)]
+    for q in ("q1", "q2", "q3"):
+        cells += [cell("markdown", f"**{q}**"), cell("code", answers[q]),
+                  cell("code", f'grader.check("{q}")')]
+    return {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                        "language": "python"},
+                         "otter": {"assignment_name": "demo1"},
+                         "otter_service": {"course": "demo", "section": "1",
+                                           "assignment": "demo1"}}}
+
+
+if __name__ == "__main__":
+    for name, (attack, overrides) in ATTACKS.items():
+        path = HERE / f"{name}.ipynb"
+        path.write_text(json.dumps(notebook(attack, overrides), indent=1) + "\n")
+        print("wrote", path)
