@@ -96,6 +96,7 @@ async fn docker_runner() -> Arc<dyn Runner> {
         results_bytes: 5 << 20,
         tmpfs_bytes: 256 << 20,
         instance: "otter-bench".into(),
+        evaluator: otter_service::grading::docker::Evaluator::Otter,
     };
     let r = DockerRunner::connect(cfg).await.unwrap();
     assert!(r.readiness().await.ready, "engine and grader image needed");

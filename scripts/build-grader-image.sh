@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Build the grader image (otter-grader + ipykernel, one image for every assignment) with no
+# Build the grader image (otter-grader + ipykernel + the trusted evaluator of grader/, one
+# image for every assignment) with no
 # image registry: debootstrap a minimal Debian, install otter in a venv inside it, and
 # `docker import` the tree. Users with a registry can use deployment/grader/Dockerfile.
 #
-# Cached: the image carries a label with the hash of this script; a second run with the
-# same script and an existing image does nothing. About two minutes otherwise. Runs as
+# Cached: the image carries a label with the hash of this script and of grader/otter_trusted;
+# a second run with the same ones and an existing image does nothing. About two minutes otherwise. Runs as
 # root, or as a user with sudo (it runs itself again through sudo: debootstrap and chroot
 # need root).
 #
@@ -16,7 +17,8 @@ cd "$(dirname "$self")/.."
 
 OTTER_VERSION=7.0.0
 image=${1:-otter-grader:$OTTER_VERSION}
-recipe=$(sha256sum "$self" | cut -c1-16)
+# The recipe: this script and the trusted evaluator it puts in the image (grader/).
+recipe=$(cat "$self" grader/otter_trusted/*.py | sha256sum | cut -c1-16)
 
 ensure_system_packages debootstrap docker
 become_root "$self" "$@"
@@ -65,6 +67,13 @@ with_progress "pip install otter-grader in the chroot" \
     mkdir -p /autograder && chown 1000:1000 /autograder
   "
 umount "$root/proc" "$root/dev"
+
+# The trusted evaluator (docker.evaluator = "trusted"), compiled now: the root filesystem
+# is read-only when grading.
+mkdir -p "$root/opt/otter-trusted"
+cp -r grader/otter_trusted "$root/opt/otter-trusted/"
+rm -rf "$root/opt/otter-trusted/otter_trusted/__pycache__"
+chroot "$root" /opt/otter/bin/python -m compileall -q /opt/otter-trusted >/dev/null
 
 say "[3/4] trimming"
 rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* \

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, watch};
 use crate::course::CourseConfig;
 use crate::db::states::JobKind;
 use crate::db::{Db, jobs, now_ms, retention};
-use crate::grading::docker::{DockerConfig, DockerRunner};
+use crate::grading::docker::{DockerConfig, DockerRunner, Evaluator};
 use crate::grading::local::LocalRunner;
 use crate::grading::{Runner, SandboxLimits};
 pub use crate::http::{App, AppState};
@@ -268,6 +268,10 @@ async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> {
         results_bytes: s.docker.results_bytes,
         tmpfs_bytes: s.docker.tmpfs_mb * 1024 * 1024,
         instance: instance_id(s),
+        evaluator: match s.docker.evaluator.as_str() {
+            "trusted" => Evaluator::Trusted,
+            _ => Evaluator::Otter,
+        },
     };
     if s.grading.runner == "local" {
         return Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await));

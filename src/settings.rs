@@ -232,6 +232,10 @@ pub struct DockerSettings {
     /// the database path, so a restarted service finds its leftovers and two services
     /// sharing an engine keep each other's containers.
     pub instance_id: Option<String>,
+    /// What grades inside the container: `otter` (a bare `otter run`, default) or
+    /// `trusted` (the `grader/` evaluator: the student's kernel as another user, tests
+    /// evaluated outside it, an authenticated result; needs a grader image built with it).
+    pub evaluator: String,
 }
 
 impl Default for DockerSettings {
@@ -243,6 +247,7 @@ impl Default for DockerSettings {
             tmpfs_mb: 256,
             results_bytes: 5 * 1024 * 1024,
             instance_id: None,
+            evaluator: "otter".into(),
         }
     }
 }
@@ -391,6 +396,12 @@ impl Settings {
                     "{:?} is not one of auto, local, docker",
                     self.grading.runner
                 ),
+            });
+        }
+        if !["otter", "trusted"].contains(&self.docker.evaluator.as_str()) {
+            return Err(SettingsError::Bad {
+                name: "docker.evaluator",
+                problem: format!("{:?} is not one of otter, trusted", self.docker.evaluator),
             });
         }
         if let Some(file) = &self.lti.consumer_secret_file {

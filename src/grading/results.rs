@@ -33,6 +33,9 @@ pub struct GradeResults {
     pub tests: Vec<TestResult>,
     /// The public tests' output: what the student may see.
     pub public_feedback: String,
+    /// For staff only: what the evaluator flagged (values that could not be checked...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub staff_notes: String,
 }
 
 impl GradeResults {
@@ -109,6 +112,7 @@ pub fn parse(bytes: &[u8]) -> Result<GradeResults, ResultsError> {
         max_score: tests.iter().map(|t| t.max_score).sum(),
         tests,
         public_feedback,
+        staff_notes: String::new(),
     })
 }
 

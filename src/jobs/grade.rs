@@ -163,7 +163,8 @@ fn new_grade(outcome: &GradeOutcome) -> Result<NewGrade, serde_json::Error> {
             tests_json: serde_json::to_string(&r.tests)?,
             public_feedback: r.public_feedback.clone(),
             message: None,
-            log_tail: None,
+            // Staff notes (what the trusted evaluator flagged) are kept where staff read.
+            log_tail: (!r.staff_notes.is_empty()).then(|| r.staff_notes.clone()),
         },
         GradeOutcome::Failed {
             fault,

@@ -29,6 +29,7 @@ pub fn config() -> DockerConfig {
         results_bytes: 5 << 20,
         tmpfs_bytes: 256 << 20,
         instance: INSTANCE.into(),
+        evaluator: otter_service::grading::docker::Evaluator::Otter,
     }
 }
 

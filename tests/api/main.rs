@@ -18,3 +18,4 @@ mod grading;
 mod helpers;
 mod hub;
 mod intake;
+mod trusted;

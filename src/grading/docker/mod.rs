@@ -9,6 +9,7 @@
 //! vanished or killed from outside) -> [`RunnerError`], retried and never charged.
 
 pub mod spec;
+pub mod trusted;
 
 use std::collections::HashMap;
 
@@ -41,6 +42,19 @@ pub struct DockerConfig {
     /// This service's instance id: every container is labelled with it, and only
     /// containers with it are swept as orphans.
     pub instance: String,
+    /// What grades inside the container.
+    pub evaluator: Evaluator,
+}
+
+/// What grades inside the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluator {
+    /// A bare `otter run`: the tests run in the student's kernel, so student code can
+    /// change its own result (see `docs/security.md`).
+    Otter,
+    /// `otter_trusted` (`grader/`): the kernel runs as another user, the tests are
+    /// evaluated outside it on plain data, and the result is authenticated.
+    Trusted,
 }
 
 /// Grades in Docker containers.
@@ -151,6 +165,7 @@ impl DockerRunner {
         id: &str,
         req: &GradeRequest,
         finished: Finished,
+        key: &[u8],
     ) -> Result<GradeOutcome, RunnerError> {
         let output = match finished {
             Finished::TimedOut => return Ok(timeout_outcome(req.limits.time_limit, String::new())),
@@ -168,8 +183,16 @@ impl DockerRunner {
             .unwrap_or(false);
         let exit_code = inspect.state.as_ref().and_then(|s| s.exit_code);
         let log_tail = tail(&output.stderr, req.limits.output_bytes);
-        if let Some(r) = parse_results(&output.stdout) {
-            return Ok(GradeOutcome::Graded(r));
+        let reported = match self.cfg.evaluator {
+            Evaluator::Otter => parse_results(&output.stdout).map(trusted::Reported::Graded),
+            Evaluator::Trusted => trusted::parse(&output.stdout, key)?,
+        };
+        match reported {
+            Some(trusted::Reported::Graded(r)) => return Ok(GradeOutcome::Graded(r)),
+            Some(trusted::Reported::KernelDied) if !oom => {
+                return Ok(no_results_outcome(&log_tail));
+            }
+            _ => {}
         }
         if !oom && ended_abnormally(exit_code) {
             return Err(RunnerError::Internal(format!(
@@ -266,11 +289,15 @@ impl Runner for DockerRunner {
         let zip = tokio::fs::read(&req.autograder_zip).await.map_err(|e| {
             RunnerError::Unavailable(format!("cannot read {}: {e}", req.autograder_zip.display()))
         })?;
-        let input = spec::input_archive(&zip, &req.notebook)
+        let mut input = spec::input_archive(&zip, &req.notebook)
             .map_err(|e| RunnerError::Internal(format!("cannot build the input archive: {e}")))?;
+        let archive_bytes = input.len();
+        // The trusted evaluator reads its per-job key after the archive.
+        let key: [u8; 32] = rand::random();
+        input.extend_from_slice(format!("{}\n", hex::encode(key)).as_bytes());
         // A fresh name per attempt: containers are never reused.
         let name = format!("otter-job{}-{}", req.job_id, uuid::Uuid::new_v4().simple());
-        let body = spec::container(&self.cfg, &req, input.len());
+        let body = spec::container(&self.cfg, &req, archive_bytes);
         let create = CreateContainerOptionsBuilder::new().name(&name).build();
         let docker = self.client()?;
         let created = docker
@@ -288,7 +315,7 @@ impl Runner for DockerRunner {
         };
         let finished = self.run(&created.id, &req, input).await;
         let outcome = match finished {
-            Ok(f) => self.outcome(&created.id, &req, f).await,
+            Ok(f) => self.outcome(&created.id, &req, f, &key).await,
             Err(e) => Err(e),
         };
         self.remove(&created.id).await;

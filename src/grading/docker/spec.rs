@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 
-use super::DockerConfig;
+use super::{DockerConfig, Evaluator};
 use crate::grading::GradeRequest;
 
 /// Label on every container we create (value `1`).
@@ -34,6 +34,23 @@ tail -c "$OTTER_LOG_BYTES" /results/otter.log >&2
 if [ -f /results/results.json ]; then printf '%s' "$OTTER_RESULTS_MARKER"; base64 -w0 /results/results.json; fi
 exit $code
 "#;
+
+/// The container's program with the trusted evaluator (`grader/`, `otter_trusted`): it
+/// runs as root with only the capabilities it needs to start the student's kernel as
+/// uid 1000 with none (CHOWN, SETUID, SETGID, SETPCAP), to read the kernel's connection
+/// file once the kernel owns it (DAC_READ_SEARCH) and to stop it (KILL); the tests
+/// never leave its memory, and its one result line carries an HMAC under the per-job key
+/// that follows the tar on stdin (root's stdin: the kernel cannot read it).
+const TRUSTED_SCRIPT: &str = r#"set -eu
+mkdir -p /tmp/job
+cd /tmp/job
+head -c "$OTTER_INPUT_BYTES" | tar -x
+exec python -m otter_trusted --autograder autograder.zip --notebook submission.ipynb \
+  --key-from-stdin --kernel-user 1000:1000 --remove-autograder --log-limit "$OTTER_LOG_BYTES"
+"#;
+
+/// Where the grader image keeps the `otter_trusted` package.
+pub const TRUSTED_PATH: &str = "/opt/otter-trusted";
 
 /// The tar archive with the autograder and the notebook.
 pub fn input_archive(zip: &[u8], notebook: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -88,6 +105,21 @@ pub fn container(
         readonly_rootfs: Some(true),
         tmpfs: Some(tmpfs),
         cap_drop: Some(vec!["ALL".to_string()]),
+        cap_add: match cfg.evaluator {
+            Evaluator::Otter => None,
+            Evaluator::Trusted => Some(
+                [
+                    "CHOWN",
+                    "DAC_READ_SEARCH",
+                    "SETUID",
+                    "SETGID",
+                    "SETPCAP",
+                    "KILL",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+        },
         security_opt: Some(vec!["no-new-privileges".to_string()]),
         runtime: cfg.runtime.clone(),
         // What the container writes reaches us through the attach stream (capped there);
@@ -100,7 +132,15 @@ pub fn container(
     };
     ContainerCreateBody {
         image: Some(cfg.image.clone()),
-        cmd: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
+        cmd: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            match cfg.evaluator {
+                Evaluator::Otter => SCRIPT,
+                Evaluator::Trusted => TRUSTED_SCRIPT,
+            }
+            .into(),
+        ]),
         env: Some(vec![
             format!("OTTER_INPUT_BYTES={input_bytes}"),
             format!("OTTER_LOG_BYTES={}", limits.output_bytes),
@@ -108,8 +148,15 @@ pub fn container(
             "HOME=/tmp".into(),
             "PATH=/opt/otter/bin:/usr/bin:/bin".into(),
             "LANG=C.UTF-8".into(),
+            format!("PYTHONPATH={TRUSTED_PATH}"),
         ]),
-        user: Some("1000:1000".into()),
+        user: Some(
+            match cfg.evaluator {
+                Evaluator::Otter => "1000:1000",
+                Evaluator::Trusted => "0:0",
+            }
+            .into(),
+        ),
         working_dir: Some("/tmp".into()),
         labels: Some(labels),
         attach_stdin: Some(true),
@@ -137,6 +184,7 @@ mod tests {
             results_bytes: 1000,
             tmpfs_bytes: 1 << 20,
             instance: "i1".into(),
+            evaluator: Evaluator::Otter,
         };
         let req = GradeRequest {
             job_id: 7,
@@ -158,6 +206,38 @@ mod tests {
             (labels[JOB_LABEL].as_str(), labels[INSTANCE_LABEL].as_str()),
             ("7", "i1")
         );
+    }
+
+    #[test]
+    fn the_trusted_evaluator_starts_as_root_with_only_the_capabilities_it_needs() {
+        let cfg = DockerConfig {
+            image: "img".into(),
+            runtime: None,
+            docker_host: None,
+            results_bytes: 1000,
+            tmpfs_bytes: 1 << 20,
+            instance: "i1".into(),
+            evaluator: Evaluator::Trusted,
+        };
+        let req = GradeRequest {
+            job_id: 7,
+            submission_id: 3,
+            notebook: vec![],
+            autograder_zip: "a.zip".into(),
+            limits: SandboxLimits::default(),
+        };
+        let c = container(&cfg, &req, 10);
+        assert_eq!(c.user.as_deref(), Some("0:0"));
+        assert!(c.cmd.unwrap()[2].contains("--kernel-user 1000:1000"));
+        let h = c.host_config.unwrap();
+        assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
+        let added = h.cap_add.unwrap();
+        assert!(
+            !added
+                .iter()
+                .any(|c| c == "SYS_ADMIN" || c == "DAC_OVERRIDE" || c == "SYS_PTRACE")
+        );
+        assert_eq!(h.security_opt, Some(vec!["no-new-privileges".to_string()]));
     }
 
     #[test]
