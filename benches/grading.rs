@@ -5,7 +5,9 @@
 //!    with the CPU-seconds the grade used;
 //! 2. service: submit-to-graded through the service (real binary code in-process, real
 //!    JupyterHub auth, docker runner), one submission at a time;
-//! 3. burst: 50 submissions at once, with 1 and with 2 concurrent containers.
+//! 3. trusted: the same through the service with the trusted evaluator (grader/,
+//!    `docker.evaluator = "trusted"`), against 2;
+//! 4. burst: 50 submissions at once, with 1, 2 and 3 concurrent containers.
 //!
 //! Run: `cargo bench --bench grading` (after scripts/test.sh's setup). Knobs: GRADE_RUNS
 //! (5), GRADE_BURST (50).
@@ -21,9 +23,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use helpers::{repo_path, sample, spawn_app_with_runner};
+use helpers::{copy_of, repo_path, sample, spawn_app_with_runner};
 use otter_service::grading::Runner;
-use otter_service::grading::docker::{DockerConfig, DockerRunner};
+use otter_service::grading::docker::{DockerConfig, DockerRunner, Evaluator};
 
 const IMAGE: &str = "otter-grader:7.0.0";
 
@@ -88,7 +90,7 @@ fn bare_grade() -> (f64, f64) {
     (wall, cpu)
 }
 
-async fn docker_runner() -> Arc<dyn Runner> {
+async fn docker_runner(evaluator: Evaluator) -> Arc<dyn Runner> {
     let cfg = DockerConfig {
         image: IMAGE.into(),
         runtime: None,
@@ -96,7 +98,7 @@ async fn docker_runner() -> Arc<dyn Runner> {
         results_bytes: 5 << 20,
         tmpfs_bytes: 256 << 20,
         instance: "otter-bench".into(),
-        evaluator: otter_service::grading::docker::Evaluator::Otter,
+        evaluator,
     };
     let r = DockerRunner::connect(cfg).await.unwrap();
     assert!(r.readiness().await.ready, "engine and grader image needed");
@@ -106,13 +108,17 @@ async fn docker_runner() -> Arc<dyn Runner> {
 /// Submit `n` notebooks at once to a service with `workers` containers; seconds until all
 /// are graded.
 async fn burst(n: usize, workers: usize, token: &str) -> f64 {
-    let app =
-        spawn_app_with_runner(|s| s.grading.workers = workers, Some(docker_runner().await)).await;
+    let app = spawn_app_with_runner(
+        |s| s.grading.workers = workers,
+        Some(docker_runner(Evaluator::Otter).await),
+    )
+    .await;
     let nb = sample("correct");
     let start = Instant::now();
     let mut ids = Vec::new();
-    for _ in 0..n {
-        ids.push(app.submit_ok(token, &nb).await);
+    // Distinct copies: an identical notebook still waiting is answered with the first.
+    for i in 0..n {
+        ids.push(app.submit_ok(token, &copy_of(&nb, i)).await);
     }
     for id in ids {
         let v = app.wait_done(token, id, Duration::from_secs(1800)).await;
@@ -142,26 +148,34 @@ async fn main() {
 
     // Interleave bare and service runs so machine noise hits both alike.
     // The same CPU quota as the bare run has (none beyond the machine's cores).
-    let app = spawn_app_with_runner(
-        |s| {
-            s.grading.workers = 1;
-            s.grading.cpus = cores;
-        },
-        Some(docker_runner().await),
-    )
-    .await;
-    let (mut bare, mut cpu, mut service) = (Vec::new(), Vec::new(), Vec::new());
+    let one_at_a_time = |evaluator| async move {
+        spawn_app_with_runner(
+            |s| {
+                s.grading.workers = 1;
+                s.grading.cpus = cores;
+            },
+            Some(docker_runner(evaluator).await),
+        )
+        .await
+    };
+    let app = one_at_a_time(Evaluator::Otter).await;
+    let trusted_app = one_at_a_time(Evaluator::Trusted).await;
+    let (mut bare, mut cpu, mut service, mut trusted) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     bare_grade(); // warm the page cache
     for _ in 0..runs {
         let (w, c) = bare_grade();
         bare.push(w);
         cpu.push(c);
-        let start = Instant::now();
-        let id = app.submit_ok(&token, &sample("correct")).await;
-        wait_graded(&app, &token, id).await;
-        service.push(start.elapsed().as_secs_f64());
+        for (app, times) in [(&app, &mut service), (&trusted_app, &mut trusted)] {
+            let start = Instant::now();
+            let id = app.submit_ok(&token, &sample("correct")).await;
+            wait_graded(app, &token, id).await;
+            times.push(start.elapsed().as_secs_f64());
+        }
     }
     let (bare_m, cpu_m, service_m) = (median(bare), median(cpu), median(service));
+    let trusted_m = median(trusted);
     println!(
         "bare `otter run` in a fresh grader container: median {bare_m:.2} s wall, {cpu_m:.2} CPU-s ({runs} runs)"
     );
@@ -169,6 +183,10 @@ async fn main() {
     println!(
         "service overhead: {:.3}x of a bare run (target <= 1.05)",
         service_m / bare_m
+    );
+    println!(
+        "with the trusted evaluator: median {trusted_m:.2} s = {:.3}x of the bare-otter service (target <= 1.2)",
+        trusted_m / service_m
     );
 
     let ideal = cores / cpu_m;

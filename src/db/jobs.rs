@@ -147,15 +147,7 @@ pub fn claim_next(
         )?
         .query_row(params![claim, now + lease_ms, now, id], |r| {
             Ok((
-                ClaimedJob {
-                    id: r.get(0)?,
-                    kind,
-                    submission_id: r.get(1)?,
-                    grade_id: r.get(2)?,
-                    attempt: r.get(3)?,
-                    max_attempts: r.get(4)?,
-                    claim: claim.clone(),
-                },
+                claimed_row(r, kind, &claim)?,
                 r.get::<_, Option<String>>(5)?,
             ))
         })?;
@@ -179,6 +171,19 @@ pub fn claim_next(
         &detail,
     )?;
     Ok(Some(job))
+}
+
+/// A job from a row `id, submission_id, grade_id, attempts, max_attempts, ...`.
+fn claimed_row(r: &rusqlite::Row<'_>, kind: JobKind, claim: &str) -> rusqlite::Result<ClaimedJob> {
+    Ok(ClaimedJob {
+        id: r.get(0)?,
+        kind,
+        submission_id: r.get(1)?,
+        grade_id: r.get(2)?,
+        attempt: r.get(3)?,
+        max_attempts: r.get(4)?,
+        claim: claim.to_string(),
+    })
 }
 
 /// The id of the job [`claim_next`] should take.
@@ -253,15 +258,7 @@ pub fn reap_exhausted(
     )?;
     let reaped: Vec<ClaimedJob> = stmt
         .query_map(params![kind, now, WORKER_STOPPED], |r| {
-            Ok(ClaimedJob {
-                id: r.get(0)?,
-                kind,
-                submission_id: r.get(1)?,
-                grade_id: r.get(2)?,
-                attempt: r.get(3)?,
-                max_attempts: r.get(4)?,
-                claim: String::new(),
-            })
+            claimed_row(r, kind, "")
         })?
         .collect::<Result<_, _>>()?;
     for j in &reaped {

@@ -274,3 +274,50 @@ async fn a_deleted_hub_users_session_stops_working_and_logout_ends_it() {
         "our session is gone"
     );
 }
+
+#[tokio::test]
+async fn a_page_load_with_a_cookie_we_cannot_read_logs_in_afresh() {
+    // A cookie signed with another key (a rotated cookie_secret), on a browser page load.
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .get(format!("{}submissions", app.url))
+        .header(
+            "Cookie",
+            "otter-service-session=WyJhbGljZSIsOTk5OTk5OTk5OV0",
+        )
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let to = r.headers()["location"].to_str().unwrap();
+    assert!(to.contains("/hub/api/oauth2/authorize?"), "{to}");
+}
+
+#[tokio::test]
+async fn healthz_shows_details_only_to_an_unproxied_local_caller() {
+    let app = spawn_app().await;
+    let local: Value = reqwest::get(format!("{}healthz", app.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(local["runner"]["detail"].is_string(), "{local}");
+    let proxied: Value = app
+        .http
+        .get(format!("{}healthz", app.url))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        proxied,
+        serde_json::json!({"status": local["status"]}),
+        "{proxied}"
+    );
+}

@@ -304,23 +304,16 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Start the binary with `toml` as its settings file, in `dir`, and wait for `/healthz`.
     pub fn start(dir: &Path, port: u16, toml: &str) -> Self {
-        let config = dir.join("otter.toml");
-        std::fs::write(&config, toml).unwrap();
-        let mut p = Self {
-            child: None,
-            port,
-            dir: dir.to_path_buf(),
-            db_path: dir.join("otter.db"),
-            config,
-            wait_healthy: true,
-        };
-        p.spawn();
-        p
+        Self::launch(dir, port, toml, true)
     }
 
     /// Like [`ServiceProcess::start`], for a service that starts unable to grade: waits
     /// only until `/healthz` answers, whatever it says.
     pub fn start_unready(dir: &Path, port: u16, toml: &str) -> Self {
+        Self::launch(dir, port, toml, false)
+    }
+
+    fn launch(dir: &Path, port: u16, toml: &str, wait_healthy: bool) -> Self {
         let config = dir.join("otter.toml");
         std::fs::write(&config, toml).unwrap();
         let mut p = Self {
@@ -329,7 +322,7 @@ impl ServiceProcess {
             dir: dir.to_path_buf(),
             db_path: dir.join("otter.db"),
             config,
-            wait_healthy: false,
+            wait_healthy,
         };
         p.spawn();
         p

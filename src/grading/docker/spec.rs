@@ -175,25 +175,31 @@ mod tests {
     use super::*;
     use crate::grading::SandboxLimits;
 
-    #[test]
-    fn containers_are_locked_down() {
-        let cfg = DockerConfig {
+    fn config(evaluator: Evaluator) -> DockerConfig {
+        DockerConfig {
             image: "img".into(),
             runtime: None,
             docker_host: None,
             results_bytes: 1000,
             tmpfs_bytes: 1 << 20,
             instance: "i1".into(),
-            evaluator: Evaluator::Otter,
-        };
-        let req = GradeRequest {
+            evaluator,
+        }
+    }
+
+    fn request() -> GradeRequest {
+        GradeRequest {
             job_id: 7,
             submission_id: 3,
             notebook: vec![],
             autograder_zip: "a.zip".into(),
             limits: SandboxLimits::default(),
-        };
-        let c = container(&cfg, &req, 10);
+        }
+    }
+
+    #[test]
+    fn containers_are_locked_down() {
+        let c = container(&config(Evaluator::Otter), &request(), 10);
         let h = c.host_config.unwrap();
         assert_eq!(h.network_mode.as_deref(), Some("none"));
         assert_eq!(h.memory, h.memory_swap);
@@ -210,23 +216,7 @@ mod tests {
 
     #[test]
     fn the_trusted_evaluator_starts_as_root_with_only_the_capabilities_it_needs() {
-        let cfg = DockerConfig {
-            image: "img".into(),
-            runtime: None,
-            docker_host: None,
-            results_bytes: 1000,
-            tmpfs_bytes: 1 << 20,
-            instance: "i1".into(),
-            evaluator: Evaluator::Trusted,
-        };
-        let req = GradeRequest {
-            job_id: 7,
-            submission_id: 3,
-            notebook: vec![],
-            autograder_zip: "a.zip".into(),
-            limits: SandboxLimits::default(),
-        };
-        let c = container(&cfg, &req, 10);
+        let c = container(&config(Evaluator::Trusted), &request(), 10);
         assert_eq!(c.user.as_deref(), Some("0:0"));
         assert!(c.cmd.unwrap()[2].contains("--kernel-user 1000:1000"));
         let h = c.host_config.unwrap();
