@@ -268,6 +268,10 @@ fn status(conn: &Connection) -> anyhow::Result<()> {
         }
     }
     println!(
+        "grades flagged by the trusted evaluator: {} (dump-grades, column integrity_flags)",
+        s.flagged_grades
+    );
+    println!(
         "database size: {:.1} MiB",
         s.database_bytes as f64 / 1048576.0
     );

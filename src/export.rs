@@ -59,6 +59,7 @@ pub fn write_csv<W: Write>(out: W, records: &[GradeRecord]) -> Result<(), csv::E
         "submission_id",
         "grade_id",
         "post_state",
+        "integrity_flags",
     ])?;
     for r in records {
         w.write_record([
@@ -74,6 +75,7 @@ pub fn write_csv<W: Write>(out: W, records: &[GradeRecord]) -> Result<(), csv::E
             r.submission_id.to_string(),
             r.grade_id.to_string(),
             r.post_state.to_string(),
+            cell(r.integrity_flags.as_deref().unwrap_or("")),
         ])?;
     }
     w.flush()?;
@@ -98,6 +100,7 @@ mod tests {
             fraction,
             graded_at: id * 1000,
             post_state: crate::db::states::PostState::NotConfigured,
+            integrity_flags: None,
         }
     }
 

@@ -21,6 +21,8 @@ pub struct NewGrade {
     pub message: Option<String>,
     /// For staff: the end of the run's log.
     pub log_tail: Option<String>,
+    /// For staff: why the trusted evaluator flagged it (`; `-separated), if it did.
+    pub integrity_flags: Option<String>,
 }
 
 /// Insert grade `g` for submission `submission_id`'s job `job_id`. `post_state` is
@@ -36,8 +38,9 @@ pub fn insert(
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO grades (submission_id, job_id, status, score, max_score, fraction, tests,
-                                 public_feedback, message, log_tail, graded_at, post_state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+                                 public_feedback, message, log_tail, graded_at, post_state,
+                                 integrity_flags)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
         )?
         .query_row(
             params![
@@ -52,7 +55,8 @@ pub fn insert(
                 g.message,
                 g.log_tail,
                 now,
-                post_state
+                post_state,
+                g.integrity_flags
             ],
             |r| r.get(0),
         )?;
@@ -92,6 +96,8 @@ pub struct GradeRecord {
     pub fraction: f64,
     pub graded_at: i64,
     pub post_state: PostState,
+    /// Why the trusted evaluator flagged it, if it did (staff only).
+    pub integrity_flags: Option<String>,
 }
 
 /// Grades matching `filter`, oldest first: every one (`policy` `None`), or only the one
@@ -112,7 +118,8 @@ pub fn select(
     let sql = format!(
         "SELECT * FROM (
             SELECT g.id, s.id, s.user, s.course, s.section, s.assignment, g.status, g.score,
-                   g.max_score, g.fraction, g.graded_at, g.post_state, {rank} AS rank
+                   g.max_score, g.fraction, g.graded_at, g.post_state, g.integrity_flags,
+                   {rank} AS rank
             FROM grades g JOIN submissions s ON s.id = g.submission_id
             WHERE (?1 IS NULL OR s.course = ?1) AND (?2 IS NULL OR s.section = ?2)
               AND (?3 IS NULL OR s.assignment = ?3) AND (?4 IS NULL OR s.user = ?4))
@@ -134,6 +141,7 @@ pub fn select(
             fraction: r.get(9)?,
             graded_at: r.get(10)?,
             post_state: r.get(11)?,
+            integrity_flags: r.get(12)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

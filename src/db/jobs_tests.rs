@@ -20,6 +20,7 @@ fn grade_of(c: &Connection, sub: i64) -> i64 {
         public_feedback: String::new(),
         message: None,
         log_tail: None,
+        integrity_flags: None,
     };
     let pending = crate::db::states::PostState::Pending;
     crate::db::grades::insert(c, sub, job, &g, pending, 0).unwrap()

@@ -118,6 +118,8 @@ ALTER TABLE submissions ADD COLUMN notebook_sha256 TEXT;
 CREATE INDEX submissions_by_content ON submissions (notebook_sha256, user);
 -- Retention: when the notebook body (and staff output) of an old submission was pruned.
 ALTER TABLE submissions ADD COLUMN pruned_at INTEGER;
+-- Why the trusted evaluator flagged a grade (staff only).
+ALTER TABLE grades ADD COLUMN integrity_flags TEXT;
 "#,
 ];
 

@@ -45,6 +45,7 @@ fn grade(c: &Connection, sub: i64, fraction: f64) -> i64 {
         public_feedback: String::new(),
         message: None,
         log_tail: None,
+        integrity_flags: None,
     };
     grades::insert(c, sub, job, &g, PostState::Pending, 0).unwrap()
 }

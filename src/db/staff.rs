@@ -124,6 +124,8 @@ pub struct Status {
     pub broken_autograders: Vec<BrokenAutograder>,
     /// Size of the database file, in bytes.
     pub database_bytes: i64,
+    /// Grades the trusted evaluator flagged.
+    pub flagged_grades: i64,
 }
 
 /// Read the queue's and the grades' state.
@@ -166,6 +168,11 @@ pub fn status(conn: &Connection) -> Result<Status, DbError> {
         dead_posts,
         broken_autograders: broken_autograders(conn)?,
         database_bytes,
+        flagged_grades: conn.query_row(
+            "SELECT COUNT(*) FROM grades WHERE integrity_flags IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?,
     })
 }
 

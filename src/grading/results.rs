@@ -36,6 +36,10 @@ pub struct GradeResults {
     /// For staff only: what the evaluator flagged (values that could not be checked...).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub staff_notes: String,
+    /// For staff only: why the trusted evaluator flagged the submission (values that
+    /// could not be checked as plain data, an imitated result line...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integrity_flags: Vec<String>,
 }
 
 impl GradeResults {
@@ -113,6 +117,7 @@ pub fn parse(bytes: &[u8]) -> Result<GradeResults, ResultsError> {
         tests,
         public_feedback,
         staff_notes: String::new(),
+        integrity_flags: Vec::new(),
     })
 }
 

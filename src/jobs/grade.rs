@@ -165,6 +165,7 @@ fn new_grade(outcome: &GradeOutcome) -> Result<NewGrade, serde_json::Error> {
             message: None,
             // Staff notes (what the trusted evaluator flagged) are kept where staff read.
             log_tail: (!r.staff_notes.is_empty()).then(|| r.staff_notes.clone()),
+            integrity_flags: (!r.integrity_flags.is_empty()).then(|| r.integrity_flags.join("; ")),
         },
         GradeOutcome::Failed {
             fault,
@@ -183,6 +184,7 @@ fn new_grade(outcome: &GradeOutcome) -> Result<NewGrade, serde_json::Error> {
             public_feedback: String::new(),
             message: Some(message.clone()),
             log_tail: Some(log_tail.clone()),
+            integrity_flags: None,
         },
     })
 }

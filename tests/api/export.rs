@@ -25,6 +25,7 @@ fn new_grade(score: Option<f64>) -> NewGrade {
         public_feedback: String::new(),
         message: None,
         log_tail: None,
+        integrity_flags: None,
     }
 }
 

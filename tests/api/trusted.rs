@@ -125,3 +125,40 @@ async fn hostile_endings_are_classified_as_with_bare_otter() {
         }
     }
 }
+
+#[tokio::test]
+async fn through_the_service_a_flagged_submission_is_shown_to_staff_not_to_the_student() {
+    let _shared = ENGINE.read().await;
+    let mut cfg = config();
+    cfg.evaluator = Evaluator::Trusted;
+    let runner: std::sync::Arc<dyn Runner> =
+        std::sync::Arc::new(DockerRunner::connect(cfg).await.unwrap());
+    let app = crate::helpers::spawn_app_with_runner(|_| {}, Some(runner)).await;
+    let token = crate::hub::hub().user_token("flora", None).await;
+    let path = repo_path("grader/tests/hostile/always_eq.ipynb");
+    let nb: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let id = app.submit_ok(&token, &nb).await;
+    let v = app
+        .wait_done(&token, id, std::time::Duration::from_secs(120))
+        .await;
+    assert_eq!(v["state"], "graded", "{v}");
+    assert!(v["grade"]["score"].as_f64().unwrap() <= 1.0 + 1e-9, "{v}");
+    let student_view = v.to_string();
+    assert!(
+        !student_view.contains("integrity"),
+        "flags are for staff: {student_view}"
+    );
+    let csv = crate::helpers::cli(&app.db_path, &["dump-grades"]);
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let row = r
+        .deserialize::<std::collections::HashMap<String, String>>()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert!(!row["integrity_flags"].is_empty(), "{row:?}");
+    let status = crate::helpers::cli(&app.db_path, &["status"]);
+    assert!(
+        status.contains("grades flagged by the trusted evaluator: 1"),
+        "{status}"
+    );
+}

@@ -100,7 +100,16 @@ fn results(doc: Document) -> GradeResults {
     } else {
         serde_json::json!({"flagged": doc.flagged, "test_warnings": doc.test_warnings}).to_string()
     };
+    let integrity_flags = doc
+        .flagged
+        .iter()
+        .map(|f| match f.get("reason").and_then(|r| r.as_str()) {
+            Some(reason) => reason.to_string(),
+            None => f.to_string(),
+        })
+        .collect();
     GradeResults {
+        integrity_flags,
         score: tests.iter().map(|t| t.score).sum(),
         max_score: tests.iter().map(|t| t.max_score).sum(),
         tests,
@@ -139,6 +148,7 @@ mod tests {
         assert_eq!((r.score, r.max_score), (1.0, 3.0));
         assert!(r.public_feedback.contains("Hidden tests: 0 of 1"));
         assert!(r.staff_notes.contains("Always"));
+        assert_eq!(r.integrity_flags, ["`total` is an object of type Always"]);
         // The same line under another key (a student's own forgery) is no grade.
         assert!(parse(&line(&doc, b"other-key-000000"), b"k1k1k1k1k1k1k1k1").is_err());
         assert_eq!(parse(b"OTTER-RESULTS eyJ9", b"k").unwrap(), None);
