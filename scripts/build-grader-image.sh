@@ -9,19 +9,32 @@
 # root, or as a user with sudo (it runs itself again through sudo: debootstrap and chroot
 # need root).
 #
-# usage: scripts/build-grader-image.sh [IMAGE]   (default: otter-grader:7.0.0)
+# usage: scripts/build-grader-image.sh [--requirements FILE] [IMAGE]
+#   IMAGE defaults to otter-grader:7.0.0. With --requirements, the packages of FILE (pip's
+#   requirements format, e.g. datascience, pandas) are installed beside otter: one image per
+#   course, named in the course config with "image" (see course_config/README.md).
 set -euo pipefail
 self=$(realpath "$0")
 cd "$(dirname "$self")/.."
 . scripts/lib.sh
 
 OTTER_VERSION=7.0.0
+requirements=/dev/null
+if [ "${1:-}" = --requirements ]; then
+  requirements=$(realpath "${2:?--requirements needs a file}")
+  [ -f "$requirements" ] || { echo "no such requirements file: $requirements" >&2; exit 2; }
+  shift 2
+fi
 image=${1:-otter-grader:$OTTER_VERSION}
-# The recipe: this script and the trusted evaluator it puts in the image (grader/).
-recipe=$(cat "$self" grader/otter_trusted/*.py | sha256sum | cut -c1-16)
+# The recipe: this script, the course's requirements and the trusted evaluator (grader/).
+recipe=$(cat "$self" "$requirements" grader/otter_trusted/*.py | sha256sum | cut -c1-16)
 
 ensure_system_packages debootstrap docker
-become_root "$self" "$@"
+if [ "$requirements" != /dev/null ]; then
+  become_root "$self" --requirements "$requirements" "$@"
+else
+  become_root "$self" "$@"
+fi
 mirror=$(debian_mirror)
 docker info >/dev/null 2>&1 || { echo "no Docker engine answers: run scripts/start-docker.sh" >&2; exit 1; }
 if [ "$(docker image inspect -f '{{index .Config.Labels "otter-service.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
@@ -49,13 +62,16 @@ cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/host-ca.crt"
 mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp "$requirements" "$root/tmp/course-requirements.txt"
 with_progress "pip install otter-grader in the chroot" \
   chroot "$root" env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
   SSL_CERT_FILE=/etc/ssl/certs/host-ca.crt REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca.crt \
   PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_DEFAULT_TIMEOUT=180 \
   sh -euc "
     python3 -m venv /opt/otter
-    /opt/otter/bin/pip install --progress-bar off 'otter-grader==$OTTER_VERSION' ipykernel
+    /opt/otter/bin/pip install --progress-bar off 'otter-grader==$OTTER_VERSION' ipykernel \
+      -r /tmp/course-requirements.txt
+    rm -f /tmp/course-requirements.txt
     /opt/otter/bin/python -m ipykernel install --prefix /opt/otter --name python3
     # Compile now: the root filesystem is read-only when grading.
     /opt/otter/bin/python -m compileall -q /opt/otter >/dev/null || true

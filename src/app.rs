@@ -253,6 +253,7 @@ pub fn default_limits(s: &Settings) -> SandboxLimits {
         pids: s.grading.pids,
         network: false,
         output_bytes: s.grading.output_bytes,
+        image: None,
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Overrides {
     pub network: Option<bool>,
     pub lti: Option<bool>,
     pub post_score: Option<String>,
+    /// The grader image for these assignments (one with the course's packages, built by
+    /// `scripts/build-grader-image.sh --requirements FILE IMAGE`).
+    pub image: Option<String>,
 }
 
 impl Overrides {
@@ -44,6 +47,7 @@ impl Overrides {
             network: self.network.or(base.network),
             lti: self.lti.or(base.lti),
             post_score: self.post_score.clone().or_else(|| base.post_score.clone()),
+            image: self.image.clone().or_else(|| base.image.clone()),
         }
     }
 }
@@ -100,6 +104,7 @@ impl Assignment {
             pids: o.pids.unwrap_or(defaults.pids),
             network: o.network.unwrap_or(defaults.network),
             output_bytes: defaults.output_bytes,
+            image: o.image.clone().or_else(|| defaults.image.clone()),
         }
     }
 }
@@ -208,6 +213,7 @@ const OVERRIDE_KEYS: &[&str] = &[
     "network",
     "lti",
     "post_score",
+    "image",
 ];
 
 /// Refuse keys the service does not know, naming them: a misspelt `time_limit` must stop
@@ -317,6 +323,23 @@ fn check_post_score(at: &str, o: &Overrides) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_assignment_may_name_its_own_grader_image() {
+        let root = std::path::Path::new("/m");
+        let text = r#"{"8x": {"1": {"course_id": "c", "subpath_to_zips": "z",
+            "image": "data8-grader:2026", "assignments": {"lab1": "b",
+            "lab2": {"lti_block": "b", "image": "data8-grader:lab2"}}}}}"#;
+        let c = super::CourseConfig::parse(text, root).unwrap();
+        let image = |a| {
+            c.find("8x", "1", a)
+                .unwrap()
+                .limits(&crate::grading::SandboxLimits::default())
+                .image
+        };
+        assert_eq!(image("lab1").as_deref(), Some("data8-grader:2026"));
+        assert_eq!(image("lab2").as_deref(), Some("data8-grader:lab2"));
+    }
+
     #[test]
     fn a_misspelt_key_is_named_not_ignored() {
         let root = std::path::Path::new("/m");

@@ -28,6 +28,9 @@ pub struct SandboxLimits {
     pub network: bool,
     /// Cap on the bytes of output (stdout+stderr) kept from one run.
     pub output_bytes: usize,
+    /// The grader image for this assignment (a course's own packages), when the course
+    /// config names one; `None` = the runner's default image.
+    pub image: Option<String>,
 }
 
 impl Default for SandboxLimits {
@@ -39,6 +42,7 @@ impl Default for SandboxLimits {
             pids: 256,
             network: false,
             output_bytes: 1024 * 1024,
+            image: None,
         }
     }
 }

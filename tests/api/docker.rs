@@ -69,6 +69,7 @@ fn limits(secs: u64, memory_mb: u64) -> SandboxLimits {
         pids: 128,
         network: false,
         output_bytes: 64 * 1024,
+        image: None,
     }
 }
 

@@ -305,7 +305,10 @@ impl Runner for DockerRunner {
             .await
             .map_err(|e| {
                 engine_error(
-                    &format!("create (is the image {} built?)", self.cfg.image),
+                    &format!(
+                        "create (is the image {} built?)",
+                        req.limits.image.as_deref().unwrap_or(&self.cfg.image)
+                    ),
                     e,
                 )
             })?;

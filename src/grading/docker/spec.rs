@@ -131,7 +131,7 @@ pub fn container(
         ..Default::default()
     };
     ContainerCreateBody {
-        image: Some(cfg.image.clone()),
+        image: Some(limits.image.clone().unwrap_or_else(|| cfg.image.clone())),
         cmd: Some(vec![
             "sh".into(),
             "-c".into(),
