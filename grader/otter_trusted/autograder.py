@@ -51,16 +51,24 @@ _NOT_SUPPORT = {"tests", "otter_config.json", "run_autograder", "run_otter.py", 
 
 def support_files(zip_bytes):
     """Data files the notebook may read (e.g. a lab's CSVs): everything except tests and
-    machinery. These go into the kernel's directory; tests never do."""
-    files = {}
+    machinery. These go into the kernel's directory; tests never do.
+
+    `otter assign`/`otter generate` put support files under `files/` in the zip, and otter's
+    runner copies the contents of `files/` next to the notebook; so `files/x.csv` becomes
+    `x.csv` here too (and wins over a top-level `x.csv`)."""
+    files, from_files_dir = {}, {}
     with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
         for info in zf.infolist():
             name = info.filename
             parts = name.split("/")
-            if (info.is_dir() or name.startswith("/") or ".." in parts
+            if (info.is_dir() or name.startswith("/") or ".." in parts or "" in parts
                     or parts[0] in _NOT_SUPPORT):
                 continue
-            files[name] = zf.read(info)
+            if parts[0] == "files" and len(parts) > 1:
+                from_files_dir["/".join(parts[1:])] = zf.read(info)
+            else:
+                files[name] = zf.read(info)
+    files.update(from_files_dir)
     return files
 
 

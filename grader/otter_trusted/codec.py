@@ -69,6 +69,8 @@ class Encoder:
             return {"t": "bytes", "b64": base64.b64encode(x).decode()}
         if t is range:
             return {"t": "range", "v": [x.start, x.stop, x.step]}
+        if x is Ellipsis:  # the `...` placeholder of an unanswered question
+            return {"t": "ellipsis"}
         tag = self._enc_library(x, t, depth)
         if tag is None and self.other is not None:
             tag = self.other(x)
@@ -110,7 +112,12 @@ class Encoder:
             # Fixed-width unicode is huge as raw bytes: send the strings as a list.
             flat = [str.__str__(s) for s in a.reshape(-1).tolist()]
             return {"t": "ndarray_str", "shape": shape, "v": flat}
-        raise Refused("ndarray of dtype " + a.dtype.str, "object arrays cannot be checked")
+        if kind == "O":
+            # Element by element, each strictly (e.g. make_array(max, np.average) or a
+            # Table column of mixed values): never pickled, never converted.
+            return {"t": "ndarray_obj", "shape": shape,
+                    "v": [self.enc(v, depth + 1) for v in a.reshape(-1).tolist()]}
+        raise Refused("ndarray of dtype " + a.dtype.str, "arrays of this dtype cannot be checked")
 
     def _enc_pandas(self, pd, x, t, depth):
         if t is pd.DataFrame:
@@ -190,6 +197,9 @@ class Decoder:
     def _dec_bytes(self, o):
         return base64.b64decode(o["b64"], validate=True)
 
+    def _dec_ellipsis(self, o):
+        return Ellipsis
+
     def _dec_range(self, o):
         return range(*[int(v) for v in o["v"]])
 
@@ -214,6 +224,20 @@ class Decoder:
         if len(values) != len(o["v"]):
             raise ValueError("non-string in string array")
         return np.array(values, dtype=str).reshape(tuple(int(n) for n in o["shape"]))
+
+    def _dec_ndarray_obj(self, o):
+        import numpy as np
+        shape = tuple(int(n) for n in o["shape"])
+        values = [self.dec(v) for v in o["v"]]
+        size = 1
+        for n in shape:
+            size *= n
+        if size != len(values):
+            raise ValueError("object array of the wrong size")
+        flat = np.empty(len(values), dtype=object)
+        for i, v in enumerate(values):  # item assignment: a list stays one element
+            flat[i] = v
+        return flat.reshape(shape)
 
     def _dec_rangeindex(self, o):
         import pandas as pd
@@ -240,5 +264,7 @@ class Decoder:
         labels = [str(self.dec(lbl)) for lbl in o["labels"]]
         table = Table()
         for label, col in zip(labels, o["columns"]):
-            table = table.with_column(label, self.dec(col))
+            # In place: with_column copies the whole table for every column (a 57-column,
+            # 8,546-row Data 8 table took 4.8 s that way, 0.1 s like this).
+            table.append_column(label, self.dec(col))
         return table

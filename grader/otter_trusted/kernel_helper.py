@@ -34,16 +34,21 @@ def _other(x):
         if mod == "builtins":
             return {"t": "builtin", "name": x.__name__}
         return None
-    if t in (types.FunctionType, types.BuiltinFunctionType) or _is_ufunc(x):
+    if t in (types.FunctionType, types.BuiltinFunctionType) or _is_numpy_function(x):
         key = len(_FUNCS) + 1
         _FUNCS[key] = x
         return {"t": "fn", "id": key, "name": getattr(x, "__name__", "function")}
     return None
 
 
-def _is_ufunc(x):
+def _is_numpy_function(x):
+    """ufuncs and numpy 2's array-function dispatchers (np.average, np.mean...)."""
     np = sys.modules.get("numpy")
-    return np is not None and type(x) is np.ufunc
+    if np is None:
+        return False
+    t = type(x)
+    return t is np.ufunc or (t.__name__ == "_ArrayFunctionDispatcher"
+                             and t.__module__.split(".")[0] == "numpy")
 
 
 def _decode_other(o):
@@ -51,6 +56,12 @@ def _decode_other(o):
         return _FUNCS[int(o["id"])]
     if o["t"] == "builtin":
         return getattr(sys.modules["builtins"], o["name"])
+    if o["t"] == "libfn":
+        import importlib
+        obj = importlib.import_module(o["module"])
+        for part in o["qualname"].split("."):
+            obj = getattr(obj, part)
+        return obj
     if o["t"] in ("module", "class"):
         import importlib
         mod = importlib.import_module(o.get("name") or o["module"])
@@ -81,11 +92,50 @@ def _op_call(req):
     fn = _FUNCS[int(req["fn"])]
     args = [dec.dec(a) for a in req["args"]]
     kwargs = {str(k): dec.dec(v) for k, v in req["kwargs"]}
+    out = _CappedIO()
     try:
-        result = fn(*args, **kwargs)
+        with _redirect_stdout(out):
+            result = fn(*args, **kwargs)
     except BaseException as e:  # SystemExit too: a student function must not end the kernel
-        return {"ok": False, "error": {"type": type(e).__name__, "msg": str(e)[:2000]}}
-    return {"ok": True, "value": _encode(result)}
+        return {"ok": False, "error": {"type": type(e).__name__, "msg": str(e)[:2000]},
+                "stdout": out.text()}
+    return {"ok": True, "value": _encode(result), "stdout": out.text()}
+
+
+_STDOUT_LIMIT = 1 << 20
+
+
+class _CappedIO:
+    """What a student function prints while a test calls it (otter's doctest would see
+    it in the kernel); sent back so the trusted doctest sees the same output."""
+
+    def __init__(self):
+        self.parts, self.size = [], 0
+
+    def write(self, s):
+        s = str(s)
+        if self.size < _STDOUT_LIMIT:
+            self.parts.append(s[:_STDOUT_LIMIT - self.size])
+        self.size += len(s)
+        return len(s)
+
+    def flush(self):
+        pass
+
+    def text(self):
+        return "".join(self.parts)
+
+
+class _redirect_stdout:
+    def __init__(self, target):
+        self.target = target
+
+    def __enter__(self):
+        self.saved = sys.stdout
+        sys.stdout = self.target
+
+    def __exit__(self, *exc):
+        sys.stdout = self.saved
 
 
 def _op_printopts(req):

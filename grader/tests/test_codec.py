@@ -14,7 +14,7 @@ def roundtrip(x):
 
 @pytest.mark.parametrize("value", [
     None, True, 3, 2.5, float("inf"), "s", [1, [2]], (1, "a"), {1: "x", "k": (2,)},
-    {1, 2}, frozenset({3}), 1 + 2j, b"\x00", range(1, 9, 2)])
+    {1, 2}, frozenset({3}), 1 + 2j, b"\x00", range(1, 9, 2), ..., [1, ...]])
 def test_python_values_roundtrip_with_exact_types(value):
     out = roundtrip(value)
     assert out == value and type(out) is type(value)
@@ -59,3 +59,29 @@ def test_decoder_rejects_malformed_or_dangerous_data(wire):
 def test_refused_marker_raises():
     with pytest.raises(Refused):
         Decoder().dec({"t": "refused", "type": "Always", "why": "not plain data"})
+
+
+def test_object_arrays_roundtrip_element_by_element():
+    """Data 8 regression: make_array(max, np.average, ...) and mixed Table columns are
+    object arrays; they cross element by element, each element strictly encoded."""
+    a = np.empty((2, 2), dtype=object)
+    a[0, 0], a[0, 1], a[1, 0], a[1, 1] = 1, "a", None, [1, 2]
+    out = roundtrip(a)
+    assert out.dtype == object and out.shape == (2, 2)
+    assert out.tolist() == [[1, "a"], [None, [1, 2]]] and type(out[1, 1]) is list
+
+
+def test_object_array_wire_of_the_wrong_size_is_rejected():
+    with pytest.raises(ValueError):
+        Decoder().dec({"t": "ndarray_obj", "shape": [3], "v": [1, 2]})
+
+
+def test_datascience_table_with_object_column_roundtrips():
+    ds = pytest.importorskip("datascience", reason="datascience is not installed here")
+    t = ds.Table().with_columns("n", ds.make_array(1, 2, 3),
+                                "mixed", np.array([1, "a", None], dtype=object),
+                                "s", ds.make_array("x", "y", "z"))
+    out = roundtrip(t)
+    assert type(out) is ds.Table and out.labels == t.labels
+    assert out.column("mixed").tolist() == [1, "a", None]
+    assert str(out) == str(t)

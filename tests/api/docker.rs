@@ -15,8 +15,11 @@ use tokio::sync::RwLock;
 use crate::helpers::{otter_venv, repo_path, sample};
 
 pub const IMAGE: &str = "otter-grader:7.0.0";
-/// The instance id of the runners these tests make.
-pub const INSTANCE: &str = "otter-tests";
+/// A fresh instance id for each runner these tests make: a service started by one test
+/// sweeps its instance's containers at start, and must not sweep another test's.
+fn instance() -> String {
+    format!("otter-tests-{:08x}", rand::random::<u32>())
+}
 
 /// Tests that stop the engine take this for writing; the others for reading.
 pub static ENGINE: RwLock<()> = RwLock::const_new(());
@@ -28,7 +31,7 @@ pub fn config() -> DockerConfig {
         docker_host: None,
         results_bytes: 5 << 20,
         tmpfs_bytes: 256 << 20,
-        instance: INSTANCE.into(),
+        instance: instance(),
         evaluator: otter_service::grading::docker::Evaluator::Otter,
     }
 }
@@ -324,14 +327,16 @@ async fn leftover_container(job: i64, instance: &str) {
 async fn orphans_are_removed_and_live_jobs_spared() {
     // Exclusive: removing orphans removes every other test's containers too.
     let _exclusive = ENGINE.write().await;
-    let r = runner().await;
+    let cfg = config();
+    let mine = cfg.instance.clone();
+    let r = DockerRunner::connect(cfg).await.unwrap();
     let (orphan, live, other) = (
         rand::random::<u32>() as i64,
         rand::random::<u32>() as i64,
         rand::random::<u32>() as i64,
     );
-    leftover_container(orphan, INSTANCE).await;
-    leftover_container(live, INSTANCE).await;
+    leftover_container(orphan, &mine).await;
+    leftover_container(live, &mine).await;
     // Another service sharing the engine, with a job of its own running.
     leftover_container(other, "another-service").await;
     assert!(r.remove_orphans(&[live]).await.unwrap() >= 1);

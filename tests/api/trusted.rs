@@ -119,7 +119,8 @@ async fn hostile_endings_are_classified_as_with_bare_otter() {
             autograder_zip: repo_path("course_config/materials/demo/demo1-autograder.zip"),
             limits: limits(secs),
         };
-        match runner.grade(req).await.expect("no infrastructure fault") {
+        let outcome = runner.grade(req).await;
+        match outcome.unwrap_or_else(|e| panic!("{name}: {e}")) {
             GradeOutcome::Failed { fault, .. } => assert_eq!(fault, want, "{name}"),
             other => panic!("{name}: {other:?}"),
         }
