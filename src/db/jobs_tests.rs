@@ -27,15 +27,7 @@ fn grade_of(c: &Connection, sub: i64) -> i64 {
 }
 
 fn submit_as(c: &Connection, user: &str, now: i64) -> i64 {
-    let s = NewSubmission {
-        user: user.into(),
-        course: "c".into(),
-        section: "1".into(),
-        assignment: "a".into(),
-        notebook: b"{}".to_vec(),
-        notebook_path: None,
-    };
-    accept(c, &s, 3, now).unwrap()
+    accept(c, &NewSubmission::sample(user), 3, now).unwrap()
 }
 
 fn conn() -> Connection {
@@ -45,15 +37,7 @@ fn conn() -> Connection {
 }
 
 fn submit(c: &Connection, now: i64) -> i64 {
-    let s = NewSubmission {
-        user: "u".into(),
-        course: "c".into(),
-        section: "1".into(),
-        assignment: "a".into(),
-        notebook: b"{}".to_vec(),
-        notebook_path: None,
-    };
-    accept(c, &s, 3, now).unwrap()
+    submit_as(c, "u", now)
 }
 
 #[test]
@@ -285,7 +269,7 @@ fn grade_turns_go_round_robin_across_students() {
 
 #[test]
 fn identical_resubmissions_and_the_per_student_cap() {
-    use crate::db::submissions::{Accepted, IntakeRules, submit as take};
+    use crate::db::submissions::{Accepted, IntakeRules, content_hash, submit as take};
     let c = conn();
     let rules = IntakeRules {
         max_attempts: 3,
@@ -299,18 +283,19 @@ fn identical_resubmissions_and_the_per_student_cap() {
         notebook: vec![b'{', n, b'}'],
         notebook_path: None,
     };
-    let first = take(&c, &nb(1), &rules, 0).unwrap();
+    let hash = |n: u8| content_hash(&nb(n).notebook);
+    let first = take(&c, &nb(1), &hash(1), &rules, 0).unwrap();
     assert!(matches!(first, Accepted::New(_)));
     assert_eq!(
-        take(&c, &nb(1), &rules, 1).unwrap(),
+        take(&c, &nb(1), &hash(1), &rules, 1).unwrap(),
         Accepted::Duplicate(first.id())
     );
     assert!(matches!(
-        take(&c, &nb(2), &rules, 2).unwrap(),
+        take(&c, &nb(2), &hash(2), &rules, 2).unwrap(),
         Accepted::New(_)
     ));
     assert!(matches!(
-        take(&c, &nb(3), &rules, 3),
+        take(&c, &nb(3), &hash(3), &rules, 3),
         Err(DbError::StudentQueueFull { limit: 2 })
     ));
     // Once the first is graded, the same bytes are a new submission again.
@@ -325,7 +310,7 @@ fn identical_resubmissions_and_the_per_student_cap() {
     )
     .unwrap();
     assert!(matches!(
-        take(&c, &nb(1), &rules, 6).unwrap(),
+        take(&c, &nb(1), &hash(1), &rules, 6).unwrap(),
         Accepted::New(_)
     ));
 }

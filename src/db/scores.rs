@@ -155,6 +155,29 @@ pub fn record_post_failure(
     Ok(())
 }
 
+/// Staff queued the post of `key` again: its dead grades (and with `posted`, its posted
+/// ones) wait for it.
+pub fn record_requeued(
+    conn: &Connection,
+    key: &StudentAssignment,
+    posted: bool,
+) -> Result<(), DbError> {
+    let sql = format!(
+        "UPDATE grades SET post_state = 'pending', post_detail = 'queued again by staff'
+         WHERE id IN (SELECT g.id FROM grades g JOIN submissions s ON s.id = g.submission_id
+                      WHERE {SAME_STUDENT}
+                        AND (g.post_state = 'dead' OR (?5 AND g.post_state = 'posted')))"
+    );
+    conn.prepare_cached(&sql)?.execute(params![
+        key.user,
+        key.course,
+        key.section,
+        key.assignment,
+        posted
+    ])?;
+    Ok(())
+}
+
 /// The assignment no longer posts to edX: its waiting grades say so.
 pub fn record_not_configured(
     conn: &Connection,

@@ -11,15 +11,7 @@ fn conn() -> Connection {
 }
 
 fn submit(c: &Connection, user: &str) -> i64 {
-    let s = NewSubmission {
-        user: user.into(),
-        course: "c".into(),
-        section: "1".into(),
-        assignment: "a".into(),
-        notebook: b"{}".to_vec(),
-        notebook_path: None,
-    };
-    accept(c, &s, 3, 0).unwrap()
+    accept(c, &NewSubmission::sample(user), 3, 0).unwrap()
 }
 
 /// Grade submission `sub` with `fraction` (through a claimed grade job, as the worker does).

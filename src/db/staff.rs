@@ -23,8 +23,9 @@ pub struct RegradeRequest {
 }
 
 /// Queue grading again for the matching submissions that are not queued or grading now
-/// and still have their notebook (see [`super::retention`]). Returns their ids. A regrade never changes which submission counts: under `latest`,
-/// an older submission's new grade does not displace a newer submission's.
+/// and still have their notebook (see [`super::retention`]). Returns their ids. A regrade
+/// never changes which submission counts: under `latest`, an older submission's new grade
+/// does not displace a newer submission's.
 pub fn regrade(
     conn: &Connection,
     r: &RegradeRequest,
@@ -80,12 +81,7 @@ pub fn repost(
         .collect::<Result<_, _>>()?;
     for (grade_id, submission_id) in &rows {
         let key = super::scores::student_assignment(conn, *submission_id)?;
-        super::scores::record_post_failure(conn, &key, i64::MAX, false, "queued again by staff")?;
-        conn.prepare_cached(
-            "UPDATE grades SET post_state = 'pending', post_detail = 'queued again by staff'
-             WHERE id = ?1 AND post_state IN ('posted', 'dead')",
-        )?
-        .execute([grade_id])?;
+        super::scores::record_requeued(conn, &key, all)?;
         jobs::queue_post(conn, *submission_id, *grade_id, horizon_ms, now)?;
         events::record(
             conn,

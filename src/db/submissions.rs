@@ -20,6 +20,21 @@ pub struct NewSubmission {
     pub notebook_path: Option<String>,
 }
 
+#[cfg(test)]
+impl NewSubmission {
+    /// A small submission of `user` to course `c`, section `1`, assignment `a` (tests).
+    pub(crate) fn sample(user: &str) -> Self {
+        Self {
+            user: user.into(),
+            course: "c".into(),
+            section: "1".into(),
+            assignment: "a".into(),
+            notebook: b"{}".to_vec(),
+            notebook_path: None,
+        }
+    }
+}
+
 /// What a student may have waiting.
 #[derive(Debug, Clone, Copy)]
 pub struct IntakeRules {
@@ -48,14 +63,15 @@ impl Accepted {
 
 /// Take a student's submission under `rules`: an identical one still queued is answered
 /// with itself; a student already at the cap is refused ([`DbError::StudentQueueFull`]);
-/// else it is accepted.
+/// else it is accepted. `hash` is [`content_hash`] of the notebook, computed by the caller
+/// so that it is not computed on the single writer thread.
 pub fn submit(
     conn: &Connection,
     s: &NewSubmission,
+    hash: &str,
     rules: &IntakeRules,
     now: i64,
 ) -> Result<Accepted, DbError> {
-    let hash = content_hash(&s.notebook);
     let same: Option<i64> = conn
         .prepare_cached(
             "SELECT id FROM submissions INDEXED BY submissions_by_content
@@ -83,11 +99,11 @@ pub fn submit(
             limit: rules.per_student,
         });
     }
-    accept(conn, s, rules.max_attempts, now).map(Accepted::New)
+    insert(conn, s, hash, rules.max_attempts, now).map(Accepted::New)
 }
 
 /// The hash that identifies identical notebooks.
-fn content_hash(notebook: &[u8]) -> String {
+pub fn content_hash(notebook: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(notebook))
 }
@@ -96,6 +112,16 @@ fn content_hash(notebook: &[u8]) -> String {
 pub fn accept(
     conn: &Connection,
     s: &NewSubmission,
+    max_attempts: i64,
+    now: i64,
+) -> Result<i64, DbError> {
+    insert(conn, s, &content_hash(&s.notebook), max_attempts, now)
+}
+
+fn insert(
+    conn: &Connection,
+    s: &NewSubmission,
+    hash: &str,
     max_attempts: i64,
     now: i64,
 ) -> Result<i64, DbError> {
@@ -114,7 +140,7 @@ pub fn accept(
                 s.notebook,
                 s.notebook_path,
                 now,
-                content_hash(&s.notebook)
+                hash
             ],
             |r| r.get(0),
         )?;

@@ -147,9 +147,10 @@ pub async fn submit(
         max_attempts: app.settings.grading.max_attempts,
         per_student: app.settings.grading.max_queued_per_student,
     };
+    let hash = submissions::content_hash(&new.notebook);
     let taken = app
         .db
-        .write(move |c| submissions::submit(c, &new, &rules, now_ms()))
+        .write(move |c| submissions::submit(c, &new, &hash, &rules, now_ms()))
         .await
         .inspect_err(|_| {
             app.queue_depth.fetch_sub(1, Ordering::Relaxed);

@@ -47,14 +47,7 @@ impl Job for Panics {
 async fn a_job_that_panics_every_time_ends_dead_after_max_attempts() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(&dir.path().join("q.db")).unwrap();
-    let sub = NewSubmission {
-        user: "u".into(),
-        course: "c".into(),
-        section: "1".into(),
-        assignment: "a".into(),
-        notebook: b"{}".to_vec(),
-        notebook_path: None,
-    };
+    let sub = NewSubmission::sample("u");
     db.write(move |c| accept(c, &sub, 3, now_ms()))
         .await
         .unwrap();
