@@ -78,9 +78,18 @@ fn limits(secs: u64, memory_mb: u64) -> SandboxLimits {
 
 /// Containers of ours labelled with `job`.
 async fn leftovers(job: i64) -> usize {
+    leftovers_of(None, job).await
+}
+
+/// Containers labelled with `job` (and, when given, made by runners of `instance`: job ids
+/// of services started by other tests repeat).
+async fn leftovers_of(instance: Option<&str>, job: i64) -> usize {
     let docker = Docker::connect_with_defaults().unwrap();
-    let label = format!("otter-service.job={job}");
-    let filters = HashMap::from([("label", vec![label.as_str()])]);
+    let mut labels = vec![format!("otter-service.job={job}")];
+    if let Some(i) = instance {
+        labels.push(format!("otter-service.instance={i}"));
+    }
+    let filters = HashMap::from([("label", labels.iter().map(String::as_str).collect())]);
     let opts = ListContainersOptionsBuilder::new()
         .all(true)
         .filters(&filters)
@@ -429,7 +438,10 @@ async fn engine_down_while_jobs_wait_then_back_grades_everything_once() {
 #[tokio::test]
 async fn hostile_notebooks_through_the_service_each_end_clearly_and_it_stays_healthy() {
     let _shared = ENGINE.read().await;
-    let runner: std::sync::Arc<dyn Runner> = std::sync::Arc::new(runner().await);
+    let cfg = config();
+    let instance = cfg.instance.clone();
+    let runner: std::sync::Arc<dyn Runner> =
+        std::sync::Arc::new(DockerRunner::connect(cfg).await.unwrap());
     let app = crate::helpers::spawn_app_with_runner(
         |s| {
             // Long enough that the memory bomb reaches its limit on a busy machine.
@@ -486,7 +498,7 @@ async fn hostile_notebooks_through_the_service_each_end_clearly_and_it_stays_hea
         .collect();
     for job in job_ids {
         assert_eq!(
-            leftovers(job).await,
+            leftovers_of(Some(&instance), job).await,
             0,
             "container of job {job} left behind"
         );
