@@ -21,10 +21,17 @@ EXPECTED = {
     "always_eq": {"q1": 1.0, "q2": 0.0, "q3": 0.0},
     "int_subclass": {"q1": 1.0, "q2": 0.0, "q3": 0.0},
     "reduce": {"q1": 1.0, "q2": 0.0, "q3": 0.0},
+    "numpy_subclass": {"q1": 1.0, "q2": 0.0, "q3": 0.0},
     "monkeypatch": {"q1": 0.0, "q2": 0.0, "q3": 0.66667},  # q1 answered with the str '55'
 }
-FLAGGED = {"always_eq", "int_subclass", "reduce", "fake_marker"}
+FLAGGED = {"always_eq", "int_subclass", "numpy_subclass", "reduce", "fake_marker"}
+# make_hostile.CONTAINER_ONLY (signals, results files, other processes' stdout) run only
+# in the grading container: tests/api/trusted.rs, through the service.
 PWNED = Path("/tmp/otter-trusted-reduce-pwned")
+
+
+def test_every_local_hostile_notebook_is_tested():
+    assert set(EXPECTED) == set(make_hostile.ATTACKS)
 
 
 def test_honest_twin_scores_what_we_assume(tmp_path):

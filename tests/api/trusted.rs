@@ -56,42 +56,140 @@ async fn honest_notebooks_score_as_with_bare_otter() {
     }
 }
 
-#[tokio::test]
-async fn attacks_on_otter_from_inside_the_notebook_gain_nothing_and_see_no_hidden_test() {
-    // Honest part of each: q1 right, q2 wrong, q3 2/3 (grader/tests/test_hostile.py).
-    let honest = 1.0 + 0.0 + 0.66667;
-    for name in [
-        "patch_runner",
-        "unhide",
-        "always_eq",
-        "read_tests",
-        "fake_marker",
-    ] {
-        let path = repo_path(&format!("grader/tests/hostile/{name}.ipynb"));
-        let nb = std::fs::read(&path).unwrap();
-        let outcome = grade(Evaluator::Trusted, nb.clone()).await;
-        let GradeOutcome::Graded(r) = &outcome else {
-            panic!("{name}: {outcome:?}")
-        };
+/// A service with the Docker runner and the trusted evaluator, as deployed.
+async fn trusted_service() -> crate::helpers::TestApp {
+    let mut cfg = config();
+    cfg.evaluator = Evaluator::Trusted;
+    let runner: std::sync::Arc<dyn Runner> =
+        std::sync::Arc::new(DockerRunner::connect(cfg).await.unwrap());
+    crate::helpers::spawn_app_with_runner(|_| {}, Some(runner)).await
+}
+
+/// Every hidden case's code and the result markers, none of which a student may read.
+fn must_not_show(text: &str, what: &str) {
+    for hidden in HIDDEN {
         assert!(
-            r.score <= honest + 1e-6,
-            "{name} scored {} > {honest}",
-            r.score
+            !text.contains(hidden),
+            "{what} shows the hidden test {hidden}"
         );
-        for hidden in HIDDEN {
-            assert!(!r.public_feedback.contains(hidden), "{name} shows {hidden}");
+    }
+    for marker in ["OTTER-TRUSTED", "OTTER-RESULTS", "integrity"] {
+        assert!(!text.contains(marker), "{what} shows {marker}");
+    }
+}
+
+/// Per-question scores a hostile notebook (grader/tests/hostile/make_hostile.py) earns:
+/// its honest part is q1 right, q2 wrong and q3 `return 0` (2/3); an attack that answers
+/// with objects that cannot cross as data fails those questions instead.
+fn earned(name: &str) -> [(&'static str, f64); 3] {
+    match name {
+        "always_eq" | "int_subclass" | "reduce" | "numpy_subclass" => {
+            [("q1", 1.0), ("q2", 0.0), ("q3", 0.0)]
         }
-        if name == "patch_runner" {
-            // The same notebook does fool a bare `otter run`.
-            let GradeOutcome::Graded(bare) = grade(Evaluator::Otter, nb).await else {
-                panic!("bare otter graded it")
-            };
-            assert!(
-                bare.score > honest + 1e-6,
-                "the attack is real: {}",
-                bare.score
-            );
-        }
+        // q1 is answered with the string '55'.
+        "monkeypatch" => [("q1", 0.0), ("q2", 0.0), ("q3", 0.66667)],
+        _ => [("q1", 1.0), ("q2", 0.0), ("q3", 0.66667)],
+    }
+}
+
+/// One hostile notebook, submitted as a student through the real service and graded in
+/// the real grader image: it gets exactly what its honest part earns, and neither the
+/// submission's JSON nor its page shows a hidden test or a result line.
+async fn hostile_through_the_service(name: &str) {
+    let _shared = ENGINE.read().await;
+    let app = trusted_service().await;
+    let token = crate::hub::hub().user_token("mallory", None).await;
+    let path = repo_path(&format!("grader/tests/hostile/{name}.ipynb"));
+    let nb: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let id = app.submit_ok(&token, &nb).await;
+    let v = app
+        .wait_done(&token, id, std::time::Duration::from_secs(180))
+        .await;
+    assert_eq!(v["state"], "graded", "{name}: {v}");
+    let scores: Vec<(String, f64)> = v["grade"]["questions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: no per-question scores in {v}"))
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["score"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, f64)> = earned(name)
+        .iter()
+        .map(|(q, s)| (q.to_string(), *s))
+        .collect();
+    assert_eq!(scores, want, "{name}");
+    let honest = 1.0 + 0.0 + 0.66667;
+    assert!(
+        v["grade"]["score"].as_f64().unwrap() <= honest + 1e-6,
+        "{name}: {v}"
+    );
+    must_not_show(&v.to_string(), &format!("{name}'s JSON"));
+    let page = app
+        .http
+        .get(format!("{}submissions/{id}", app.url))
+        .header("Authorization", format!("token {token}"))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("q3"),
+        "{name}: the page shows the grade: {page}"
+    );
+    must_not_show(&page, &format!("{name}'s page"));
+}
+
+/// The hostile set through the service, one test each (grader/tests/hostile/: attacks on
+/// otter, doctest, builtins and numpy from a cell; objects and subclasses that claim to
+/// equal anything; `__reduce__`; reading the tests from disk; fake results files, result
+/// lines on every path to the container's stdout, signals to every process; printing the
+/// environment and /proc).
+mod hostile_notebook_through_the_service {
+    macro_rules! hostile {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                super::hostile_through_the_service(stringify!($name)).await
+            }
+        )*};
+    }
+    hostile!(
+        patch_runner,
+        unhide,
+        always_eq,
+        int_subclass,
+        numpy_subclass,
+        reduce,
+        monkeypatch,
+        read_tests,
+        fake_marker,
+        write_results,
+        signal_all,
+        stdout_everywhere,
+        print_env,
+    );
+}
+
+/// The test set is real: the attacks on the runner's results channel and on otter fool
+/// the `otter` evaluator (bare `otter run`, everything as one user), so the tests above
+/// can fail. (`stdout_everywhere` is not here: against that runner it kills otter, and
+/// the container's end is taken for an infrastructure fault.)
+#[tokio::test]
+async fn the_same_attacks_fool_a_bare_otter_run() {
+    let honest = 1.0 + 0.0 + 0.66667;
+    for name in ["patch_runner", "write_results"] {
+        let nb = std::fs::read(repo_path(&format!("grader/tests/hostile/{name}.ipynb"))).unwrap();
+        let GradeOutcome::Graded(bare) = grade(Evaluator::Otter, nb).await else {
+            panic!("{name}: bare otter graded it")
+        };
+        assert!(bare.score > honest + 1e-6, "{name}: {}", bare.score);
     }
 }
 

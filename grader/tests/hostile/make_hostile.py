@@ -91,6 +91,99 @@ ATTACKS = {
                    "print('FOUND', found)", {
                        "q2": "def square(x):\n    return x * x if 'square(-4)' in leak else x + 1",
                        "q3": "def vowels(s):\n    return 0"}),
+
+    # A numpy array subclass and a numpy integer subclass, both equal to everything.
+    "numpy_subclass": ("import numpy as np\n"
+                       "class Sneaky(np.ndarray):\n"
+                       "    def __eq__(self, other): return True\n"
+                       "    __hash__ = None\n"
+                       "class SneakyInt(np.int64):\n"
+                       "    def __eq__(self, other): return True\n"
+                       "    __hash__ = np.int64.__hash__",
+                       {"q2": "def square(x):\n    return np.zeros(()).view(Sneaky)",
+                        "q3": "def vowels(s):\n    return SneakyInt(0)"}),
+}
+
+# Attacks on the other processes and files of a grading container. They run only inside
+# the container (tests/api/trusted.rs), where the student's kernel is uid 1000 in its own
+# PID namespace: run on a developer's machine as the developer they would signal the
+# developer's own processes and write to their terminals.
+CONTAINER_ONLY = {
+    # A full-marks results file in every writable place, then kill the parent and pid 1
+    # (the issue's attack on the Docker runner's shell script).
+    "write_results": ("import json, os, signal\n"
+                      "fake = json.dumps({'score': 5, 'max_score': 5, 'tests': [\n"
+                      "    {'name': q, 'score': 2, 'max_score': 2} for q in ('q1', 'q2', 'q3')]})\n"
+                      "wrote = []\n"
+                      "for d in ['/results', '/tmp', '/tmp/job', '.', os.path.expanduser('~'),\n"
+                      "          '/dev/shm', '/autograder', '/var/tmp', '/run', '/opt/otter-trusted']:\n"
+                      "    for name in ('results.json', 'results.txt', 'otter.log'):\n"
+                      "        try:\n"
+                      "            with open(os.path.join(d, name), 'w') as f:\n"
+                      "                f.write(fake)\n"
+                      "            wrote.append(os.path.join(d, name))\n"
+                      "        except OSError:\n"
+                      "            pass\n"
+                      "print('WROTE', wrote)\n"
+                      "for pid in (os.getppid(), 1):\n"
+                      "    try:\n"
+                      "        os.kill(pid, signal.SIGKILL)\n"
+                      "    except OSError as e:\n"
+                      "        print('denied', pid, e)", {}),
+    # Stop, terminate and kill every other process, then everything the kernel may signal.
+    "signal_all": ("import os, signal\n"
+                   "me, sent, denied = os.getpid(), 0, 0\n"
+                   "for p in os.listdir('/proc'):\n"
+                   "    if p.isdigit() and int(p) != me:\n"
+                   "        for sig in (signal.SIGSTOP, signal.SIGTERM, signal.SIGKILL):\n"
+                   "            try:\n"
+                   "                os.kill(int(p), sig)\n"
+                   "                sent += 1\n"
+                   "            except OSError:\n"
+                   "                denied += 1\n"
+                   "try:\n"
+                   "    os.kill(-1, signal.SIGKILL)\n"
+                   "except OSError:\n"
+                   "    pass\n"
+                   "print('sent', sent, 'denied', denied)", {}),
+    # Full-marks result lines (the trusted marker and the bare runner's) through every path
+    # to the container's stdout and stderr: other processes' fds, the console, the tty;
+    # then kill the parent, so that no real result line follows the fake ones.
+    "stdout_everywhere": ("import base64, glob, json, os, sys\n"
+                          "fake = base64.b64encode(json.dumps({'score': 5, 'max_score': 5}).encode()).decode()\n"
+                          "lines = ('OTTER-TRUSTED ' + '0' * 64 + ' ' + fake + '\\n'\n"
+                          "         + 'OTTER-RESULTS ' + fake + '\\n')\n"
+                          "paths = ['/proc/1/fd/1', '/proc/1/fd/2', '/dev/console', '/dev/tty',\n"
+                          "         '/dev/stdout', '/proc/self/fd/1']\n"
+                          "paths += glob.glob('/proc/[0-9]*/fd/[12]')\n"
+                          "opened = []\n"
+                          "for p in paths:\n"
+                          "    try:\n"
+                          "        with open(p, 'w') as f:\n"
+                          "            f.write(lines)\n"
+                          "        opened.append(p)\n"
+                          "    except OSError:\n"
+                          "        pass\n"
+                          "print(lines)\n"
+                          "sys.__stdout__.write(lines); sys.__stdout__.flush()\n"
+                          "os.write(1, lines.encode()); os.write(2, lines.encode())\n"
+                          "print('OPENED', opened)\n"
+                          "import signal\n"
+                          "try:\n"
+                          "    os.kill(os.getppid(), signal.SIGKILL)  # so no real result follows\n"
+                          "except OSError as e:\n"
+                          "    print('denied', e)", {}),
+    # Print the environment and everything /proc shows of every process, including
+    # root's stdin (where the per-job key arrives).
+    "print_env": ("import glob, os\n"
+                  "print(dict(os.environ))\n"
+                  "for p in glob.glob('/proc/[0-9]*'):\n"
+                  "    for f in ('environ', 'cmdline', 'status', 'fd/0', 'mem'):\n"
+                  "        try:\n"
+                  "            with open(p + '/' + f, 'rb') as fh:\n"
+                  "                print(p, f, fh.read(4096))\n"
+                  "        except OSError as e:\n"
+                  "            print(p, f, 'denied', e.errno)", {}),
 }
 
 
@@ -116,7 +209,7 @@ def notebook(attack, overrides):
 
 
 if __name__ == "__main__":
-    for name, (attack, overrides) in ATTACKS.items():
+    for name, (attack, overrides) in {**ATTACKS, **CONTAINER_ONLY}.items():
         path = HERE / f"{name}.ipynb"
         path.write_text(json.dumps(notebook(attack, overrides), indent=1) + "\n")
         print("wrote", path)
