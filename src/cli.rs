@@ -245,6 +245,9 @@ fn status(conn: &Connection) -> anyhow::Result<()> {
         "submissions whose grading is dead: {} (otter-service regrade --dead)",
         s.dead_submissions
     );
+    for (why, n) in s.dead_reasons.iter().take(5) {
+        println!("  {n:>6}  {why}");
+    }
     // Jobs keep their history (a dead post job stays dead after a repost): the grades say
     // which posts are dead now, and edX's reasons.
     let dead_posts: i64 = s.dead_posts.iter().map(|(_, n)| n).sum();

@@ -114,6 +114,8 @@ pub struct Status {
     /// The oldest queued job: id, kind, queued at (ms).
     pub oldest_waiting: Option<(i64, JobKind, i64)>,
     pub dead_submissions: i64,
+    /// Dead submissions by their grade job's last error, most first.
+    pub dead_reasons: Vec<(String, i64)>,
     /// Grades whose edX post is dead, by reason, most first.
     pub dead_posts: Vec<(String, i64)>,
     /// Autograders whose latest check failed.
@@ -145,6 +147,15 @@ pub fn status(conn: &Connection) -> Result<Status, DbError> {
         [],
         |r| r.get(0),
     )?;
+    let dead_reasons = conn
+        .prepare(
+            "SELECT COALESCE(j.last_error, ''), COUNT(DISTINCT s.id)
+               FROM submissions s JOIN jobs j ON j.submission_id = s.id AND j.kind = 'grade'
+              WHERE s.state = 'dead' AND j.state = 'dead'
+              GROUP BY j.last_error ORDER BY COUNT(DISTINCT s.id) DESC, j.last_error",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
     let dead_posts = conn
         .prepare(
             "SELECT COALESCE(post_detail, ''), COUNT(*) FROM grades WHERE post_state = 'dead'
@@ -161,6 +172,7 @@ pub fn status(conn: &Connection) -> Result<Status, DbError> {
         jobs,
         oldest_waiting,
         dead_submissions,
+        dead_reasons,
         dead_posts,
         broken_autograders: broken_autograders(conn)?,
         database_bytes,

@@ -105,6 +105,10 @@ pub enum RunnerError {
     Unavailable(String),
     #[error("grading backend failed: {0}")]
     Internal(String),
+    /// A result that failed its authentication (the trusted evaluator's HMAC): never a
+    /// grade. Retried once (a corrupted stream), then the submission is dead for staff.
+    #[error("integrity failure: {0}")]
+    Integrity(String),
 }
 
 /// Readiness of a runner, for `/healthz`.

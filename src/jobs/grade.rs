@@ -19,7 +19,7 @@ use crate::db::grades::{self, NewGrade};
 use crate::db::jobs::{self, ClaimedJob};
 use crate::db::states::{GradeStatus, JobKind, PostState, SubmissionState};
 use crate::db::{Db, DbError, now_ms, submissions};
-use crate::grading::{GradeOutcome, GradeRequest, Runner, SandboxLimits, StudentFault};
+use crate::grading::{GradeOutcome, GradeRequest, Runner, RunnerError, SandboxLimits, StudentFault};
 use crate::queue::worker::{Attempt, Job, backoff};
 
 /// Settings of the grade job.
@@ -247,6 +247,12 @@ impl Job for GradeJob {
         let (zip, limits) = (request.autograder_zip.clone(), request.limits.clone());
         let outcome = match self.runner.grade(request).await {
             Ok(o) => o,
+            // A result that fails its check is never a grade: one retry (a stream
+            // corrupted on the way), then dead, with the reason, for staff to look at.
+            Err(e @ RunnerError::Integrity(_)) if job.attempt >= 2 => {
+                tracing::error!(error = %e, "a second result failed its integrity check");
+                return Attempt::Fatal(e.to_string());
+            }
             Err(e) => return Attempt::Retry(e.to_string()),
         };
         let outcome = match self.charge_or_retry(outcome, &names, &zip, &limits).await {

@@ -261,3 +261,84 @@ async fn through_the_service_a_flagged_submission_is_shown_to_staff_not_to_the_s
         "{status}"
     );
 }
+
+/// An evaluator that signs a full-marks result under a key of its own choosing: what a
+/// student who could write the container's stdout would send.
+const FORGER: &str = r#"import base64, hashlib, hmac, json, sys
+sys.stdin.buffer.readline()  # the per-job key, unused
+doc = json.dumps({"version": 1, "score": 5, "max_score": 5, "flagged": [],
+    "questions": [{"name": q, "score": s, "max_score": s, "feedback": ""}
+                  for q, s in (("q1", 1), ("q2", 2), ("q3", 2))]}).encode()
+mac = hmac.new(b"a key the student chose", doc, hashlib.sha256).hexdigest()
+print("OTTER-TRUSTED", mac, base64.b64encode(doc).decode())
+"#;
+
+/// The grader image with its evaluator replaced by [`FORGER`] (docker create, cp, commit:
+/// no build, no network). Removed when dropped.
+struct ForgedImage(String);
+
+impl ForgedImage {
+    fn build() -> Self {
+        let name = format!("otter-grader:forged-{:08x}", rand::random::<u32>());
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("__main__.py");
+        std::fs::write(&main, FORGER).unwrap();
+        let docker = |args: &[&str]| {
+            let out = std::process::Command::new("docker")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "docker {args:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let id = docker(&["create", crate::docker::IMAGE, "true"]);
+        let target = format!("{id}:/opt/otter-trusted/otter_trusted/__main__.py");
+        docker(&["cp", main.to_str().unwrap(), &target]);
+        docker(&["commit", &id, &name]);
+        docker(&["rm", &id]);
+        Self(name)
+    }
+}
+
+impl Drop for ForgedImage {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["image", "rm", "-f", &self.0])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn a_result_that_fails_its_check_is_no_grade_and_ends_dead_after_one_retry() {
+    let _shared = ENGINE.read().await;
+    let forged = ForgedImage::build();
+    let mut cfg = config();
+    cfg.evaluator = Evaluator::Trusted;
+    cfg.image = forged.0.clone();
+    let runner: std::sync::Arc<dyn Runner> =
+        std::sync::Arc::new(DockerRunner::connect(cfg).await.unwrap());
+    let app = crate::helpers::spawn_app_with_runner(|_| {}, Some(runner)).await;
+    let token = crate::hub::hub().user_token("mallory", None).await;
+    let id = app.submit_ok(&token, &sample("partial")).await;
+    let v = app
+        .wait_done(&token, id, std::time::Duration::from_secs(120))
+        .await;
+    assert_eq!(v["state"], "dead", "{v}");
+    assert!(v["grade"].is_null(), "a forged result is no grade: {v}");
+    assert_eq!(v["attempts"], 2, "retried once, then dead: {v}");
+    let db = rusqlite::Connection::open(&app.db_path).unwrap();
+    let error: String = db
+        .query_row(
+            "SELECT last_error FROM jobs WHERE submission_id = ?1 AND kind = 'grade'",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(error.contains("integrity failure"), "{error}");
+    let grades: i64 = db
+        .query_row("SELECT COUNT(*) FROM grades", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(grades, 0);
+    let status = crate::helpers::cli(&app.db_path, &["status"]);
+    assert!(status.contains("integrity failure"), "staff see why: {status}");
+}

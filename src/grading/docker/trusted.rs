@@ -50,7 +50,7 @@ pub fn parse(stdout: &[u8], key: &[u8]) -> Result<Option<Reported>, RunnerError>
     let Some(line) = text.lines().rev().find(|l| l.starts_with(MARKER)) else {
         return Ok(None);
     };
-    let bad = |why: &str| RunnerError::Internal(format!("the result line {why}"));
+    let bad = |why: &str| RunnerError::Integrity(format!("the result line {why}"));
     let mut parts = line[MARKER.len()..].split(' ');
     let (Some(mac), Some(payload), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad("is malformed"));
@@ -150,7 +150,10 @@ mod tests {
         assert!(r.staff_notes.contains("Always"));
         assert_eq!(r.integrity_flags, ["`total` is an object of type Always"]);
         // The same line under another key (a student's own forgery) is no grade.
-        assert!(parse(&line(&doc, b"other-key-000000"), b"k1k1k1k1k1k1k1k1").is_err());
+        assert!(matches!(
+            parse(&line(&doc, b"other-key-000000"), b"k1k1k1k1k1k1k1k1"),
+            Err(RunnerError::Integrity(_))
+        ));
         assert_eq!(parse(b"OTTER-RESULTS eyJ9", b"k").unwrap(), None);
         let died = serde_json::json!({"questions": [], "kernel_died": true});
         assert_eq!(
