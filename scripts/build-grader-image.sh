@@ -104,6 +104,6 @@ tar -C "$root" -c . | docker import \
   -c 'ENV HOME=/home/grader' \
   -c 'USER grader' \
   -c 'WORKDIR /autograder' \
-  -c "LABEL otter-service.recipe=$recipe otter-service.otter-version=$OTTER_VERSION" \
+  -c "LABEL otter-service.recipe=$recipe otter-service.otter-version=$OTTER_VERSION otter-service.evaluator=otter_trusted" \
   - "$image" >/dev/null
 docker image inspect -f '{{.Size}}' "$image" | awk -v i="$image" '{printf "built %s (%.0f MB)\n", i, $1/1e6}'

@@ -270,8 +270,8 @@ async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> {
         tmpfs_bytes: s.docker.tmpfs_mb * 1024 * 1024,
         instance: instance_id(s),
         evaluator: match s.docker.evaluator.as_str() {
-            "trusted" => Evaluator::Trusted,
-            _ => Evaluator::Otter,
+            "otter" => Evaluator::Otter,
+            _ => Evaluator::Trusted,
         },
     };
     if s.grading.runner == "local" {

@@ -274,6 +274,21 @@ fn status(conn: &Connection) -> anyhow::Result<()> {
         "grades flagged by the trusted evaluator: {} (dump-grades, column integrity_flags)",
         s.flagged_grades
     );
+    if s.audits.is_empty() {
+        println!("autograder audits: no test relies on what cannot cross as plain data");
+    } else {
+        println!(
+            "autograder audits: {} assignment(s) have tests that use constructs the trusted \
+             evaluator cannot check as plain data (docs/security.md, \"Policies\"):",
+            s.audits.len()
+        );
+        for a in &s.audits {
+            println!("  {}/{}/{}:", a.course, a.section, a.assignment);
+            for f in &a.findings {
+                println!("    {f}");
+            }
+        }
+    }
     println!(
         "database size: {:.1} MiB",
         s.database_bytes as f64 / 1048576.0

@@ -232,9 +232,10 @@ pub struct DockerSettings {
     /// the database path, so a restarted service finds its leftovers and two services
     /// sharing an engine keep each other's containers.
     pub instance_id: Option<String>,
-    /// What grades inside the container: `otter` (a bare `otter run`, default) or
-    /// `trusted` (the `grader/` evaluator: the student's kernel as another user, tests
-    /// evaluated outside it, an authenticated result; needs a grader image built with it).
+    /// What grades inside the container: `trusted` (default: the `grader/` evaluator, the
+    /// student's kernel as another user, tests evaluated outside it on plain data, an
+    /// authenticated result; needs a grader image built with it) or `otter` (a bare
+    /// `otter run`, in which student code can set its own grade: docs/security.md).
     pub evaluator: String,
 }
 
@@ -247,7 +248,7 @@ impl Default for DockerSettings {
             tmpfs_mb: 256,
             results_bytes: 5 * 1024 * 1024,
             instance_id: None,
-            evaluator: "otter".into(),
+            evaluator: "trusted".into(),
         }
     }
 }

@@ -116,6 +116,8 @@ def _grade(args, key, zip_bytes, nb_bytes, user, work, out_fd):
         report = Evaluator(ag, session, cell_timeout=args.cell_timeout).run(nb_bytes)
         imitated = session.output.saw_marker or protocol.MARKER in session.fd_output()
         doc = report.document(list(ag.tests), marker_imitated=imitated)
+        from .audit import audit_tests
+        doc["audit"] = audit_tests(ag.tests)
     except Exception:
         traceback.print_exc()
         return EXIT_INTERNAL

@@ -2,6 +2,9 @@
 
     python -m otter_trusted.audit AUTOGRADER.zip      (prints JSON; exit 0)
 
+Every result document carries it too (`audit`), and the service keeps the first one per
+autograder for staff (`otter-service status`).
+
 A static scan of each case's doctest source (it never runs them).  It is a heuristic for
 staff to review when an assignment is installed, not a verdict; see README "Policies".
 """
@@ -56,8 +59,13 @@ def _call_findings(node):
 
 
 def audit(zip_bytes):
+    return audit_tests(autograder.load(zip_bytes).tests)
+
+
+def audit_tests(tests):
+    """The report for loaded test files ({question: OKTestFile})."""
     report = {}
-    for name, test_file in autograder.load(zip_bytes).tests.items():
+    for name, test_file in tests.items():
         for i, case in enumerate(test_file.test_cases):
             source = "\n".join(e.source for e in doctest.DocTestParser().get_examples(case.body))
             try:

@@ -5,7 +5,9 @@ built only from PUBLIC test cases (otter's own public summary: the case's code a
 doctest failure output), plus one count line for hidden cases ("Hidden tests: 1 of 2
 passed.").  Nothing of a hidden case -- code, case name, expected or actual output, or
 the flag reasons it triggered -- goes into `feedback`.
-Staff-only: `flagged`, `test_warnings`, `cell_errors`, `kernel_died`.
+Staff-only: `flagged`, `test_warnings`, `cell_errors`, `kernel_died`, and `audit` (added
+by __main__: which test cases use constructs that cannot cross as data; it may name hidden
+cases).
 """
 
 

@@ -19,6 +19,7 @@ def test_demo_notebooks_match_bare_otter(name, total, tmp_path):
     assert_same_scores(run.scores(), run_bare_otter(notebook, DEMO_ZIP, tmp_path / "otter"))
     assert run.doc["score"] == pytest.approx(total)
     assert run.doc["flagged"] == []
+    assert run.doc["audit"] == {}
 
 
 def test_rich_semantics_match_bare_otter(tmp_path):
@@ -43,3 +44,6 @@ def test_policy_constructs(tmp_path):
     flagged = {f["question"] for f in run.doc["flagged"]}
     assert flagged == {"p_generator", "p_class", "p_method"}
     assert [w["question"] for w in run.doc["test_warnings"]] == ["p_lambda"]
+    # Every result carries the staff audit of the autograder's tests.
+    assert set(run.doc["audit"]) == {"p_lambda case 1", "p_identity case 1", "p_class case 1",
+                                     "p_method case 1"}

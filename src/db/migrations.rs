@@ -121,6 +121,10 @@ ALTER TABLE submissions ADD COLUMN pruned_at INTEGER;
 -- Why the trusted evaluator flagged a grade (staff only).
 ALTER TABLE grades ADD COLUMN integrity_flags TEXT;
 "#,
+    r#"
+-- The trusted evaluator's audit of an autograder's tests (a JSON array of `case: finding`).
+ALTER TABLE autograder_checks ADD COLUMN audit TEXT;
+"#,
 ];
 
 /// Bring the schema to the newest version.

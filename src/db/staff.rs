@@ -124,6 +124,8 @@ pub struct Status {
     pub database_bytes: i64,
     /// Grades the trusted evaluator flagged.
     pub flagged_grades: i64,
+    /// Assignments whose tests rely on what cannot cross as plain data.
+    pub audits: Vec<super::checks::Audit>,
 }
 
 /// Read the queue's and the grades' state.
@@ -175,6 +177,7 @@ pub fn status(conn: &Connection) -> Result<Status, DbError> {
         dead_reasons,
         dead_posts,
         broken_autograders: broken_autograders(conn)?,
+        audits: super::checks::audits(conn)?,
         database_bytes,
         flagged_grades: conn.query_row(
             "SELECT COUNT(*) FROM grades WHERE integrity_flags IS NOT NULL",

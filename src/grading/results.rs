@@ -40,6 +40,10 @@ pub struct GradeResults {
     /// could not be checked as plain data, an imitated result line...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub integrity_flags: Vec<String>,
+    /// For staff only: the trusted evaluator's audit of the autograder's tests (which
+    /// cases use constructs that cannot cross as plain data), one `case: finding` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub autograder_audit: Vec<String>,
 }
 
 impl GradeResults {
@@ -118,6 +122,7 @@ pub fn parse(bytes: &[u8]) -> Result<GradeResults, ResultsError> {
         public_feedback,
         staff_notes: String::new(),
         integrity_flags: Vec::new(),
+        autograder_audit: Vec::new(),
     })
 }
 

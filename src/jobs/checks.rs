@@ -75,9 +75,11 @@ impl AutograderChecks {
             Err(problem) => Check {
                 ok: false,
                 detail: problem,
+                audit: Vec::new(),
             },
             Ok(notebook) => self.grade_canary(zip_path, notebook, limits).await?,
         };
+        log_audit(names, &check.audit);
         if !check.ok {
             tracing::error!(course = %names.course, section = %names.section,
                 assignment = %names.assignment, detail = %check.detail,
@@ -116,8 +118,9 @@ impl AutograderChecks {
     }
 
     /// A submission to the autograder at `zip_path` was graded: the autograder works
-    /// (recorded once per zip content, so a fixed zip clears a broken one in `status`).
-    pub async fn graded_with(&self, names: &AssignmentNames, zip_path: &Path) {
+    /// (recorded once per zip content, so a fixed zip clears a broken one in `status`),
+    /// with the evaluator's `audit` of its tests, which staff hear of once.
+    pub async fn graded_with(&self, names: &AssignmentNames, zip_path: &Path, audit: &[String]) {
         let Ok(zip) = tokio::fs::read(zip_path).await else {
             return;
         };
@@ -129,7 +132,9 @@ impl AutograderChecks {
         let check = Check {
             ok: true,
             detail: "a submission was graded".into(),
+            audit: audit.to_vec(),
         };
+        log_audit(names, &check.audit);
         if self.store(names, &hash, &check).await {
             memo.insert(hash, check);
         }
@@ -152,6 +157,7 @@ impl AutograderChecks {
             GradeOutcome::Graded(r) => Check {
                 ok: true,
                 detail: format!("an empty notebook scored {} / {}", r.score, r.max_score),
+                audit: r.autograder_audit,
             },
             GradeOutcome::Failed {
                 fault, log_tail, ..
@@ -162,8 +168,20 @@ impl AutograderChecks {
                     fault.as_str(),
                     last_line(&log_tail)
                 ),
+                audit: Vec::new(),
             },
         })
+    }
+}
+
+/// Tell staff, once per autograder zip, which of its tests rely on what cannot cross as
+/// plain data (the log is staff's; `status` lists it too).
+fn log_audit(names: &AssignmentNames, audit: &[String]) {
+    if !audit.is_empty() {
+        tracing::warn!(course = %names.course, section = %names.section,
+            assignment = %names.assignment, findings = %audit.join("; "),
+            "autograder audit: some tests use constructs the trusted evaluator cannot check \
+             as plain data (see docs/security.md); review them");
     }
 }
 

@@ -19,7 +19,9 @@ use crate::db::grades::{self, NewGrade};
 use crate::db::jobs::{self, ClaimedJob};
 use crate::db::states::{GradeStatus, JobKind, PostState, SubmissionState};
 use crate::db::{Db, DbError, now_ms, submissions};
-use crate::grading::{GradeOutcome, GradeRequest, Runner, RunnerError, SandboxLimits, StudentFault};
+use crate::grading::{
+    GradeOutcome, GradeRequest, Runner, RunnerError, SandboxLimits, StudentFault,
+};
 use crate::queue::worker::{Attempt, Job, backoff};
 
 /// Settings of the grade job.
@@ -99,8 +101,10 @@ impl GradeJob {
         limits: &SandboxLimits,
     ) -> Result<GradeOutcome, Attempt> {
         match &outcome {
-            GradeOutcome::Graded(_) => {
-                self.checks.graded_with(names, zip).await;
+            GradeOutcome::Graded(r) => {
+                self.checks
+                    .graded_with(names, zip, &r.autograder_audit)
+                    .await;
                 return Ok(outcome);
             }
             GradeOutcome::Failed {

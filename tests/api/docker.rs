@@ -32,15 +32,18 @@ pub fn config() -> DockerConfig {
         results_bytes: 5 << 20,
         tmpfs_bytes: 256 << 20,
         instance: instance(),
-        evaluator: otter_service::grading::docker::Evaluator::Otter,
+        evaluator: otter_service::grading::docker::Evaluator::default(),
     }
 }
 
 /// The runner, after checking the engine and image are there.
 pub async fn runner() -> DockerRunner {
-    let r = DockerRunner::connect(config())
-        .await
-        .expect("docker client");
+    runner_with(config()).await
+}
+
+/// The runner with `cfg`, after checking the engine and image are there.
+pub async fn runner_with(cfg: DockerConfig) -> DockerRunner {
+    let r = DockerRunner::connect(cfg).await.expect("docker client");
     let ready = r.readiness().await;
     assert!(
         ready.ready,
@@ -99,10 +102,15 @@ async fn leftovers_of(instance: Option<&str>, job: i64) -> usize {
 
 /// Grade `notebook` in Docker and check that its container is gone afterwards.
 async fn grade(notebook: &str, limits: SandboxLimits) -> GradeOutcome {
+    grade_with(config(), notebook, limits).await
+}
+
+/// [`grade`] with the runner settings `cfg`.
+async fn grade_with(cfg: DockerConfig, notebook: &str, limits: SandboxLimits) -> GradeOutcome {
     let _shared = ENGINE.read().await;
     let req = request(notebook, limits);
     let job = req.job_id;
-    let outcome = runner()
+    let outcome = runner_with(cfg)
         .await
         .grade(req)
         .await
@@ -203,9 +211,15 @@ async fn fork_bomb_is_contained_by_the_pids_limit() {
 
 #[tokio::test]
 async fn filling_the_disk_stops_at_the_tmpfs_limit_with_a_clear_message() {
-    // /tmp is a 256 MB tmpfs: the host's disk is untouched, and otter (which needs /tmp
-    // itself) cannot go on, so the student is told why.
+    // /tmp is a 256 MB tmpfs, so the host's disk is untouched. The trusted evaluator keeps
+    // the tests and results in memory: a full /tmp costs the student nothing their work
+    // (every answer right) earns.
     let o = grade("disk_fill", limits(120, 1024)).await;
+    assert_eq!(score(&o), 5.0, "{o:?}");
+    // A bare `otter run` needs /tmp itself and cannot go on: the student is told why.
+    let mut bare = config();
+    bare.evaluator = otter_service::grading::docker::Evaluator::Otter;
+    let o = grade_with(bare, "disk_fill", limits(120, 1024)).await;
     assert_eq!(fault(&o), StudentFault::NoResults, "{o:?}");
     let GradeOutcome::Failed { message, .. } = o else {
         unreachable!()

@@ -14,6 +14,7 @@ use crate::docker::{ENGINE, runner};
 use crate::edx::{SECRET, StandIn};
 use crate::edx_order::{posts_settled, slow};
 use crate::edx_posting::lti;
+use crate::helpers::course_with_zip;
 use crate::helpers::{
     ServiceProcess, cli, port, repo_path, sample, spawn_app_with, spawn_app_with_runner, submit_to,
     wait_done,
@@ -26,17 +27,6 @@ fn count(db: &Path, sql: &str) -> i64 {
         .unwrap()
         .query_row(sql, [], |r| r.get(0))
         .unwrap()
-}
-
-/// A copy of the demo course whose autograder zip is `zip` (bytes).
-fn course_with_zip(dir: &Path, zip: &[u8]) {
-    std::fs::copy(
-        repo_path("course_config/course-config.json"),
-        dir.join("course-config.json"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.join("materials/demo")).unwrap();
-    std::fs::write(dir.join("materials/demo/demo1-autograder.zip"), zip).unwrap();
 }
 
 #[tokio::test]

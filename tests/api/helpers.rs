@@ -445,3 +445,14 @@ impl Drop for ServiceProcess {
 pub fn port() -> u16 {
     free_port()
 }
+
+/// A copy of the demo course whose autograder zip is `zip` (bytes).
+pub fn course_with_zip(dir: &Path, zip: &[u8]) {
+    std::fs::copy(
+        repo_path("course_config/course-config.json"),
+        dir.join("course-config.json"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("materials/demo")).unwrap();
+    std::fs::write(dir.join("materials/demo/demo1-autograder.zip"), zip).unwrap();
+}

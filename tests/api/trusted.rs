@@ -273,16 +273,15 @@ mac = hmac.new(b"a key the student chose", doc, hashlib.sha256).hexdigest()
 print("OTTER-TRUSTED", mac, base64.b64encode(doc).decode())
 "#;
 
-/// The grader image with its evaluator replaced by [`FORGER`] (docker create, cp, commit:
-/// no build, no network). Removed when dropped.
+/// The grader image changed by `docker create`, `cp` and `commit` (no build, no network):
+/// its evaluator's entry point replaced by `main`, and `change` (a Dockerfile instruction)
+/// applied. Removed when dropped.
 struct ForgedImage(String);
 
 impl ForgedImage {
-    fn build() -> Self {
+    fn build(main: Option<&str>, change: Option<&str>) -> Self {
         let name = format!("otter-grader:forged-{:08x}", rand::random::<u32>());
         let dir = tempfile::tempdir().unwrap();
-        let main = dir.path().join("__main__.py");
-        std::fs::write(&main, FORGER).unwrap();
         let docker = |args: &[&str]| {
             let out = std::process::Command::new("docker")
                 .args(args)
@@ -292,9 +291,18 @@ impl ForgedImage {
             String::from_utf8(out.stdout).unwrap().trim().to_string()
         };
         let id = docker(&["create", crate::docker::IMAGE, "true"]);
-        let target = format!("{id}:/opt/otter-trusted/otter_trusted/__main__.py");
-        docker(&["cp", main.to_str().unwrap(), &target]);
-        docker(&["commit", &id, &name]);
+        if let Some(main) = main {
+            let file = dir.path().join("__main__.py");
+            std::fs::write(&file, main).unwrap();
+            let target = format!("{id}:/opt/otter-trusted/otter_trusted/__main__.py");
+            docker(&["cp", file.to_str().unwrap(), &target]);
+        }
+        let mut commit = vec!["commit"];
+        if let Some(change) = change {
+            commit.extend(["--change", change]);
+        }
+        commit.extend([id.as_str(), name.as_str()]);
+        docker(&commit);
         docker(&["rm", &id]);
         Self(name)
     }
@@ -311,7 +319,7 @@ impl Drop for ForgedImage {
 #[tokio::test]
 async fn a_result_that_fails_its_check_is_no_grade_and_ends_dead_after_one_retry() {
     let _shared = ENGINE.read().await;
-    let forged = ForgedImage::build();
+    let forged = ForgedImage::build(Some(FORGER), None);
     let mut cfg = config();
     cfg.evaluator = Evaluator::Trusted;
     cfg.image = forged.0.clone();
@@ -340,5 +348,112 @@ async fn a_result_that_fails_its_check_is_no_grade_and_ends_dead_after_one_retry
         .unwrap();
     assert_eq!(grades, 0);
     let status = crate::helpers::cli(&app.db_path, &["status"]);
-    assert!(status.contains("integrity failure"), "staff see why: {status}");
+    assert!(
+        status.contains("integrity failure"),
+        "staff see why: {status}"
+    );
+}
+
+#[tokio::test]
+async fn an_image_without_the_trusted_evaluator_is_not_ready_and_says_what_to_do() {
+    let _shared = ENGINE.read().await;
+    let plain = ForgedImage::build(None, Some("LABEL otter-service.evaluator="));
+    let mut cfg = config();
+    cfg.image = plain.0.clone();
+    let ready = DockerRunner::connect(cfg.clone())
+        .await
+        .unwrap()
+        .readiness()
+        .await;
+    assert!(!ready.ready, "{ready:?}");
+    assert!(
+        ready.detail.contains("has no trusted evaluator")
+            && ready.detail.contains("build-grader-image.sh"),
+        "{}",
+        ready.detail
+    );
+    // An operator who chose the otter evaluator can use it, and is told what that means.
+    cfg.evaluator = Evaluator::Otter;
+    let ready = DockerRunner::connect(cfg).await.unwrap().readiness().await;
+    assert!(ready.ready, "{ready:?}");
+    assert!(
+        ready.detail.contains("can set its own grade"),
+        "{}",
+        ready.detail
+    );
+}
+
+/// The demo autograder with one more hidden case in q2, which passes a lambda into the
+/// student's function (a construct the trusted evaluator cannot check as data).
+fn demo_zip_with_a_lambda_case() -> Vec<u8> {
+    use std::io::{Read, Write};
+    let demo = std::fs::read(repo_path(
+        "course_config/materials/demo/demo1-autograder.zip",
+    ))
+    .unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(demo)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let name = file.name().unwrap().to_string();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        if name == "tests/q2.py" {
+            let public =
+                "{'code': '>>> assert square(3) == 9\\n', 'hidden': False, 'locked': False},";
+            assert!(text.contains(public), "{text}");
+            text = text.replace(
+                public,
+                &format!(
+                    "{public} {{'code': '>>> assert (lambda f: f(5))(square) == 25\\n', \
+                     'hidden': True, 'locked': False}},"
+                ),
+            );
+        }
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        out.write_all(text.as_bytes()).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn staff_learn_which_tests_cannot_be_checked_as_data_when_an_assignment_is_first_graded() {
+    let _shared = ENGINE.read().await;
+    let course = tempfile::tempdir().unwrap();
+    crate::helpers::course_with_zip(course.path(), &demo_zip_with_a_lambda_case());
+    let mut cfg = config();
+    cfg.evaluator = Evaluator::Trusted;
+    let runner: std::sync::Arc<dyn Runner> =
+        std::sync::Arc::new(DockerRunner::connect(cfg).await.unwrap());
+    let app = crate::helpers::spawn_app_with_runner(
+        |s| {
+            s.course.config = course.path().join("course-config.json");
+            s.course.materials_root = course.path().join("materials");
+        },
+        Some(runner),
+    )
+    .await;
+    let status = crate::helpers::cli(&app.db_path, &["status"]);
+    assert!(
+        status.contains("autograder audits: no test relies"),
+        "nothing graded yet: {status}"
+    );
+    let token = crate::hub::hub().user_token("flora", None).await;
+    let id = app.submit_ok(&token, &sample("correct")).await;
+    let v = app
+        .wait_done(&token, id, std::time::Duration::from_secs(120))
+        .await;
+    assert_eq!(v["state"], "graded", "{v}");
+    assert!(
+        !v.to_string().contains("lambda"),
+        "the audit is for staff: {v}"
+    );
+    let status = crate::helpers::cli(&app.db_path, &["status"]);
+    assert!(
+        status.contains("autograder audits: 1 assignment(s)")
+            && status.contains("demo/1/demo1:")
+            && status.contains("q2 case 2 (hidden): defines a lambda"),
+        "{status}"
+    );
 }

@@ -47,15 +47,20 @@ pub struct DockerConfig {
 }
 
 /// What grades inside the container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Evaluator {
     /// A bare `otter run`: the tests run in the student's kernel, so student code can
     /// change its own result (see `docs/security.md`).
     Otter,
     /// `otter_trusted` (`grader/`): the kernel runs as another user, the tests are
     /// evaluated outside it on plain data, and the result is authenticated.
+    #[default]
     Trusted,
 }
+
+/// The label a grader image carries when it has the trusted evaluator
+/// (scripts/build-grader-image.sh, deployment/grader/Dockerfile).
+pub const EVALUATOR_LABEL: &str = "otter-service.evaluator";
 
 /// Grades in Docker containers.
 pub struct DockerRunner {
@@ -216,6 +221,15 @@ impl DockerRunner {
     }
 }
 
+/// Whether an image was built with the trusted evaluator.
+fn has_evaluator(image: &bollard::models::ImageInspect) -> bool {
+    image
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .is_some_and(|l| l.get(EVALUATOR_LABEL).is_some_and(|v| v == "otter_trusted"))
+}
+
 /// Whether a container's exit code says something outside the notebook ended it: the
 /// container was killed (a signal: 128+n, e.g. the engine stopped or someone removed it),
 /// or the runtime or shell failed (125-127), or there is no exit code at all. otter
@@ -347,9 +361,27 @@ impl Runner for DockerRunner {
             };
         }
         match docker.inspect_image(&self.cfg.image).await {
+            Ok(image) if self.cfg.evaluator == Evaluator::Trusted && !has_evaluator(&image) => {
+                Readiness {
+                    ready: false,
+                    detail: format!(
+                        "grader image {} has no trusted evaluator (no label {EVALUATOR_LABEL}); \
+                         rebuild it with scripts/build-grader-image.sh or \
+                         deployment/grader/Dockerfile",
+                        self.cfg.image
+                    ),
+                }
+            }
             Ok(_) => Readiness {
                 ready: true,
-                detail: format!("docker runner: engine up, image {}", self.cfg.image),
+                detail: format!(
+                    "docker runner: engine up, image {}, evaluator {}",
+                    self.cfg.image,
+                    match self.cfg.evaluator {
+                        Evaluator::Trusted => "trusted",
+                        Evaluator::Otter => "otter (student code can set its own grade)",
+                    }
+                ),
             },
             Err(e) => Readiness {
                 ready: false,

@@ -32,6 +32,9 @@ struct Document {
     test_warnings: Vec<serde_json::Value>,
     #[serde(default)]
     kernel_died: bool,
+    /// Test case -> what in it cannot cross as plain data (`otter_trusted.audit`).
+    #[serde(default)]
+    audit: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -108,7 +111,13 @@ fn results(doc: Document) -> GradeResults {
             None => f.to_string(),
         })
         .collect();
+    let autograder_audit = doc
+        .audit
+        .iter()
+        .flat_map(|(case, findings)| findings.iter().map(move |f| format!("{case}: {f}")))
+        .collect();
     GradeResults {
+        autograder_audit,
         integrity_flags,
         score: tests.iter().map(|t| t.score).sum(),
         max_score: tests.iter().map(|t| t.max_score).sum(),
@@ -139,7 +148,8 @@ mod tests {
         let doc = serde_json::json!({"questions": [
             {"name": "q1", "score": 1.0, "max_score": 1.0, "feedback": "q1 passed"},
             {"name": "q2", "score": 0.0, "max_score": 2.0, "feedback": "Hidden tests: 0 of 1 passed."}],
-            "flagged": [{"reason": "`total` is an object of type Always"}]});
+            "flagged": [{"reason": "`total` is an object of type Always"}],
+            "audit": {"q2 case 2 (hidden)": ["defines a lambda"]}});
         let Some(Reported::Graded(r)) =
             parse(&line(&doc, b"k1k1k1k1k1k1k1k1"), b"k1k1k1k1k1k1k1k1").unwrap()
         else {
@@ -149,6 +159,11 @@ mod tests {
         assert!(r.public_feedback.contains("Hidden tests: 0 of 1"));
         assert!(r.staff_notes.contains("Always"));
         assert_eq!(r.integrity_flags, ["`total` is an object of type Always"]);
+        assert_eq!(r.autograder_audit, ["q2 case 2 (hidden): defines a lambda"]);
+        assert!(
+            !r.public_feedback.contains("lambda"),
+            "the audit is for staff"
+        );
         // The same line under another key (a student's own forgery) is no grade.
         assert!(matches!(
             parse(&line(&doc, b"other-key-000000"), b"k1k1k1k1k1k1k1k1"),
