@@ -273,6 +273,8 @@ async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> {
             "otter" => Evaluator::Otter,
             _ => Evaluator::Trusted,
         },
+        warm: s.docker.warm_containers.unwrap_or(s.grading.workers),
+        warm_idle: std::time::Duration::from_secs(s.docker.warm_idle_secs.max(1)),
     };
     if s.grading.runner == "local" {
         return Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await));

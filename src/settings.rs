@@ -237,6 +237,13 @@ pub struct DockerSettings {
     /// authenticated result; needs a grader image built with it) or `otter` (a bare
     /// `otter run`, in which student code can set its own grade: docs/security.md).
     pub evaluator: String,
+    /// Warm containers (trusted evaluator only): how many may wait, started and with
+    /// the libraries imported, per image and limits. Default: `grading.workers`; 0 = none
+    /// (every grade starts its own container). Each is used for one job, then removed.
+    pub warm_containers: Option<usize>,
+    /// A warm container that waits longer than this is removed (an idle service keeps
+    /// none). Default 60.
+    pub warm_idle_secs: u64,
 }
 
 impl Default for DockerSettings {
@@ -249,6 +256,8 @@ impl Default for DockerSettings {
             results_bytes: 5 * 1024 * 1024,
             instance_id: None,
             evaluator: "trusted".into(),
+            warm_containers: None,
+            warm_idle_secs: 60,
         }
     }
 }

@@ -96,6 +96,8 @@ class KernelSession:
         self.km = km
 
     def wait_ready(self, timeout=60):
+        if getattr(self, "kc", None) is not None:
+            return  # ready already (a warm container's kernel)
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=timeout)
@@ -104,6 +106,14 @@ class KernelSession:
                    "exec(compile(%r, %r, 'exec'), _m.__dict__)\n_s.modules[%r] = _m\n"
                    "del _s, _t, _m\n") % (HELPER_MODULE, source, HELPER_MODULE, HELPER_MODULE)
         self.execute(install, timeout=timeout, silent=True)
+
+    def preload(self, modules, timeout=120):
+        """Import library modules in the kernel before any student code (a warm
+        container's head start); names stay out of the notebook's namespace, and a module
+        that is not installed is skipped."""
+        code = ("import importlib as _il\n_n = None\nfor _n in %r:\n    try:\n        _il.import_module(_n)\n"
+                "    except Exception:\n        pass\ndel _il, _n\n") % ([m for m in modules if m],)
+        self.execute(code, timeout=timeout, silent=True)
 
     def _env(self):
         keep = ("PATH", "LANG", "LC_ALL", "TZ")

@@ -1,6 +1,7 @@
 """The results channel: HMAC over the exact JSON, exit codes, nothing else on stdout."""
 import base64
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,43 @@ def test_cell_timeout_and_later_cells_still_graded():
     assert run.rc == 0
     assert [e["error"] for e in run.doc["cell_errors"]] == ["timeout"]
     assert run.doc["score"] == 5
+
+
+def _inputs(autograder, notebook):
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, path in (("autograder.zip", autograder), ("submission.ipynb", notebook)):
+            data = Path(path).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _serve(stdin_bytes):
+    import subprocess
+    from conftest import GRADER, PYTHON
+    return subprocess.run([PYTHON, "-m", "otter_trusted", "--inputs-from-stdin"],
+                          input=stdin_bytes, capture_output=True, cwd=GRADER, timeout=300)
+
+
+def test_inputs_from_stdin_grade_as_the_file_form():
+    """The grading container's form: kernel first, then `<n>\\n`, the tar and the key."""
+    from conftest import DEMO_ZIP, NOTEBOOKS
+    key = secrets.token_bytes(32)
+    tar = _inputs(DEMO_ZIP, NOTEBOOKS / "partial.ipynb")
+    proc = _serve(f"{len(tar)}\n".encode() + tar + key.hex().encode() + b"\n")
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    doc = verify_line(proc.stdout.decode(), key)
+    file_form = run_trusted(NOTEBOOKS / "partial.ipynb")
+    assert {q["name"]: q["score"] for q in doc["questions"]} == file_form.scores()
+
+
+def test_inputs_from_stdin_refuse_a_short_or_bad_input():
+    key = secrets.token_bytes(32).hex().encode() + b"\n"
+    for bad in (b"not-a-size\n" + key, b"100\n" + b"x" * 10, b"5\nhello" + key):
+        proc = _serve(bad)
+        assert proc.returncode == 2, (bad[:20], proc.stderr.decode()[-500:])
+        assert proc.stdout == b""

@@ -33,6 +33,9 @@ pub fn config() -> DockerConfig {
         tmpfs_bytes: 256 << 20,
         instance: instance(),
         evaluator: otter_service::grading::docker::Evaluator::default(),
+        // Each test that wants warm containers says so (tests/api/warm.rs).
+        warm: 0,
+        warm_idle: Duration::from_secs(60),
     }
 }
 

@@ -19,3 +19,4 @@ mod helpers;
 mod hub;
 mod intake;
 mod trusted;
+mod warm;

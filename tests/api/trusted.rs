@@ -56,15 +56,6 @@ async fn honest_notebooks_score_as_with_bare_otter() {
     }
 }
 
-/// A service with the Docker runner and the trusted evaluator, as deployed.
-async fn trusted_service() -> crate::helpers::TestApp {
-    let mut cfg = config();
-    cfg.evaluator = Evaluator::Trusted;
-    let runner: std::sync::Arc<dyn Runner> =
-        std::sync::Arc::new(DockerRunner::connect(cfg).await.unwrap());
-    crate::helpers::spawn_app_with_runner(|_| {}, Some(runner)).await
-}
-
 /// Every hidden case's code and the result markers, none of which a student may read.
 fn must_not_show(text: &str, what: &str) {
     for hidden in HIDDEN {
@@ -93,12 +84,27 @@ fn earned(name: &str) -> [(&'static str, f64); 3] {
 }
 
 /// One hostile notebook, submitted as a student through the real service and graded in
-/// the real grader image: it gets exactly what its honest part earns, and neither the
-/// submission's JSON nor its page shows a hidden test or a result line.
-async fn hostile_through_the_service(name: &str) {
+/// the real grader image, in a container started for it (cold) or in a warm one: it gets
+/// exactly what its honest part earns, and neither the submission's JSON nor its page
+/// shows a hidden test or a result line.
+async fn hostile_through_the_service(name: &str, warm: bool) {
     let _shared = ENGINE.read().await;
-    let app = trusted_service().await;
+    let runner = crate::warm::warm_runner(usize::from(warm)).await;
+    let app = crate::helpers::spawn_app_with_runner(
+        |_| {},
+        Some(runner.clone() as std::sync::Arc<dyn Runner>),
+    )
+    .await;
     let token = crate::hub::hub().user_token("mallory", None).await;
+    if warm {
+        // An honest submission first: its job starts the warm container the attack gets.
+        let first = app.submit_ok(&token, &sample("correct")).await;
+        let v = app
+            .wait_done(&token, first, std::time::Duration::from_secs(120))
+            .await;
+        assert_eq!(v["grade"]["score"], 5.0, "{v}");
+        crate::warm::until_warm(&runner, 1).await;
+    }
     let path = repo_path(&format!("grader/tests/hostile/{name}.ipynb"));
     let nb: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     let id = app.submit_ok(&token, &nb).await;
@@ -144,6 +150,11 @@ async fn hostile_through_the_service(name: &str) {
         "{name}: the page shows the grade: {page}"
     );
     must_not_show(&page, &format!("{name}'s page"));
+    assert_eq!(
+        runner.pool_stats().taken,
+        u64::from(warm),
+        "{name}: graded in a warm container: {warm}"
+    );
 }
 
 /// The hostile set through the service, one test each (grader/tests/hostile/: attacks on
@@ -153,12 +164,22 @@ async fn hostile_through_the_service(name: &str) {
 /// environment and /proc).
 mod hostile_notebook_through_the_service {
     macro_rules! hostile {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test]
-            async fn $name() {
-                super::hostile_through_the_service(stringify!($name)).await
-            }
-        )*};
+        ($($name:ident),* $(,)?) => {
+            /// In a container started for the job.
+            mod cold {$(
+                #[tokio::test]
+                async fn $name() {
+                    super::super::hostile_through_the_service(stringify!($name), false).await
+                }
+            )*}
+            /// In a warm container (`docker.warm_containers`).
+            mod warm {$(
+                #[tokio::test]
+                async fn $name() {
+                    super::super::hostile_through_the_service(stringify!($name), true).await
+                }
+            )*}
+        };
     }
     hostile!(
         patch_runner,

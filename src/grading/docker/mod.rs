@@ -8,14 +8,18 @@
 //! (unreachable, image missing, attach stream broken, inputs not accepted, container
 //! vanished or killed from outside) -> [`RunnerError`], retried and never charged.
 
+pub mod pool;
 pub mod spec;
 pub mod trusted;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use bollard::Docker;
 use bollard::container::LogOutput;
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -44,6 +48,11 @@ pub struct DockerConfig {
     pub instance: String,
     /// What grades inside the container.
     pub evaluator: Evaluator,
+    /// Warm containers kept waiting per shape (image and limits), trusted evaluator only;
+    /// 0 = none (every job starts its own). See [`pool`].
+    pub warm: usize,
+    /// How long a warm container may wait for a job before it is removed.
+    pub warm_idle: Duration,
 }
 
 /// What grades inside the container.
@@ -68,6 +77,20 @@ pub struct DockerRunner {
     /// is down when the service starts is connected to once it is up.
     docker: std::sync::Mutex<Option<Docker>>,
     cfg: DockerConfig,
+    pool: Arc<pool::Pool>,
+}
+
+/// How jobs got their containers (for tests and benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Jobs that took a warm container.
+    pub taken: u64,
+    /// Jobs that started one of their own.
+    pub cold: u64,
+    /// Warm containers waiting now.
+    pub waiting: usize,
+    /// Warm containers started so far.
+    pub started: u64,
 }
 
 fn engine_error(what: &str, e: bollard::errors::Error) -> RunnerError {
@@ -82,6 +105,7 @@ impl DockerRunner {
         let runner = Self {
             docker: std::sync::Mutex::new(None),
             cfg,
+            pool: Arc::default(),
         };
         let _ = runner.client();
         Ok(runner)
@@ -108,43 +132,128 @@ impl DockerRunner {
 
     /// Kill (if running) and remove a container and its anonymous volumes.
     async fn remove(&self, id: &str) {
-        let opts = RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .v(true)
-            .build();
         let Ok(docker) = self.client() else { return };
-        if let Err(e) = docker.remove_container(id, Some(opts)).await {
-            tracing::warn!(container = id, error = %e, "could not remove grading container");
+        remove_container(&docker, id).await;
+    }
+
+    /// This runner's instance id (the label on its containers).
+    pub fn instance(&self) -> &str {
+        &self.cfg.instance
+    }
+
+    /// How jobs got their containers so far.
+    pub fn pool_stats(&self) -> PoolStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        PoolStats {
+            taken: self.pool.taken.load(Relaxed),
+            cold: self.pool.cold.load(Relaxed),
+            waiting: self.pool.waiting(),
+            started: self.pool.started.load(Relaxed),
         }
     }
 
-    /// Run one container to its end (or our deadline). The caller removes it.
-    async fn run(
+    /// A container for `req`: a warm one of the same shape if one waits (and is still
+    /// running), else a new one. With a pool, one more of the shape starts behind it.
+    async fn container_for(
         &self,
-        id: &str,
+        req: &GradeRequest,
+        archive_bytes: usize,
+    ) -> Result<pool::Started, RunnerError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let docker = self.client()?;
+        if self.cfg.warm > 0 && self.cfg.evaluator == Evaluator::Trusted {
+            let body = spec::container(&self.cfg, &req.limits, spec::Slot::Warm, 0);
+            let shape = spec::shape(&body);
+            let mut stale = Vec::new();
+            let mut taken = None;
+            while let Some(warm) = self.pool.take(&shape, self.cfg.warm_idle, &mut stale) {
+                if is_running(&docker, &warm.id).await {
+                    taken = Some(warm);
+                    break;
+                }
+                stale.push(warm.id);
+            }
+            // This job's demand: one more of its shape starts behind it.
+            self.refill(&docker, &shape, body);
+            for id in stale {
+                self.remove(&id).await;
+            }
+            if let Some(warm) = taken {
+                self.pool.taken.fetch_add(1, Relaxed);
+                return Ok(warm);
+            }
+        }
+        self.pool.cold.fetch_add(1, Relaxed);
+        let slot = spec::Slot::Job {
+            job_id: req.job_id,
+            submission_id: req.submission_id,
+        };
+        let body = spec::container(&self.cfg, &req.limits, slot, archive_bytes);
+        // A fresh name per attempt: containers are never reused.
+        let name = format!("otter-job{}-{}", req.job_id, uuid::Uuid::new_v4().simple());
+        start_container(&docker, &name, body)
+            .await
+            .map_err(|e| match e {
+                RunnerError::Unavailable(m) => RunnerError::Unavailable(format!(
+                    "{m} (is the image {} built?)",
+                    req.limits.image.as_deref().unwrap_or(&self.cfg.image)
+                )),
+                other => other,
+            })
+    }
+
+    /// Start one more warm container of `shape` in the background, if the pool wants it;
+    /// and the reaper of containers that waited too long, once.
+    fn refill(&self, docker: &Docker, shape: &str, body: ContainerCreateBody) {
+        if self.pool.start_reaper() {
+            let (pool, docker, idle) = (
+                Arc::downgrade(&self.pool),
+                docker.clone(),
+                self.cfg.warm_idle,
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep((idle / 2).max(Duration::from_millis(500))).await;
+                    let Some(pool) = pool.upgrade() else { return };
+                    for id in pool.expired(idle) {
+                        remove_container(&docker, &id).await;
+                    }
+                }
+            });
+        }
+        if !self.pool.wants(shape, self.cfg.warm) {
+            return;
+        }
+        let (pool, docker, shape) = (self.pool.clone(), docker.clone(), shape.to_string());
+        tokio::spawn(async move {
+            let name = format!("otter-warm-{}", uuid::Uuid::new_v4().simple());
+            let started = match start_container(&docker, &name, body).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start a warm grading container");
+                    None
+                }
+            };
+            if let Err(late) = pool.filled(&shape, started) {
+                remove_container(&docker, &late.id).await;
+            }
+        });
+    }
+
+    /// Send the inputs to a started container and read it to its end (or our deadline).
+    /// The caller removes it.
+    async fn feed(
+        &self,
+        started: &mut pool::Started,
         req: &GradeRequest,
         input: Vec<u8>,
     ) -> Result<Finished, RunnerError> {
-        let attach = AttachContainerOptionsBuilder::new()
-            .stream(true)
-            .stdin(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let docker = self.client()?;
-        let mut io = docker
-            .attach_container(id, Some(attach))
-            .await
-            .map_err(|e| engine_error("attach", e))?;
-        docker
-            .start_container(id, None)
-            .await
-            .map_err(|e| engine_error("start", e))?;
         let caps = (self.cfg.results_bytes * 4 / 3 + 64, req.limits.output_bytes);
+        let io = &mut started.io;
         let work =
             async {
-                // The inputs are read by the container's script before any student code runs,
-                // so a failed write is never the notebook's doing.
+                // The inputs are read by the container before any student code runs, so a
+                // failed write is never the notebook's doing.
                 io.input.write_all(&input).await.map_err(|e| {
                     RunnerError::Internal(format!("could not send the inputs: {e}"))
                 })?;
@@ -158,7 +267,7 @@ impl DockerRunner {
             Ok(Err(e)) => Err(e),
             Err(_) => {
                 let kill = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
-                let _ = docker.kill_container(id, Some(kill)).await;
+                let _ = self.client()?.kill_container(&started.id, Some(kill)).await;
                 Ok(Finished::TimedOut)
             }
         }
@@ -199,6 +308,19 @@ impl DockerRunner {
             }
             _ => {}
         }
+        // The trusted evaluator reports a dead kernel itself (above), so ending without a
+        // result line is its own failure (or the engine's), never the notebook's.
+        if !oom && self.cfg.evaluator == Evaluator::Trusted {
+            let last = log_tail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no output");
+            return Err(RunnerError::Internal(format!(
+                "the trusted evaluator ended without a result (exit code {}): {last}",
+                exit_code.map_or("unknown".into(), |c| c.to_string())
+            )));
+        }
         if !oom && ended_abnormally(exit_code) {
             return Err(RunnerError::Internal(format!(
                 "the grading container ended abnormally (exit code {}) without results",
@@ -218,6 +340,66 @@ impl DockerRunner {
             });
         }
         Ok(no_results_outcome(&log_tail))
+    }
+}
+
+/// Create, attach to and start a container (stdin still open and unwritten). A container
+/// that was created but could not start is removed.
+async fn start_container(
+    docker: &Docker,
+    name: &str,
+    body: ContainerCreateBody,
+) -> Result<pool::Started, RunnerError> {
+    let create = CreateContainerOptionsBuilder::new().name(name).build();
+    let created = docker
+        .create_container(Some(create), body)
+        .await
+        .map_err(|e| engine_error("create", e))?;
+    let attach = AttachContainerOptionsBuilder::new()
+        .stream(true)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let started = async {
+        let io = docker
+            .attach_container(&created.id, Some(attach))
+            .await
+            .map_err(|e| engine_error("attach", e))?;
+        docker
+            .start_container(&created.id, None)
+            .await
+            .map_err(|e| engine_error("start", e))?;
+        Ok(io)
+    };
+    match started.await {
+        Ok(io) => Ok(pool::Started { id: created.id, io }),
+        Err(e) => {
+            remove_container(docker, &created.id).await;
+            Err(e)
+        }
+    }
+}
+
+/// Whether a container is still running (a warm one that died while waiting is not used).
+async fn is_running(docker: &Docker, id: &str) -> bool {
+    docker
+        .inspect_container(id, None)
+        .await
+        .ok()
+        .and_then(|i| i.state)
+        .and_then(|s| s.running)
+        .unwrap_or(false)
+}
+
+/// Kill (if running) and remove a container and its anonymous volumes.
+async fn remove_container(docker: &Docker, id: &str) {
+    let opts = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    if let Err(e) = docker.remove_container(id, Some(opts)).await {
+        tracing::warn!(container = id, error = %e, "could not remove grading container");
     }
 }
 
@@ -303,39 +485,25 @@ impl Runner for DockerRunner {
         let zip = tokio::fs::read(&req.autograder_zip).await.map_err(|e| {
             RunnerError::Unavailable(format!("cannot read {}: {e}", req.autograder_zip.display()))
         })?;
-        let mut input = spec::input_archive(&zip, &req.notebook)
+        let archive = spec::input_archive(&zip, &req.notebook)
             .map_err(|e| RunnerError::Internal(format!("cannot build the input archive: {e}")))?;
-        let archive_bytes = input.len();
-        // The trusted evaluator reads its per-job key after the archive.
         let key: [u8; 32] = rand::random();
-        input.extend_from_slice(format!("{}\n", hex::encode(key)).as_bytes());
-        // A fresh name per attempt: containers are never reused.
-        let name = format!("otter-job{}-{}", req.job_id, uuid::Uuid::new_v4().simple());
-        let body = spec::container(&self.cfg, &req, archive_bytes);
-        let create = CreateContainerOptionsBuilder::new().name(&name).build();
-        let docker = self.client()?;
-        let created = docker
-            .create_container(Some(create), body)
-            .await
-            .map_err(|e| {
-                engine_error(
-                    &format!(
-                        "create (is the image {} built?)",
-                        req.limits.image.as_deref().unwrap_or(&self.cfg.image)
-                    ),
-                    e,
-                )
-            })?;
-        let guard = RemoveOnDrop {
-            docker: docker.clone(),
-            id: Some(created.id.clone()),
+        let input = match self.cfg.evaluator {
+            Evaluator::Otter => archive.clone(),
+            // The trusted evaluator reads the archive's size, the archive, then the key.
+            Evaluator::Trusted => spec::trusted_input(&archive, &key),
         };
-        let finished = self.run(&created.id, &req, input).await;
+        let mut started = self.container_for(&req, archive.len()).await?;
+        let guard = RemoveOnDrop {
+            docker: self.client()?,
+            id: Some(started.id.clone()),
+        };
+        let finished = self.feed(&mut started, &req, input).await;
         let outcome = match finished {
-            Ok(f) => self.outcome(&created.id, &req, f, &key).await,
+            Ok(f) => self.outcome(&started.id, &req, f, &key).await,
             Err(e) => Err(e),
         };
-        self.remove(&created.id).await;
+        self.remove(&started.id).await;
         guard.disarm();
         outcome
     }
@@ -422,6 +590,26 @@ impl Runner for DockerRunner {
             }
         }
         Ok(removed)
+    }
+}
+
+/// A runner that goes away removes the warm containers it kept (best effort: a service
+/// that is killed leaves them to the next start's sweep).
+impl Drop for DockerRunner {
+    fn drop(&mut self) {
+        let ids = self.pool.close();
+        let docker = self.docker.lock().ok().and_then(|d| d.clone());
+        if let (Some(docker), Ok(rt), false) = (
+            docker,
+            tokio::runtime::Handle::try_current(),
+            ids.is_empty(),
+        ) {
+            rt.spawn(async move {
+                for id in ids {
+                    remove_container(&docker, &id).await;
+                }
+            });
+        }
     }
 }
 

@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 
 use super::{DockerConfig, Evaluator};
-use crate::grading::GradeRequest;
+use crate::grading::SandboxLimits;
 
 /// Label on every container we create (value `1`).
 pub const LABEL: &str = "otter-service";
-/// Label holding the grade job id.
+/// Label holding the grade job id, or [`WARM`] for a container waiting in the pool.
 pub const JOB_LABEL: &str = "otter-service.job";
+/// The job label of a warm container, which no job owns yet.
+pub const WARM: &str = "warm";
 /// Label holding the instance id of the service that made the container.
 pub const INSTANCE_LABEL: &str = "otter-service.instance";
 /// Marker before the base64 results.json on stdout.
@@ -38,16 +40,32 @@ exit $code
 /// The container's program with the trusted evaluator (`grader/`, `otter_trusted`): it
 /// runs as root with only the capabilities it needs to start the student's kernel as
 /// uid 1000 with none (CHOWN, SETUID, SETGID, SETPCAP), to read the kernel's connection
-/// file once the kernel owns it (DAC_READ_SEARCH) and to stop it (KILL); the tests
-/// never leave its memory, and its one result line carries an HMAC under the per-job key
-/// that follows the tar on stdin (root's stdin: the kernel cannot read it).
-const TRUSTED_SCRIPT: &str = r#"set -eu
-mkdir -p /tmp/job
-cd /tmp/job
-head -c "$OTTER_INPUT_BYTES" | tar -x
-exec python -m otter_trusted --autograder autograder.zip --notebook submission.ipynb \
-  --key-from-stdin --kernel-user 1000:1000 --remove-autograder --log-limit "$OTTER_LOG_BYTES"
-"#;
+/// file once the kernel owns it (DAC_READ_SEARCH) and to stop it (KILL). It starts the
+/// kernel and imports the libraries first, then reads `<n>\n`, the n-byte tar and the
+/// per-job key from stdin (root's stdin: the kernel cannot read it), so a warm container
+/// waits there with no student code anywhere; the tests never leave its memory, and its
+/// one result line carries an HMAC under the key.
+fn trusted_command(limits: &SandboxLimits) -> Vec<String> {
+    [
+        "python",
+        "-m",
+        "otter_trusted",
+        "--inputs-from-stdin",
+        "--kernel-user",
+        "1000:1000",
+        "--log-limit",
+        &limits.output_bytes.to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// What a container is for: one job, or waiting in the warm pool for one.
+#[derive(Debug, Clone, Copy)]
+pub enum Slot {
+    Job { job_id: i64, submission_id: i64 },
+    Warm,
+}
 
 /// Where the grader image keeps the `otter_trusted` package.
 pub const TRUSTED_PATH: &str = "/opt/otter-trusted";
@@ -66,21 +84,42 @@ pub fn input_archive(zip: &[u8], notebook: &[u8]) -> std::io::Result<Vec<u8>> {
     tar.into_inner()
 }
 
-/// The create body for one grading run of `req` with `input_bytes` of tar on stdin.
+/// A container's shape, the key of the warm pool: its create body as JSON with sorted
+/// keys (the labels and tmpfs maps are hash maps, whose order differs between two maps).
+pub fn shape(body: &ContainerCreateBody) -> String {
+    serde_json::to_value(body)
+        .expect("a create body serialises")
+        .to_string()
+}
+
+/// What the trusted evaluator reads on stdin: `<n>\n`, the n-byte tar, the key in hex.
+pub fn trusted_input(archive: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut input = format!("{}\n", archive.len()).into_bytes();
+    input.extend_from_slice(archive);
+    input.extend_from_slice(format!("{}\n", hex::encode(key)).as_bytes());
+    input
+}
+
+/// The create body for a container with `limits`, for `slot`; `input_bytes` of tar on
+/// stdin (the otter evaluator's script reads exactly that many).
 pub fn container(
     cfg: &DockerConfig,
-    req: &GradeRequest,
+    limits: &SandboxLimits,
+    slot: Slot,
     input_bytes: usize,
 ) -> ContainerCreateBody {
-    let limits = &req.limits;
+    let (job, submission) = match slot {
+        Slot::Job {
+            job_id,
+            submission_id,
+        } => (job_id.to_string(), submission_id.to_string()),
+        Slot::Warm => (WARM.to_string(), String::new()),
+    };
     let labels = HashMap::from([
         (LABEL.to_string(), "1".to_string()),
-        (JOB_LABEL.to_string(), req.job_id.to_string()),
+        (JOB_LABEL.to_string(), job),
         (INSTANCE_LABEL.to_string(), cfg.instance.clone()),
-        (
-            "otter-service.submission".to_string(),
-            req.submission_id.to_string(),
-        ),
+        ("otter-service.submission".to_string(), submission),
     ]);
     let tmpfs = HashMap::from([
         (
@@ -132,15 +171,10 @@ pub fn container(
     };
     ContainerCreateBody {
         image: Some(limits.image.clone().unwrap_or_else(|| cfg.image.clone())),
-        cmd: Some(vec![
-            "sh".into(),
-            "-c".into(),
-            match cfg.evaluator {
-                Evaluator::Otter => SCRIPT,
-                Evaluator::Trusted => TRUSTED_SCRIPT,
-            }
-            .into(),
-        ]),
+        cmd: Some(match cfg.evaluator {
+            Evaluator::Otter => vec!["sh".into(), "-c".into(), SCRIPT.into()],
+            Evaluator::Trusted => trusted_command(limits),
+        }),
         env: Some(vec![
             format!("OTTER_INPUT_BYTES={input_bytes}"),
             format!("OTTER_LOG_BYTES={}", limits.output_bytes),
@@ -184,22 +218,24 @@ mod tests {
             tmpfs_bytes: 1 << 20,
             instance: "i1".into(),
             evaluator,
+            warm: 0,
+            warm_idle: std::time::Duration::from_secs(60),
         }
     }
 
-    fn request() -> GradeRequest {
-        GradeRequest {
-            job_id: 7,
-            submission_id: 3,
-            notebook: vec![],
-            autograder_zip: "a.zip".into(),
-            limits: SandboxLimits::default(),
-        }
-    }
+    const JOB: Slot = Slot::Job {
+        job_id: 7,
+        submission_id: 3,
+    };
 
     #[test]
     fn containers_are_locked_down() {
-        let c = container(&config(Evaluator::Otter), &request(), 10);
+        let c = container(
+            &config(Evaluator::Otter),
+            &SandboxLimits::default(),
+            JOB,
+            10,
+        );
         let h = c.host_config.unwrap();
         assert_eq!(h.network_mode.as_deref(), Some("none"));
         assert_eq!(h.memory, h.memory_swap);
@@ -216,9 +252,39 @@ mod tests {
 
     #[test]
     fn the_trusted_evaluator_starts_as_root_with_only_the_capabilities_it_needs() {
-        let c = container(&config(Evaluator::Trusted), &request(), 10);
+        let limits = SandboxLimits::default();
+        let c = container(&config(Evaluator::Trusted), &limits, JOB, 10);
         assert_eq!(c.user.as_deref(), Some("0:0"));
-        assert!(c.cmd.unwrap()[2].contains("--kernel-user 1000:1000"));
+        assert!(c.cmd.unwrap().join(" ").contains("--kernel-user 1000:1000"));
+        let warm = container(&config(Evaluator::Trusted), &limits, Slot::Warm, 0);
+        assert_eq!(
+            shape(&warm),
+            shape(&container(
+                &config(Evaluator::Trusted),
+                &limits,
+                Slot::Warm,
+                0
+            )),
+            "two warm bodies of the same limits have one shape"
+        );
+        let other = SandboxLimits {
+            memory_bytes: limits.memory_bytes * 2,
+            ..limits.clone()
+        };
+        assert_ne!(
+            shape(&warm),
+            shape(&container(
+                &config(Evaluator::Trusted),
+                &other,
+                Slot::Warm,
+                0
+            ))
+        );
+        assert_eq!(warm.labels.unwrap()[JOB_LABEL], WARM);
+        assert_eq!(
+            warm.host_config,
+            container(&config(Evaluator::Trusted), &limits, JOB, 0).host_config
+        );
         let h = c.host_config.unwrap();
         assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
         let added = h.cap_add.unwrap();
