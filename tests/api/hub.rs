@@ -57,6 +57,11 @@ pub fn stop_at_exit(pid: u32) {
     PIDS.lock().unwrap().push(pid);
 }
 
+/// Forget a child that has ended (its pid may be reused by someone else's process).
+fn forget_at_exit(pid: u32) {
+    PIDS.lock().unwrap().retain(|p| *p != pid);
+}
+
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -81,7 +86,23 @@ pub fn hub() -> &'static TestHub {
 }
 
 impl TestHub {
+    /// Start the Hub, again on new ports if it could not bind (a free port found by
+    /// binding port 0 can be taken by another process before the Hub binds it).
     fn start() -> TestHub {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start() {
+                Ok(hub) => return hub,
+                Err(why) => {
+                    eprintln!("test JupyterHub did not start, trying other ports: {why}");
+                    last = why;
+                }
+            }
+        }
+        panic!("JupyterHub did not start three times: {last}");
+    }
+
+    fn try_start() -> Result<TestHub, String> {
         let venv = hub_venv();
         let jupyterhub = venv.join("bin/jupyterhub");
         let chp = venv.join("node_modules/.bin/configurable-http-proxy");
@@ -152,27 +173,50 @@ c.JupyterHub.load_roles = [
             _process: Mutex::new(child),
             dir,
         };
-        hub.wait_ready(Duration::from_secs(90));
-        // The proxy outlives a SIGTERMed hub unless stopped too.
-        if let Ok(pid) = std::fs::read_to_string(hub.dir.join("proxy.pid"))
-            && let Ok(pid) = pid.trim().parse()
-        {
-            stop_at_exit(pid);
+        let ready = hub.wait_ready(Duration::from_secs(90));
+        // The proxy outlives a SIGTERMed (or failed) hub unless stopped too.
+        let proxy: Option<i32> = std::fs::read_to_string(hub.dir.join("proxy.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse().ok());
+        if let Err(why) = ready {
+            let mut child = hub._process.lock().unwrap();
+            let _ = child.kill();
+            let _ = child.wait();
+            forget_at_exit(child.id());
+            drop(child);
+            if let Some(pid) = proxy {
+                // SAFETY: signalling the proxy this Hub started, by its pid file.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            return Err(why);
         }
-        hub
+        if let Some(pid) = proxy {
+            stop_at_exit(pid as u32);
+        }
+        Ok(hub)
     }
 
-    fn wait_ready(&self, limit: Duration) {
+    /// Until the Hub answers; `Err` if its process ended or `limit` passed.
+    fn wait_ready(&self, limit: Duration) -> Result<(), String> {
         let start = Instant::now();
         loop {
             if http_200(&format!("{}/hub/api/", self.hub_url)) {
-                return;
+                return Ok(());
             }
-            assert!(
-                start.elapsed() < limit,
-                "JupyterHub did not start within {limit:?}; see {}/jupyterhub.log",
-                self.dir.display()
-            );
+            if let Ok(Some(status)) = self._process.lock().unwrap().try_wait() {
+                return Err(format!(
+                    "JupyterHub exited ({status}); see {}/jupyterhub.log",
+                    self.dir.display()
+                ));
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "JupyterHub did not start within {limit:?}; see {}/jupyterhub.log",
+                    self.dir.display()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(300));
         }
     }
