@@ -205,6 +205,20 @@ impl TestApp {
         (code, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The submission's page, as the student's browser gets it.
+    pub async fn page(&self, token: &str, id: i64) -> String {
+        self.http
+            .get(format!("{}submissions/{id}", self.url))
+            .header("Authorization", format!("token {token}"))
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The caller's submissions (`GET {prefix}submissions` as JSON).
     pub async fn list(&self, token: &str) -> Vec<Value> {
         let v: Value = self

@@ -134,17 +134,7 @@ async fn hostile_through_the_service(name: &str, warm: bool) {
         "{name}: {v}"
     );
     must_not_show(&v.to_string(), &format!("{name}'s JSON"));
-    let page = app
-        .http
-        .get(format!("{}submissions/{id}", app.url))
-        .header("Authorization", format!("token {token}"))
-        .header("Accept", "text/html")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&token, id).await;
     assert!(
         page.contains("q3"),
         "{name}: the page shows the grade: {page}"

@@ -2,11 +2,48 @@
 //! archive it receives on stdin.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 
-use super::{DockerConfig, Evaluator};
 use crate::grading::SandboxLimits;
+
+/// Settings of the docker runner.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// The grader image (otter-grader + ipykernel).
+    pub image: String,
+    /// OCI runtime (e.g. `runsc`); `None` = the engine's default.
+    pub runtime: Option<String>,
+    /// Engine address; `None` = `DOCKER_HOST` or the local socket.
+    pub docker_host: Option<String>,
+    /// Cap on results.json.
+    pub results_bytes: usize,
+    /// Size of the `/tmp` tmpfs (the only writable place).
+    pub tmpfs_bytes: u64,
+    /// This service's instance id: every container is labelled with it, and only
+    /// containers with it are swept as orphans.
+    pub instance: String,
+    /// What grades inside the container.
+    pub evaluator: Evaluator,
+    /// Warm containers kept waiting per shape (image and limits), trusted evaluator only;
+    /// 0 = none (every job starts its own). See [`pool`].
+    pub warm: usize,
+    /// How long a warm container may wait for a job before it is removed.
+    pub warm_idle: Duration,
+}
+
+/// What grades inside the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Evaluator {
+    /// A bare `otter run`: the tests run in the student's kernel, so student code can
+    /// change its own result (see `docs/security.md`).
+    Otter,
+    /// `otter_trusted` (`grader/`): the kernel runs as another user, the tests are
+    /// evaluated outside it on plain data, and the result is authenticated.
+    #[default]
+    Trusted,
+}
 
 /// Label on every container we create (value `1`).
 pub const LABEL: &str = "otter-service";
