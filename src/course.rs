@@ -90,6 +90,11 @@ pub struct Assignment {
 }
 
 impl Assignment {
+    /// The assignment's own grader image, if its course config names one.
+    pub fn image(&self) -> Option<&str> {
+        self.overrides.image.as_deref()
+    }
+
     /// The sandbox limits for this assignment: course-config overrides over `defaults`.
     pub fn limits(&self, defaults: &SandboxLimits) -> SandboxLimits {
         let o = &self.overrides;

@@ -131,6 +131,15 @@ pub trait Runner: Send + Sync + 'static {
     /// Whether the backend can grade right now.
     async fn readiness(&self) -> Readiness;
 
+    /// Whether a course's own grader image (course config `"image"`) can grade. Backends
+    /// without images are always ready.
+    async fn image_readiness(&self, image: &str) -> Readiness {
+        Readiness {
+            ready: true,
+            detail: format!("{} does not use images ({image})", self.name()),
+        }
+    }
+
     /// Remove leftovers of earlier runs (containers, temp dirs) that belong to no job in
     /// `live_job_ids`. Called at start. Returns how many were removed.
     async fn remove_orphans(&self, live_job_ids: &[i64]) -> Result<usize, RunnerError> {

@@ -74,13 +74,34 @@ async fn health(
         .await;
     let runner = app.runner.readiness().await;
     let ok = db.is_ok() && runner.ready;
+    // Courses with their own grader image: one that cannot grade fails its course only.
+    let mut course_images: Vec<serde_json::Value> = Vec::new();
+    if runner.ready {
+        let mut images: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for (c, s, a, assignment) in app.courses.assignments() {
+            if let Some(image) = assignment.image() {
+                images
+                    .entry(image)
+                    .or_default()
+                    .push(format!("{c}/{s}/{a}"));
+            }
+        }
+        for (image, assignments) in images {
+            let ready = app.runner.image_readiness(image).await;
+            if !ready.ready {
+                course_images.push(serde_json::json!({
+                    "image": image, "assignments": assignments, "detail": ready.detail,
+                }));
+            }
+        }
+    }
     let (depth, broken): (Option<u64>, Vec<BrokenAutograder>) = match &db {
         Ok((d, b)) => (Some(*d), b.clone()),
         Err(_) => (None, Vec::new()),
     };
     // A broken autograder fails its own assignment only: the service stays up (200) and
     // says which (submissions to it wait, are not charged, and end dead for staff).
-    let status = match (ok, broken.is_empty()) {
+    let status = match (ok, broken.is_empty() && course_images.is_empty()) {
         (false, _) => "unavailable",
         (true, false) => "degraded",
         (true, true) => "ok",
@@ -108,6 +129,7 @@ async fn health(
         "runner": { "name": app.runner.name(), "ready": runner.ready, "detail": runner.detail },
         "queue_depth": depth,
         "broken_autograders": broken,
+        "course_images_not_ready": course_images,
         "lti": app.lti_enabled,
     });
     (code, axum::Json(body))

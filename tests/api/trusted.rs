@@ -468,3 +468,41 @@ async fn staff_learn_which_tests_cannot_be_checked_as_data_when_an_assignment_is
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn healthz_names_a_course_image_that_cannot_grade() {
+    let _shared = ENGINE.read().await;
+    let course = tempfile::tempdir().unwrap();
+    let mut courses: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_path("course_config/course-config.json")).unwrap(),
+    )
+    .unwrap();
+    let missing = format!("otter-grader:missing-{:08x}", rand::random::<u32>());
+    courses["demo"]["1"]["image"] = missing.clone().into();
+    let file = course.path().join("course-config.json");
+    std::fs::write(&file, courses.to_string()).unwrap();
+    let mut cfg = config();
+    cfg.evaluator = Evaluator::Trusted;
+    let runner: std::sync::Arc<dyn Runner> =
+        std::sync::Arc::new(DockerRunner::connect(cfg).await.unwrap());
+    let app =
+        crate::helpers::spawn_app_with_runner(|s| s.course.config = file.clone(), Some(runner))
+            .await;
+    let r = app
+        .http
+        .get(format!("{}healthz", app.url))
+        .send()
+        .await
+        .unwrap();
+    // The default image grades: the service is up, and says which course cannot.
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "degraded", "{v}");
+    let not_ready = &v["course_images_not_ready"][0];
+    assert_eq!(not_ready["image"], missing.as_str(), "{v}");
+    assert_eq!(not_ready["assignments"][0], "demo/1/demo1", "{v}");
+    assert!(
+        not_ready["detail"].as_str().unwrap().contains("is missing"),
+        "{v}"
+    );
+}

@@ -493,15 +493,28 @@ impl Runner for DockerRunner {
                 ),
             };
         }
-        match docker.inspect_image(&self.cfg.image).await {
-            Ok(image) if self.cfg.evaluator == Evaluator::Trusted && !has_evaluator(&image) => {
+        self.image_readiness(&self.cfg.image).await
+    }
+
+    async fn image_readiness(&self, image: &str) -> Readiness {
+        let docker = match self.client() {
+            Ok(d) => d,
+            Err(e) => {
+                return Readiness {
+                    ready: false,
+                    detail: format!("Docker engine unreachable: {e}"),
+                };
+            }
+        };
+        match docker.inspect_image(image).await {
+            Ok(inspect) if self.cfg.evaluator == Evaluator::Trusted && !has_evaluator(&inspect) => {
                 Readiness {
                     ready: false,
                     detail: format!(
                         "grader image {} has no trusted evaluator (no label {EVALUATOR_LABEL}); \
                          rebuild it with scripts/build-grader-image.sh or \
                          deployment/grader/Dockerfile",
-                        self.cfg.image
+                        image
                     ),
                 }
             }
@@ -509,7 +522,7 @@ impl Runner for DockerRunner {
                 ready: true,
                 detail: format!(
                     "docker runner: engine up, image {}, evaluator {}",
-                    self.cfg.image,
+                    image,
                     match self.cfg.evaluator {
                         Evaluator::Trusted => "trusted",
                         Evaluator::Otter => "otter (student code can set its own grade)",
@@ -521,7 +534,7 @@ impl Runner for DockerRunner {
                 detail: format!(
                     "grader image {} is missing ({e}); build it with scripts/build-grader-image.sh \
                      or deployment/grader/Dockerfile",
-                    self.cfg.image
+                    image
                 ),
             },
         }
