@@ -177,6 +177,7 @@ def _serve(args, out_fd):
     base, work = _workdir(user, None, None, {})
     session = KernelSession(work, kernel_user=user, python=args.kernel_python,
                             log_limit=args.log_limit)
+    evaluating = False  # _evaluate shuts the kernel down; every other ending does here
     try:
         try:
             session.start()
@@ -198,8 +199,11 @@ def _serve(args, out_fd):
         except OSError:
             traceback.print_exc()
             return EXIT_INTERNAL
+        evaluating = True
         return _evaluate(args, key, zip_bytes, nb_bytes, session, out_fd)
     finally:
+        if not evaluating:
+            session.shutdown()
         shutil.rmtree(base, ignore_errors=True)
 
 

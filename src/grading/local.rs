@@ -286,6 +286,17 @@ pub fn tail(s: &str, cap: usize) -> String {
     s[start..].to_string()
 }
 
+/// The last non-empty line of a log, at most 300 characters (a one-line reason).
+pub fn last_line(log: &str) -> String {
+    log.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .chars()
+        .take(300)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

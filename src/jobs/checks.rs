@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::db::checks::{self, Check, Checked};
 use crate::db::{Db, now_ms};
+use crate::grading::local::last_line;
 use crate::grading::{GradeOutcome, GradeRequest, Runner, RunnerError, SandboxLimits};
 
 /// Which assignment an autograder belongs to.
@@ -183,17 +184,6 @@ fn log_audit(names: &AssignmentNames, audit: &[String]) {
             "autograder audit: some tests use constructs the trusted evaluator cannot check \
              as plain data (see docs/security.md); review them");
     }
-}
-
-/// The last non-empty line of a log (for a one-line reason).
-fn last_line(log: &str) -> String {
-    log.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no output")
-        .chars()
-        .take(300)
-        .collect()
 }
 
 /// An empty notebook for the autograder in `zip`: no cells, the Python 3 kernel, and the

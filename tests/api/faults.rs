@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use serde_json::Value;
 
 use crate::docker::{ENGINE, runner};
 use crate::edx::{SECRET, StandIn};
@@ -65,15 +64,7 @@ async fn a_broken_autograder_charges_nobody_posts_nothing_and_staff_see_it() {
     }
     assert_eq!(count(&app.db_path, "SELECT COUNT(*) FROM grades"), 0);
     assert!(edx.scores().await.is_empty(), "nothing posted to edX");
-    let health: Value = app
-        .http
-        .get(format!("{}healthz", app.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, health) = app.healthz().await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(
         health["broken_autograders"][0]["assignment"], "demo1",

@@ -205,6 +205,18 @@ impl TestApp {
         (code, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `GET {prefix}healthz` from this machine (so with the details): status and body.
+    pub async fn healthz(&self) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}healthz", self.url))
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap())
+    }
+
     /// The submission's page, as the student's browser gets it.
     pub async fn page(&self, token: &str, id: i64) -> String {
         self.http

@@ -488,15 +488,9 @@ async fn healthz_names_a_course_image_that_cannot_grade() {
     let app =
         crate::helpers::spawn_app_with_runner(|s| s.course.config = file.clone(), Some(runner))
             .await;
-    let r = app
-        .http
-        .get(format!("{}healthz", app.url))
-        .send()
-        .await
-        .unwrap();
+    let (code, v) = app.healthz().await;
     // The default image grades: the service is up, and says which course cannot.
-    assert_eq!(r.status(), 200);
-    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(code, 200);
     assert_eq!(v["status"], "degraded", "{v}");
     let not_ready = &v["course_images_not_ready"][0];
     assert_eq!(not_ready["image"], missing.as_str(), "{v}");

@@ -29,7 +29,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::local::{no_results_outcome, tail, timeout_outcome};
+use super::local::{last_line, no_results_outcome, tail, timeout_outcome};
 use super::{GradeOutcome, GradeRequest, Readiness, Runner, RunnerError, StudentFault, results};
 
 /// The label a grader image carries when it has the trusted evaluator
@@ -276,14 +276,10 @@ impl DockerRunner {
         // The trusted evaluator reports a dead kernel itself (above), so ending without a
         // result line is its own failure (or the engine's), never the notebook's.
         if !oom && self.cfg.evaluator == Evaluator::Trusted {
-            let last = log_tail
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no output");
             return Err(RunnerError::Internal(format!(
-                "the trusted evaluator ended without a result (exit code {}): {last}",
-                exit_code.map_or("unknown".into(), |c| c.to_string())
+                "the trusted evaluator ended without a result (exit code {}): {}",
+                exit_code.map_or("unknown".into(), |c| c.to_string()),
+                last_line(&log_tail)
             )));
         }
         if !oom && ended_abnormally(exit_code) {
@@ -453,12 +449,13 @@ impl Runner for DockerRunner {
         let archive = spec::input_archive(&zip, &req.notebook)
             .map_err(|e| RunnerError::Internal(format!("cannot build the input archive: {e}")))?;
         let key: [u8; 32] = rand::random();
+        let archive_bytes = archive.len();
         let input = match self.cfg.evaluator {
-            Evaluator::Otter => archive.clone(),
+            Evaluator::Otter => archive,
             // The trusted evaluator reads the archive's size, the archive, then the key.
             Evaluator::Trusted => spec::trusted_input(&archive, &key),
         };
-        let mut started = self.container_for(&req, archive.len()).await?;
+        let mut started = self.container_for(&req, archive_bytes).await?;
         let guard = RemoveOnDrop {
             docker: self.client()?,
             id: Some(started.id.clone()),
@@ -608,13 +605,7 @@ impl Drop for RemoveOnDrop {
         let Some(id) = self.id.take() else { return };
         let docker = self.docker.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let opts = RemoveContainerOptionsBuilder::new()
-                    .force(true)
-                    .v(true)
-                    .build();
-                let _ = docker.remove_container(&id, Some(opts)).await;
-            });
+            rt.spawn(async move { remove_container(&docker, &id).await });
         }
     }
 }
