@@ -18,6 +18,7 @@ pub mod scores;
 pub mod staff;
 pub mod states;
 pub mod submissions;
+pub mod waiting;
 mod writer;
 
 use std::path::{Path, PathBuf};

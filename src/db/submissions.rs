@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::jobs::{self, NewJob};
 use super::scores::{self, StudentAssignment};
 use super::states::{GradeStatus, JobKind, PostState, ScorePolicy, SubmissionState};
+use super::waiting::{self, QueuePlace};
 use super::{DbError, events, format_ms};
 
 /// A submission to accept.
@@ -247,6 +248,10 @@ pub struct SubmissionView {
     pub message: Option<String>,
     /// Grading attempts so far (infrastructure retries included).
     pub attempts: i64,
+    /// Its place in the grading queue while it waits or is graded, else `None`.
+    pub queue: Option<QueuePlace>,
+    /// Its page (absolute when the request named a host); set by the HTTP layer.
+    pub url: Option<String>,
     pub grade: Option<GradeView>,
 }
 
@@ -267,6 +272,8 @@ fn view_row(r: &Row<'_>) -> rusqlite::Result<SubmissionView> {
         state: r.get(7)?,
         message: r.get(8)?,
         attempts: r.get(9)?,
+        queue: None,
+        url: None,
         grade: None,
     })
 }
@@ -329,6 +336,21 @@ pub fn list_for_user(
     }
     mark_counting(conn, &mut views, policy)?;
     Ok(views)
+}
+
+/// Set the queue place of those of `views` that wait or are being graded.
+pub fn add_queue_places(
+    conn: &Connection,
+    views: &mut [SubmissionView],
+    now: i64,
+    workers: usize,
+) -> Result<(), DbError> {
+    for v in views.iter_mut() {
+        if matches!(v.state, SubmissionState::Queued | SubmissionState::Grading) {
+            v.queue = waiting::place(conn, v.id, now, workers)?;
+        }
+    }
+    Ok(())
 }
 
 /// The newest grade of a submission.

@@ -6,8 +6,10 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, wants_json};
+use crate::db::now_ms;
 use crate::db::states::{PostState, SubmissionState};
 use crate::db::submissions::{self, SubmissionView};
+use crate::db::waiting::QueuePlace;
 use crate::jupyterhub::HubUser;
 
 /// Most submissions listed.
@@ -20,13 +22,21 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let name = user.name.clone();
-    let views = app
+    let workers = app.settings.grading.workers;
+    let mut views = app
         .db
         .read({
             let policy = app.policy_for();
-            move |c| submissions::list_for_user(c, &name, LIST_LIMIT, policy)
+            move |c| {
+                let mut views = submissions::list_for_user(c, &name, LIST_LIMIT, policy)?;
+                submissions::add_queue_places(c, &mut views, now_ms(), workers)?;
+                Ok(views)
+            }
         })
         .await?;
+    for v in &mut views {
+        v.url = Some(submission_url(&app, &headers, v.id));
+    }
     if wants_json(&headers) {
         return Ok(
             axum::Json(serde_json::json!({"user": user.name, "submissions": views}))
@@ -51,19 +61,78 @@ pub async fn detail(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
-    let name = user.name.clone();
-    let view = app
-        .db
-        .read({
-            let policy = app.policy_for();
-            move |c| submissions::view_for_owner(c, id, &name, policy)
-        })
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let view = view_of(&app, &headers, id, &user.name).await?;
     if wants_json(&headers) {
         return Ok(axum::Json(view).into_response());
     }
     Ok(Html(detail_page(&app.settings.server.prefix, &view)).into_response())
+}
+
+/// Submission `id` as its owner `user` sees it, with its queue place and URL; anyone
+/// else gets `NotFound`.
+pub(super) async fn view_of(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: i64,
+    user: &str,
+) -> Result<SubmissionView, ApiError> {
+    let name = user.to_string();
+    let workers = app.settings.grading.workers;
+    let mut view = app
+        .db
+        .read({
+            let policy = app.policy_for();
+            move |c| {
+                let Some(mut v) = submissions::view_for_owner(c, id, &name, policy)? else {
+                    return Ok(None);
+                };
+                submissions::add_queue_places(c, std::slice::from_mut(&mut v), now_ms(), workers)?;
+                Ok(Some(v))
+            }
+        })
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    view.url = Some(submission_url(app, headers, id));
+    Ok(view)
+}
+
+/// The page of submission `id`: under `server.public_url` when set, else under the URL
+/// the request reached us at.
+pub(super) fn submission_url(app: &AppState, headers: &HeaderMap, id: i64) -> String {
+    let origin = match &app.settings.server.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => origin(headers),
+    };
+    format!("{origin}{}submissions/{id}", app.settings.server.prefix)
+}
+
+/// The URL the client reached us at, without a path: from the proxy's `X-Forwarded-Proto`
+/// and `X-Forwarded-Host` (JupyterHub's proxy sets them), else `Host`. Empty when the
+/// request names no host (then links stay relative).
+fn origin(headers: &HeaderMap) -> String {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let proto = match get("x-forwarded-proto") {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let host = get("x-forwarded-host").or_else(|| get("host"));
+    // A host header is attacker-chosen text: keep it only if it looks like a host[:port].
+    match host {
+        Some(h)
+            if h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) =>
+        {
+            format!("{proto}://{h}")
+        }
+        _ => String::new(),
+    }
 }
 
 /// Escape text for HTML.
@@ -96,6 +165,20 @@ fn summary(v: &SubmissionView) -> String {
         (_, SubmissionState::Failed) => "could not be graded".into(),
         (_, SubmissionState::Dead) => "grading failed on our side".into(),
         (None, SubmissionState::Graded) => "graded".into(),
+    }
+}
+
+/// Where a waiting submission stands, in words.
+fn wait_sentence(q: &QueuePlace) -> String {
+    let wait = match q.expected_wait_secs {
+        Some(s) if s < 60.0 => format!(", about {} seconds", s.ceil().max(1.0)),
+        Some(s) => format!(", about {} minutes", (s / 60.0).ceil()),
+        None => String::new(),
+    };
+    match q.position {
+        0 => format!("Being graded now{wait}."),
+        1 => format!("Next in line{wait}."),
+        n => format!("Number {n} in line{wait}."),
     }
 }
 
@@ -141,6 +224,9 @@ fn detail_page(prefix: &str, v: &SubmissionView) -> String {
         st = v.state,
         sum = esc(&summary(v))
     );
+    if let Some(q) = &v.queue {
+        body += &format!("<p id=\"queue\">{}</p>", esc(&wait_sentence(q)));
+    }
     if let Some(m) = &v.message {
         body += &format!("<p id=\"message\">{}</p>", esc(m));
     }

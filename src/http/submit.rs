@@ -5,11 +5,10 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::error::{ApiError, wants_json};
+use super::{AppState, pages};
 use std::sync::atomic::Ordering;
 
-use crate::db::states::SubmissionState;
 use crate::db::submissions::Accepted;
 use crate::db::{DbError, now_ms, submissions};
 use crate::jupyterhub::HubUser;
@@ -166,51 +165,21 @@ pub async fn submit(
             tracing::info!(submission_id = id, user = %user.name, "identical resubmission");
         }
     }
-    Ok(accepted(&app, &headers, taken, &meta))
+    accepted(&app, &headers, taken, &meta, &user.name).await
 }
 
-/// The URL the client reached us at, without a path: from the proxy's `X-Forwarded-Proto`
-/// and `X-Forwarded-Host` (JupyterHub's proxy sets them), else `Host`. Empty when the
-/// request names no host (then links stay relative).
-fn origin(headers: &HeaderMap) -> String {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let proto = match get("x-forwarded-proto") {
-        Some(p) if p.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
-    };
-    let host = get("x-forwarded-host").or_else(|| get("host"));
-    // A host header is attacker-chosen text: keep it only if it looks like a host[:port].
-    match host {
-        Some(h)
-            if h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)) =>
-        {
-            format!("{proto}://{h}")
-        }
-        _ => String::new(),
-    }
-}
-
-/// 202 with the status URL: JSON when asked for, else a sentence for `alert()`.
-fn accepted(
+/// 202 with the submission: JSON (its view, as `GET submissions/{id}` gives it, plus
+/// `submission_id`, `status_url`, `duplicate` and `message`) when asked for, else a sentence
+/// for `alert()`.
+async fn accepted(
     app: &AppState,
     headers: &HeaderMap,
     taken: Accepted,
     meta: &NotebookMetadata,
-) -> Response {
+    user: &str,
+) -> Result<Response, ApiError> {
     let id = taken.id();
-    let origin = match &app.settings.server.public_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => origin(headers),
-    };
-    let status_url = format!("{origin}{}submissions/{id}", app.settings.server.prefix);
+    let status_url = pages::submission_url(app, headers, id);
     let message = match taken {
         Accepted::New(_) => format!(
             "Your submission of {} was received (number {id}) and is queued for grading. \
@@ -223,13 +192,19 @@ fn accepted(
             meta.assignment
         ),
     };
-    if wants_json(headers) {
-        let body = serde_json::json!({
-            "submission_id": id, "state": SubmissionState::Queued, "status_url": status_url,
-            "duplicate": matches!(taken, Accepted::Duplicate(_)), "message": message,
-        });
-        (StatusCode::ACCEPTED, axum::Json(body)).into_response()
-    } else {
-        (StatusCode::ACCEPTED, format!("{message}\n")).into_response()
+    if !wants_json(headers) {
+        return Ok((StatusCode::ACCEPTED, format!("{message}\n")).into_response());
     }
+    let view = pages::view_of(app, headers, id, user).await?;
+    let mut body = serde_json::to_value(&view).map_err(anyhow::Error::from)?;
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("submission_id".into(), id.into());
+        fields.insert("status_url".into(), status_url.into());
+        fields.insert(
+            "duplicate".into(),
+            matches!(taken, Accepted::Duplicate(_)).into(),
+        );
+        fields.insert("message".into(), message.into());
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }

@@ -222,3 +222,51 @@ fn a_misspelt_course_config_key_stops_the_service_naming_file_and_key() {
     assert!(err.contains("course-config.json"), "{err}");
     assert!(err.contains("demo.1.time_limit"), "{err}");
 }
+
+/// What the Submit button shows while a notebook waits: the 202 and `GET submissions/{id}`
+/// give one view under the same field names, with the place in line and the page's URL.
+#[tokio::test]
+async fn a_waiting_submission_knows_its_place_in_line() {
+    let app = spawn_app_with(|s| s.grading.workers = 0).await;
+    let hog = hub().user_token("lou", None).await;
+    let ann = hub().user_token("mia", None).await;
+    let nb = sample("partial");
+    let r = app.submit(&hog, &nb).await;
+    assert_eq!(r.status(), 202);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["state"], "queued", "{first}");
+    assert_eq!(first["queue"]["position"], 1, "{first}");
+    assert_eq!(first["assignment"], "demo1", "{first}");
+    let id = first["submission_id"].as_i64().unwrap();
+    assert_eq!(first["id"], id);
+    assert!(
+        first["url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/submissions/{id}"))
+            && first["url"] == first["status_url"],
+        "{first}"
+    );
+    app.submit_ok(&hog, &copy_of(&nb, 1)).await;
+    // Round-robin: another student's first submission goes before the hog's second.
+    let r = app.submit(&ann, &nb).await;
+    let theirs: Value = r.json().await.unwrap();
+    assert_eq!(theirs["queue"]["position"], 2, "{theirs}");
+    let (_, again) = app.status(&hog, id).await;
+    let keys = |v: &Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.retain(|k| {
+            !["submission_id", "status_url", "duplicate", "message"].contains(&k.as_str())
+        });
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&again), keys(&first), "one set of field names");
+    assert_eq!(again["queue"]["position"], 1, "{again}");
+    assert!(
+        again["queue"]["expected_wait_secs"].is_null(),
+        "nothing graded yet: {again}"
+    );
+    let page = app.page(&hog, id).await;
+    assert!(page.contains("Next in line."), "{page}");
+}
