@@ -1,14 +1,17 @@
-//! What students see: their submissions, as JSON or as a small HTML page.
+//! What students see: their submissions, as JSON or as HTML pages (maud templates, which
+//! escape every value).
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
 use super::AppState;
 use super::error::{ApiError, wants_json};
 use crate::db::now_ms;
 use crate::db::states::{PostState, SubmissionState};
-use crate::db::submissions::{self, SubmissionView};
+use crate::db::submissions::{self, GradeView, SubmissionView};
 use crate::db::waiting::QueuePlace;
 use crate::jupyterhub::HubUser;
 
@@ -35,7 +38,7 @@ pub async fn list(
         })
         .await?;
     for v in &mut views {
-        v.url = Some(submission_url(&app, &headers, v.id));
+        for_student(&app, &headers, v);
     }
     if wants_json(&headers) {
         return Ok(
@@ -44,13 +47,7 @@ pub async fn list(
         );
     }
     let xsrf = app.auth.xsrf_token(&user.name);
-    Ok(Html(list_page(
-        &app.settings.server.prefix,
-        &user.name,
-        &views,
-        &xsrf,
-    ))
-    .into_response())
+    Ok(Html(list_page(&nav(&app, &user.name), &views, &xsrf)).into_response())
 }
 
 /// `GET {prefix}submissions/{id}`: one submission, to its owner only (others get 404).
@@ -65,7 +62,7 @@ pub async fn detail(
     if wants_json(&headers) {
         return Ok(axum::Json(view).into_response());
     }
-    Ok(Html(detail_page(&app.settings.server.prefix, &view)).into_response())
+    Ok(Html(detail_page(&nav(&app, &user.name), &view)).into_response())
 }
 
 /// Submission `id` as its owner `user` sees it, with its queue place and URL; anyone
@@ -92,8 +89,25 @@ pub(super) async fn view_of(
         })
         .await?
         .ok_or(ApiError::NotFound)?;
-    view.url = Some(submission_url(app, headers, id));
+    for_student(app, headers, &mut view);
     Ok(view)
+}
+
+/// The last touches on a view before its owner sees it: its URL, and feedback without
+/// the grading machine's paths.
+fn for_student(app: &AppState, headers: &HeaderMap, v: &mut SubmissionView) {
+    v.url = Some(submission_url(app, headers, v.id));
+    if let Some(g) = &mut v.grade {
+        g.public_feedback = readable_feedback(&g.public_feedback);
+    }
+}
+
+fn nav<'a>(app: &'a AppState, user: &'a str) -> Nav<'a> {
+    Nav {
+        prefix: &app.settings.server.prefix,
+        hub_prefix: &app.settings.hub.browser_hub_prefix,
+        user,
+    }
 }
 
 /// The page of submission `id`: under `server.public_url` when set, else under the URL
@@ -135,39 +149,6 @@ fn origin(headers: &HeaderMap) -> String {
     }
 }
 
-/// Escape text for HTML.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>body{{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}}\
-         table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}}\
-         pre{{background:#f6f6f6;padding:1rem;overflow:auto;white-space:pre-wrap}}\
-         .state{{font-weight:bold}}.failed,.dead{{color:#a00}}.graded{{color:#060}}</style></head><body>{body}</body></html>",
-        esc(title)
-    )
-}
-
-/// One line summary of where a submission stands.
-fn summary(v: &SubmissionView) -> String {
-    match (&v.grade, v.state) {
-        (Some(g), SubmissionState::Graded) => format!("{} / {}", g.score, g.max_score),
-        (_, SubmissionState::Queued) => "waiting to be graded".into(),
-        (_, SubmissionState::Grading) => "being graded now".into(),
-        (_, SubmissionState::Failed) => "could not be graded".into(),
-        (_, SubmissionState::Dead) => "grading failed on our side".into(),
-        (None, SubmissionState::Graded) => "graded".into(),
-    }
-}
-
 /// Where a waiting submission stands, in words.
 fn wait_sentence(q: &QueuePlace) -> String {
     let wait = match q.expected_wait_secs {
@@ -182,107 +163,287 @@ fn wait_sentence(q: &QueuePlace) -> String {
     }
 }
 
-fn list_page(prefix: &str, user: &str, views: &[SubmissionView], xsrf: &str) -> String {
-    let rows: String = views
-        .iter()
-        .map(|v| {
-            format!(
-                "<tr><td><a href=\"{p}submissions/{id}\">{id}</a></td><td>{c} {s} {a}</td><td>{t}</td>\
-                 <td class=\"state {st}\">{sum}</td></tr>",
-                p = esc(prefix), id = v.id, c = esc(&v.course), s = esc(&v.section), a = esc(&v.assignment),
-                t = esc(&v.received_at), st = v.state, sum = esc(&summary(v))
-            )
-        })
-        .collect();
-    let body = format!(
-        "<h1>Your submissions</h1><p>Logged in as <b>{u}</b>.</p>\
-         <table><thead><tr><th>#</th><th>Assignment</th><th>Received</th><th>Result</th></tr></thead>\
-         <tbody>{rows}</tbody></table>\
-         <h2>Submit a notebook</h2><form id=\"upload\" method=\"post\" enctype=\"multipart/form-data\" action=\"{p}\">\
-         <input type=\"file\" name=\"notebook\" accept=\".ipynb\" required> <button type=\"submit\">Submit</button></form>\
-         <p id=\"upload-result\"></p>\
-         <script>document.getElementById('upload').addEventListener('submit',async e=>{{e.preventDefault();\
-         const r=await fetch('{p}',{{method:'POST',body:new FormData(e.target),headers:{{'X-XSRFToken':'{x}'}}}});\
-         document.getElementById('upload-result').textContent=await r.text();if(r.ok)setTimeout(()=>location.reload(),1500);}});</script>",
-        u = esc(user),
-        p = esc(prefix),
-        x = esc(xsrf)
-    );
-    page("Your submissions", &body)
+/// The frame of every page: a header like JupyterHub's (back to the Hub, this service,
+/// who is logged in, log out), then `body`. Times in `<time>` are shown in the reader's
+/// own time zone by the one small script; without it they read as UTC.
+fn layout(nav: &Nav<'_>, title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header.hub {
+                    a.brand href={ (nav.hub_prefix) "home" } { "JupyterHub" }
+                    a href=(nav.prefix) { "Grading" }
+                    span.spacer {}
+                    span.user { (nav.user) }
+                    a.logout href={ (nav.prefix) "logout" } { "Logout" }
+                }
+                main { (body) }
+                script { (PreEscaped(LOCAL_TIMES)) }
+            }
+        }
+    }
+    .into_string()
 }
 
-fn detail_page(prefix: &str, v: &SubmissionView) -> String {
-    let mut body = format!(
-        "<p><a href=\"{p}\">All submissions</a></p><h1>Submission {id}: {a}</h1>\
-         <p>{c}, section {s}. Received {t}.</p><p class=\"state {st}\" id=\"state\">{sum}</p>",
-        p = esc(prefix),
-        id = v.id,
-        a = esc(&v.assignment),
-        c = esc(&v.course),
-        s = esc(&v.section),
-        t = esc(&v.received_at),
-        st = v.state,
-        sum = esc(&summary(v))
+/// Where the header's links go, and who is logged in.
+struct Nav<'a> {
+    prefix: &'a str,
+    hub_prefix: &'a str,
+    user: &'a str,
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#222}\
+header.hub{display:flex;gap:1.2rem;align-items:center;padding:.6rem 1.2rem;border-bottom:1px solid #e7e7e7;background:#f8f8f8}\
+header.hub a{color:#333;text-decoration:none}header.hub a:hover{text-decoration:underline}\
+header.hub .brand{font-weight:600;color:#f37726}header.hub .spacer{flex:1}header.hub .user{color:#555}\
+main{max-width:52rem;margin:1.5rem auto;padding:0 1rem}\
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}\
+pre{background:#f6f6f6;padding:1rem;overflow:auto;white-space:pre-wrap}\
+.state{font-weight:600}.failed,.dead{color:#a00}\
+.score-full{color:#1a7f37}.score-partial{color:#b35900}.score-zero{color:#a00}";
+
+/// `<time datetime>` in the reader's time zone.
+const LOCAL_TIMES: &str = "for(const t of document.querySelectorAll('time[datetime]')){\
+const d=new Date(t.getAttribute('datetime'));if(!isNaN(d))t.textContent=d.toLocaleString();}";
+
+/// An RFC 3339 time as `<time>`, readable without the script too.
+fn time(rfc3339: &str) -> Markup {
+    let readable = match rfc3339.split_once('T') {
+        Some((day, rest)) => format!("{day} {} UTC", rest.get(..5).unwrap_or(rest)),
+        None => rfc3339.to_string(),
+    };
+    html! { time datetime=(rfc3339) { (readable) } }
+}
+
+/// A score coloured by how it went.
+fn score(score: f64, max: f64) -> Markup {
+    let class = if max > 0.0 && score >= max {
+        "score-full"
+    } else if score > 0.0 {
+        "score-partial"
+    } else {
+        "score-zero"
+    };
+    html! { span class=(class) { (score) " / " (max) } }
+}
+
+/// One line on where a submission stands (the score itself for a graded one).
+fn summary(v: &SubmissionView) -> Markup {
+    match (&v.grade, v.state) {
+        (Some(g), SubmissionState::Graded) => score(g.score, g.max_score),
+        (_, SubmissionState::Queued) => html! { "waiting to be graded" },
+        (_, SubmissionState::Grading) => html! { "being graded now" },
+        (_, SubmissionState::Failed) => html! { "could not be graded" },
+        (_, SubmissionState::Dead) => html! { "grading failed on our side" },
+        (None, SubmissionState::Graded) => html! { "graded" },
+    }
+}
+
+fn list_page(nav: &Nav<'_>, views: &[SubmissionView], xsrf: &str) -> String {
+    let p = nav.prefix;
+    // The upload form posts with the page's XSRF token; the result is shown, then the
+    // list reloads.
+    let upload = format!(
+        "document.getElementById('upload').addEventListener('submit',async e=>{{e.preventDefault();\
+         const r=await fetch({p},{{method:'POST',body:new FormData(e.target),headers:{{'X-XSRFToken':{x}}}}});\
+         document.getElementById('upload-result').textContent=await r.text();if(r.ok)setTimeout(()=>location.reload(),1500);}});",
+        p = serde_json::Value::from(p),
+        x = serde_json::Value::from(xsrf),
     );
-    if let Some(q) = &v.queue {
-        body += &format!("<p id=\"queue\">{}</p>", esc(&wait_sentence(q)));
-    }
-    if let Some(m) = &v.message {
-        body += &format!("<p id=\"message\">{}</p>", esc(m));
-    }
-    if let Some(g) = &v.grade {
-        let rows: String = g
-            .questions
-            .iter()
-            .map(|q| {
-                format!(
-                    "<tr><td>{}</td><td>{} / {}</td></tr>",
-                    esc(&q.name),
-                    q.score,
-                    q.max_score
-                )
-            })
-            .collect();
-        body += &format!(
-            "<h2>Score: {} / {}</h2><table><tbody>{rows}</tbody></table>",
-            g.score, g.max_score
-        );
-        if !g.public_feedback.is_empty() {
-            body += &format!(
-                "<h2>Public test results</h2><pre>{}</pre>",
-                esc(&g.public_feedback)
-            );
+    let body = html! {
+        h1 { "Your submissions" }
+        p { "Logged in as " b { (nav.user) } "." }
+        table {
+            thead { tr { th { "#" } th { "Assignment" } th { "Received" } th { "Result" } } }
+            tbody {
+                @for v in views {
+                    tr {
+                        td { a href={ (p) "submissions/" (v.id) } { (v.id) } }
+                        td { (v.course) " " (v.section) " " (v.assignment) }
+                        td { (time(&v.received_at)) }
+                        td class={ "state " (v.state) } { (summary(v)) }
+                    }
+                }
+            }
         }
-        let post = match g.post_state {
-            PostState::Posted => "Your score has reached edX.".to_string(),
-            PostState::Pending => format!(
-                "Sending your score to edX{}.",
-                g.post_detail
-                    .as_deref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            ),
-            PostState::Dead => format!(
-                "Your score could not be sent to edX: {}. Course staff can see this.",
-                g.post_detail.as_deref().unwrap_or("unknown reason")
-            ),
-            PostState::Superseded => format!(
-                "This score is not the one edX holds: {}.",
-                g.post_detail
-                    .as_deref()
-                    .unwrap_or("another submission's score counts")
-            ),
-            PostState::NotConfigured => "This assignment's score is not sent to edX.".to_string(),
-        };
-        let counts = if g.counts {
-            "This is the grade that counts for this assignment."
-        } else {
-            "Another of your submissions' grades counts for this assignment."
-        };
-        body += &format!("<p id=\"counts\">{counts}</p>");
-        body += &format!("<p id=\"edx\">{}</p>", esc(&post));
-    } else if matches!(v.state, SubmissionState::Queued | SubmissionState::Grading) {
-        body += "<script>setTimeout(()=>location.reload(),3000)</script>";
+        h2 { "Submit a notebook" }
+        form #upload method="post" enctype="multipart/form-data" action=(p) {
+            input type="file" name="notebook" accept=".ipynb" required;
+            " "
+            button type="submit" { "Submit" }
+        }
+        p #upload-result {}
+        script { (PreEscaped(upload.replace("</", "<\\/"))) }
+    };
+    layout(nav, "Your submissions", body)
+}
+
+/// What edX holds of a grade, in words.
+fn edx_sentence(g: &GradeView) -> String {
+    match g.post_state {
+        PostState::Posted => "Your score has reached edX.".to_string(),
+        PostState::Pending => format!(
+            "Sending your score to edX{}.",
+            g.post_detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        ),
+        PostState::Dead => format!(
+            "Your score could not be sent to edX: {}. Course staff can see this.",
+            g.post_detail.as_deref().unwrap_or("unknown reason")
+        ),
+        PostState::Superseded => format!(
+            "This score is not the one edX holds: {}.",
+            g.post_detail
+                .as_deref()
+                .unwrap_or("another submission's score counts")
+        ),
+        PostState::NotConfigured => "This assignment's score is not sent to edX.".to_string(),
     }
-    page(&format!("Submission {}", v.id), &body)
+}
+
+fn detail_page(nav: &Nav<'_>, v: &SubmissionView) -> String {
+    let waiting = matches!(v.state, SubmissionState::Queued | SubmissionState::Grading);
+    let body = html! {
+        p { a href=(nav.prefix) { "All submissions" } }
+        h1 { "Submission " (v.id) ": " (v.assignment) }
+        p { (v.course) ", section " (v.section) ". Received " (time(&v.received_at)) "." }
+        @if let Some(g) = &v.grade {
+            h2 #score { "Score: " (score(g.score, g.max_score)) }
+            @if let Some(m) = &g.message { p #message { (m) } }
+            table.questions {
+                tbody {
+                    @for q in &g.questions {
+                        tr { td { (q.name) } td { (score(q.score, q.max_score)) } }
+                    }
+                }
+            }
+            @if !g.public_feedback.is_empty() {
+                h2 { "Public test results" }
+                pre #feedback { (g.public_feedback) }
+            }
+            p #counts {
+                @if g.counts { "This is the grade that counts for this assignment." }
+                @else { "Another of your submissions' grades counts for this assignment." }
+            }
+            p #edx { (edx_sentence(g)) }
+        } @else {
+            p #state class={ "state " (v.state) } { (summary(v)) }
+            @if let Some(q) = &v.queue { p #queue { (wait_sentence(q)) } }
+            @if let Some(m) = &v.message { p #message { (m) } }
+        }
+        @if waiting { script { (PreEscaped("setTimeout(()=>location.reload(),3000)")) } }
+    };
+    layout(nav, &format!("Submission {}", v.id), body)
+}
+
+/// Public feedback as a student reads it: each traceback folded to the exception it ends
+/// with (the frames are the grader's internals), and no paths of the grading machine.
+fn readable_feedback(text: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut folding: Option<usize> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(at) = folding {
+            if indent > at || line.trim().is_empty() {
+                continue;
+            }
+            folding = None;
+        }
+        if line
+            .trim_start()
+            .starts_with("Traceback (most recent call last):")
+        {
+            folding = Some(indent);
+            continue;
+        }
+        out.push(line);
+    }
+    without_paths(&out.join("\n"))
+}
+
+/// Feedback without the grading machine's paths: `/tmp/x/y/file.py` reads `file.py`.
+fn without_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('/') {
+        let (before, from) = rest.split_at(i);
+        out.push_str(before);
+        let starts_word = before
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || "\"'(<[=:".contains(c));
+        let end = from
+            .find(|c: char| c.is_whitespace() || "\"'),>]:".contains(c))
+            .unwrap_or(from.len());
+        let path = &from[..end];
+        if starts_word && path.matches('/').count() >= 2 && !path.starts_with("//") {
+            out.push_str(path.rsplit('/').next().unwrap_or(path));
+        } else {
+            out.push_str(path);
+        }
+        rest = &from[end..];
+        if end == 0 {
+            // A lone '/' followed by a stop character.
+            out.push('/');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feedback_names_files_not_the_grading_machines_paths() {
+        let tb = "File \"/tmp/tmpab12/submission.py\", line 3, in <module>\n  \
+                  /usr/lib/python3.11/doctest.py:1501: note\n\
+                  q1 results: 2/3 passed (ratio 1/2) see /home";
+        assert_eq!(
+            without_paths(tb),
+            "File \"submission.py\", line 3, in <module>\n  doctest.py:1501: note\n\
+             q1 results: 2/3 passed (ratio 1/2) see /home"
+        );
+        assert_eq!(without_paths("a / b // c"), "a / b // c");
+    }
+
+    #[test]
+    fn a_traceback_reads_as_the_exception_it_ends_with() {
+        let fb = "q2 results:\n    Failed example:\n        assert square(3) == 9\n    \
+                  Exception raised:\n        Traceback (most recent call last):\n          \
+                  File \"/usr/lib/python3.11/doctest.py\", line 1353, in __run\n            \
+                  exec(compile(example.source))\n        AssertionError\n\nq3 results: ok";
+        assert_eq!(
+            readable_feedback(fb),
+            "q2 results:\n    Failed example:\n        assert square(3) == 9\n    \
+             Exception raised:\n        AssertionError\n\nq3 results: ok"
+        );
+    }
+
+    #[test]
+    fn scores_are_coloured_by_how_they_went() {
+        assert!(score(5.0, 5.0).into_string().contains("score-full"));
+        assert!(score(3.0, 5.0).into_string().contains("score-partial"));
+        assert!(score(0.0, 5.0).into_string().contains("score-zero"));
+    }
+
+    #[test]
+    fn times_read_as_utc_before_the_script_makes_them_local() {
+        let t = time("2026-11-24T13:40:05.123Z").into_string();
+        assert_eq!(
+            t,
+            "<time datetime=\"2026-11-24T13:40:05.123Z\">2026-11-24 13:40 UTC</time>"
+        );
+    }
 }
