@@ -14,6 +14,17 @@ c.JupyterHub.services = [
         "oauth_no_confirm": True,
     },
 ]
+# Users may reach the service; so may their servers' tokens, which the Submit button's
+# server extension (clients/jupyter) submits with. A server's token only gets scopes its
+# user also holds, so both roles need the scope; servers started before this change keep
+# their old token until restarted.
 c.JupyterHub.load_roles = [
     {"name": "user", "scopes": ["self", "access:services!service=otter_grade"]},
+    {
+        "name": "server",
+        "scopes": ["users:activity!user", "access:servers!server", "access:services!service=otter_grade"],
+    },
 ]
+# Where the Submit button's server extension sends notebooks: the service through the
+# Hub's proxy, as the single-user servers reach it.
+c.Spawner.environment = {"OTTER_SERVICE_URL": "http://proxy-public/services/otter_grade/"}

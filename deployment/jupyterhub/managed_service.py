@@ -22,9 +22,14 @@ c.JupyterHub.services = [
 # Without this, users get 403 from the service.
 c.JupyterHub.load_roles = [
     {"name": "user", "scopes": ["self", "access:services!service=otter_grade"]},
-    # Lets a Jupyter server extension submit with the single-user server's own token.
+    # Lets the Submit button's server extension (clients/jupyter) submit with the
+    # single-user server's own token. A server's token only gets scopes its user also
+    # holds, so both roles need the scope; running servers keep their old token until
+    # restarted.
     {
         "name": "server",
         "scopes": ["users:activity!user", "access:servers!server", "access:services!service=otter_grade"],
     },
 ]
+# Where the Submit button's server extension sends notebooks (the Hub's public URL).
+c.Spawner.environment = {"OTTER_SERVICE_URL": "https://hub.example.org/services/otter_grade/"}

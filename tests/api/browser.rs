@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::helpers::{PREFIX, repo_path};
 use crate::hub::{PASSWORD, hub};
 
-fn browser_dir() -> PathBuf {
+pub fn browser_dir() -> PathBuf {
     std::env::var_os("OTTER_BROWSER_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -386,11 +386,18 @@ max_queued_per_student = 1000
         )
     }
 
-    /// The service the test Hub proxies to.
-    pub fn start_for_hub(dir: &Path, port: u16, api_url: &str, token: &str) -> Self {
+    /// The service the test Hub proxies to; `edit` rewrites its settings file.
+    pub fn start_for_hub(
+        dir: &Path,
+        port: u16,
+        api_url: &str,
+        token: &str,
+        edit: Option<fn(String) -> String>,
+    ) -> Self {
         let sub = dir.join("service");
         std::fs::create_dir_all(&sub).unwrap();
-        Self::start(&sub, port, &Self::toml(&sub, port, api_url, token, ""))
+        let toml = Self::toml(&sub, port, api_url, token, "");
+        Self::start(&sub, port, &edit.map_or(toml.clone(), |e| e(toml)))
     }
 
     fn spawn(&mut self) {

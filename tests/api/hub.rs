@@ -25,10 +25,19 @@ pub struct TestHub {
     pub hub_url: String,
     pub api_url: String,
     /// Kept alive (and stopped at exit) for as long as the Hub runs.
-    _service: ServiceProcess,
+    pub service: ServiceProcess,
     /// The jupyterhub process (stopped by PID at exit).
     _process: Mutex<Child>,
     pub dir: PathBuf,
+}
+
+/// What a Hub of one's own adds to the shared Hub's setup.
+#[derive(Default)]
+pub struct HubSetup {
+    /// Rewrites the registered service's settings file.
+    pub service_toml: Option<fn(String) -> String>,
+    /// Appended to `jupyterhub_config.py`.
+    pub hub_config: String,
 }
 
 /// PIDs to stop when the test binary exits (statics are never dropped).
@@ -82,16 +91,16 @@ fn hub_venv() -> PathBuf {
 /// The shared Hub, started on first use.
 pub fn hub() -> &'static TestHub {
     static HUB: OnceLock<TestHub> = OnceLock::new();
-    HUB.get_or_init(TestHub::start)
+    HUB.get_or_init(|| TestHub::start(&HubSetup::default()))
 }
 
 impl TestHub {
     /// Start the Hub, again on new ports if it could not bind (a free port found by
     /// binding port 0 can be taken by another process before the Hub binds it).
-    fn start() -> TestHub {
+    pub fn start(setup: &HubSetup) -> TestHub {
         let mut last = String::new();
         for _ in 0..3 {
-            match Self::try_start() {
+            match Self::try_start(setup) {
                 Ok(hub) => return hub,
                 Err(why) => {
                     eprintln!("test JupyterHub did not start, trying other ports: {why}");
@@ -102,7 +111,7 @@ impl TestHub {
         panic!("JupyterHub did not start three times: {last}");
     }
 
-    fn try_start() -> Result<TestHub, String> {
+    fn try_start(setup: &HubSetup) -> Result<TestHub, String> {
         let venv = hub_venv();
         let jupyterhub = venv.join("bin/jupyterhub");
         let chp = venv.join("node_modules/.bin/configurable-http-proxy");
@@ -120,7 +129,13 @@ impl TestHub {
             (free_port(), free_port(), free_port(), free_port());
         let api_url = format!("http://127.0.0.1:{api_port}/hub/api");
         // The service first: JupyterHub 6 waits up to 30 s for an external service.
-        let service = ServiceProcess::start_for_hub(&dir, service_port, &api_url, SERVICE_TOKEN);
+        let service = ServiceProcess::start_for_hub(
+            &dir,
+            service_port,
+            &api_url,
+            SERVICE_TOKEN,
+            setup.service_toml,
+        );
         let config = format!(
             r#"
 c = get_config()  # noqa
@@ -140,14 +155,22 @@ c.JupyterHub.services = [
       "api_token": "{SERVICE_TOKEN}", "oauth_no_confirm": True}},
     {{"name": "test-admin", "api_token": "{ADMIN_TOKEN}"}},
 ]
+# As deployment/jupyterhub/ documents: users, and their servers' tokens (for the Submit
+# button's server extension), may reach the service.
 c.JupyterHub.load_roles = [
     {{"name": "user", "scopes": ["self", "access:services!service=otter_grade"]}},
+    {{"name": "server", "scopes": ["users:activity!user", "access:servers!server",
+                                 "access:services!service=otter_grade"]}},
     {{"name": "test-admin", "scopes": ["admin:users", "tokens", "list:users"],
       "services": ["test-admin"]}},
 ]
+{extra}
 "#,
             chp = chp.display(),
             dir = dir.display(),
+            extra = setup
+                .hub_config
+                .replace("@HUB_URL@", &format!("http://127.0.0.1:{hub_port}")),
         );
         std::fs::write(dir.join("jupyterhub_config.py"), config).unwrap();
         let log = std::fs::File::create(dir.join("jupyterhub.log")).unwrap();
@@ -169,7 +192,7 @@ c.JupyterHub.load_roles = [
         let hub = TestHub {
             hub_url: format!("http://127.0.0.1:{hub_port}"),
             api_url,
-            _service: service,
+            service,
             _process: Mutex::new(child),
             dir,
         };
