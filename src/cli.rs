@@ -39,6 +39,12 @@ pub enum Command {
     Repost(RepostArgs),
     /// Show job counts per state and the oldest waiting job.
     Status,
+    /// Show one submission's timeline: received, queued, each attempt's claim, container
+    /// start and finish, stored, posted; with the time each phase took.
+    Timeline {
+        /// The submission's id.
+        submission: i64,
+    },
     /// Write a consistent copy of the database while the service runs.
     Backup {
         /// Where to write the copy (must not exist).
@@ -134,6 +140,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status => status(&open_read_only(&path)?),
+        Command::Timeline { submission } => timeline(&open_read_only(&path)?, submission),
         Command::Backup { output } => backup(&open_read_only(&path)?, &output),
     }
 }
@@ -225,6 +232,25 @@ fn repost(conn: &Connection, a: &RepostArgs, horizon_secs: u64) -> anyhow::Resul
     )?;
     tx.commit()?;
     Ok(n)
+}
+
+fn timeline(conn: &Connection, submission: i64) -> anyhow::Result<()> {
+    let events = db::events::for_submission(conn, submission)?;
+    anyhow::ensure!(!events.is_empty(), "no submission {submission}");
+    let mut last = events[0].at_ms;
+    for e in &events {
+        let job = e.job_id.map(|j| format!("job {j}")).unwrap_or_default();
+        println!(
+            "{}  {:>+9.3}s  {:<20} {:<8} {}",
+            e.at,
+            (e.at_ms - last) as f64 / 1000.0,
+            e.event,
+            job,
+            e.detail
+        );
+        last = e.at_ms;
+    }
+    Ok(())
 }
 
 fn status(conn: &Connection) -> anyhow::Result<()> {

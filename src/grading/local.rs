@@ -157,6 +157,7 @@ impl Runner for LocalRunner {
         let mut child = self.command(dir.path(), &req).spawn().map_err(|e| {
             RunnerError::Unavailable(format!("cannot start {}: {e}", self.otter.display()))
         })?;
+        req.started.mark();
         let pgid = child.id().map(|p| p as i32);
         let cap = req.limits.output_bytes;
         let out = tokio::spawn(read_tail(child.stdout.take(), cap));

@@ -58,6 +58,27 @@ pub struct GradeRequest {
     /// The assignment's `{assignment}-autograder.zip` on the service's disk.
     pub autograder_zip: PathBuf,
     pub limits: SandboxLimits,
+    /// Set by the runner when the sandbox that grades this request is ready and the
+    /// submission goes in (the timeline's "container started").
+    pub started: StartedAt,
+}
+
+/// When a request's sandbox was ready (ms since the epoch), shared with the runner.
+#[derive(Debug, Clone, Default)]
+pub struct StartedAt(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl StartedAt {
+    /// Now is when it started.
+    pub fn mark(&self) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        self.0
+            .store(now as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When it started, if the runner said so.
+    pub fn get(&self) -> Option<i64> {
+        Some(self.0.load(std::sync::atomic::Ordering::Relaxed)).filter(|t| *t > 0)
+    }
 }
 
 /// Why grading ended without a full result, when the cause lies in the submission.

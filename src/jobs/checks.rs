@@ -153,6 +153,7 @@ impl AutograderChecks {
             notebook,
             autograder_zip: zip_path.to_path_buf(),
             limits: limits.clone(),
+            started: Default::default(),
         };
         Ok(match self.runner.grade(request).await? {
             GradeOutcome::Graded(r) => Check {

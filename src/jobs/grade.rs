@@ -18,7 +18,7 @@ use crate::course::CourseConfig;
 use crate::db::grades::{self, NewGrade};
 use crate::db::jobs::{self, ClaimedJob};
 use crate::db::states::{GradeStatus, JobKind, PostState, SubmissionState};
-use crate::db::{Db, DbError, now_ms, submissions};
+use crate::db::{Db, DbError, events, now_ms, submissions};
 use crate::grading::{
     GradeOutcome, GradeRequest, Runner, RunnerError, SandboxLimits, StudentFault,
 };
@@ -82,6 +82,7 @@ impl GradeJob {
             notebook: sub.notebook,
             autograder_zip: assignment.autograder_zip.clone(),
             limits: assignment.limits(&self.config.limits),
+            started: Default::default(),
         };
         let names = AssignmentNames {
             course: sub.course,
@@ -129,7 +130,13 @@ impl GradeJob {
     }
 
     /// Store the outcome if our claim still holds; queue the post.
-    async fn apply(&self, job: &ClaimedJob, outcome: GradeOutcome, post: bool) -> Attempt {
+    async fn apply(
+        &self,
+        job: &ClaimedJob,
+        outcome: GradeOutcome,
+        post: bool,
+        phases: Phases,
+    ) -> Attempt {
         let job2 = job.clone();
         let horizon = self.config.post_horizon.as_millis() as i64;
         let grade = match new_grade(&outcome) {
@@ -138,7 +145,7 @@ impl GradeJob {
         };
         let applied = self
             .db
-            .write(move |c| store(c, &job2, &grade, post, horizon))
+            .write(move |c| store(c, &job2, &grade, post, horizon, &phases))
             .await;
         match applied {
             Ok(true) => {
@@ -193,19 +200,35 @@ fn new_grade(outcome: &GradeOutcome) -> Result<NewGrade, serde_json::Error> {
     })
 }
 
-/// One transaction: finish the job (claim checked), insert the grade, update the
-/// submission, queue the post. Returns false when the claim was stale.
+/// When a grading attempt's phases ended (ms), for the submission's timeline.
+#[derive(Debug, Clone, Copy)]
+struct Phases {
+    /// The sandbox was ready and the submission went in (if the runner said).
+    container_started: Option<i64>,
+    /// The runner returned its outcome.
+    grading_finished: i64,
+}
+
+/// One transaction: finish the job (claim checked), record the attempt's phases, insert
+/// the grade, update the submission, queue the post. Returns false when the claim was
+/// stale.
 fn store(
     c: &Connection,
     job: &ClaimedJob,
     grade: &NewGrade,
     post: bool,
     horizon_ms: i64,
+    phases: &Phases,
 ) -> Result<bool, DbError> {
     let now = now_ms();
     if !jobs::finish(c, job, now)? {
         return Ok(false);
     }
+    let (sub, id) = (Some(job.submission_id), Some(job.id));
+    if let Some(at) = phases.container_started {
+        events::record(c, at, sub, id, "container_started", "")?;
+    }
+    events::record(c, phases.grading_finished, sub, id, "grading_finished", "")?;
     let post_state = if post {
         PostState::Pending
     } else {
@@ -249,6 +272,7 @@ impl Job for GradeJob {
         tracing::info!(runner = self.runner.name(), "grading");
         let started = std::time::Instant::now();
         let (zip, limits) = (request.autograder_zip.clone(), request.limits.clone());
+        let sandbox_ready = request.started.clone();
         let outcome = match self.runner.grade(request).await {
             Ok(o) => o,
             // A result that fails its check is never a grade: one retry (a stream
@@ -259,6 +283,10 @@ impl Job for GradeJob {
             }
             Err(e) => return Attempt::Retry(e.to_string()),
         };
+        let phases = Phases {
+            container_started: sandbox_ready.get(),
+            grading_finished: now_ms(),
+        };
         let outcome = match self.charge_or_retry(outcome, &names, &zip, &limits).await {
             Ok(o) => o,
             Err(attempt) => return attempt,
@@ -268,7 +296,7 @@ impl Job for GradeJob {
             ?post,
             "graded"
         );
-        self.apply(job, outcome, post).await
+        self.apply(job, outcome, post, phases).await
     }
 
     fn retry_delay(&self, attempt: i64) -> Duration {

@@ -67,6 +67,7 @@ fn request(notebook: &str, limits: SandboxLimits) -> GradeRequest {
         notebook: sample(notebook).to_string().into_bytes(),
         autograder_zip: zip(),
         limits,
+        started: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ async fn grade(evaluator: Evaluator, notebook: Vec<u8>) -> GradeOutcome {
             time_limit: std::time::Duration::from_secs(120),
             ..SandboxLimits::default()
         },
+        started: Default::default(),
     };
     runner.grade(req).await.expect("no infrastructure fault")
 }
@@ -227,6 +228,7 @@ async fn hostile_endings_are_classified_as_with_bare_otter() {
             notebook: sample(name).to_string().into_bytes(),
             autograder_zip: repo_path("course_config/materials/demo/demo1-autograder.zip"),
             limits: limits(secs),
+            started: Default::default(),
         };
         let outcome = runner.grade(req).await;
         match outcome.unwrap_or_else(|e| panic!("{name}: {e}")) {

@@ -70,6 +70,7 @@ fn request(notebook: &str) -> GradeRequest {
             time_limit: Duration::from_secs(120),
             ..SandboxLimits::default()
         },
+        started: Default::default(),
     }
 }
 

@@ -456,6 +456,7 @@ impl Runner for DockerRunner {
             Evaluator::Trusted => spec::trusted_input(&archive, &key),
         };
         let mut started = self.container_for(&req, archive_bytes).await?;
+        req.started.mark();
         let guard = RemoveOnDrop {
             docker: self.client()?,
             id: Some(started.id.clone()),
