@@ -99,6 +99,7 @@ impl Service {
             runner,
             grade_notify: Arc::new(Notify::new()),
             queue_depth: AtomicU64::new(depth),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         });
         Ok(Self {
             app,
@@ -163,11 +164,13 @@ impl Service {
                 post_horizon: Duration::from_secs(s.lti.retry_horizon_secs),
             },
             post_notify: post_notify.clone(),
+            metrics: self.app.metrics.clone(),
         });
         let pool = |workers| worker::PoolConfig {
             workers,
             lease,
             idle_poll: Duration::from_secs(2),
+            metrics: self.app.metrics.clone(),
         };
         let db = self.app.db.clone();
         let mut handles = worker::spawn(

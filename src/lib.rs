@@ -10,6 +10,7 @@ pub mod http;
 pub mod jobs;
 pub mod jupyterhub;
 pub mod lti;
+pub mod metrics;
 pub mod notebook;
 pub mod queue;
 pub mod secret;

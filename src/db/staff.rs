@@ -128,14 +128,49 @@ pub struct Status {
     pub audits: Vec<super::checks::Audit>,
 }
 
-/// Read the queue's and the grades' state.
-pub fn status(conn: &Connection) -> Result<Status, DbError> {
+/// The queue and the database size: what `/metrics` reads at every scrape.
+pub struct Queue {
+    /// Job counts per kind and state.
+    pub jobs: Vec<(JobKind, JobState, i64)>,
+    /// When the oldest queued job of each kind was queued (ms).
+    pub oldest_queued: Vec<(JobKind, i64)>,
+    /// Size of the database file, in bytes.
+    pub database_bytes: i64,
+}
+
+/// Read the queue's state and the database size.
+pub fn queue(conn: &Connection) -> Result<Queue, DbError> {
     let jobs = conn
-        .prepare(
+        .prepare_cached(
             "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state",
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
+    let oldest_queued = conn
+        .prepare_cached(
+            "SELECT kind, MIN(created_at) FROM jobs WHERE state = 'queued' GROUP BY kind",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let database_bytes = conn.query_row(
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(Queue {
+        jobs,
+        oldest_queued,
+        database_bytes,
+    })
+}
+
+/// Read the queue's and the grades' state.
+pub fn status(conn: &Connection) -> Result<Status, DbError> {
+    let Queue {
+        jobs,
+        database_bytes,
+        ..
+    } = queue(conn)?;
     let oldest_waiting = conn
         .query_row(
             "SELECT id, kind, created_at FROM jobs WHERE state = 'queued'
@@ -165,11 +200,6 @@ pub fn status(conn: &Connection) -> Result<Status, DbError> {
         )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let database_bytes = conn.query_row(
-        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
-        [],
-        |r| r.get(0),
-    )?;
     Ok(Status {
         jobs,
         oldest_waiting,

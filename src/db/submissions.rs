@@ -188,12 +188,15 @@ pub struct ToGrade {
     pub section: String,
     pub assignment: String,
     pub notebook: Vec<u8>,
+    /// When it was received (ms).
+    pub received_at: i64,
 }
 
 /// Load the submission a grade job works on.
 pub fn to_grade(conn: &Connection, id: i64) -> Result<ToGrade, DbError> {
     Ok(conn.query_row(
-        "SELECT user, course, section, assignment, notebook FROM submissions WHERE id = ?1",
+        "SELECT user, course, section, assignment, notebook, received_at
+           FROM submissions WHERE id = ?1",
         [id],
         |r| {
             Ok(ToGrade {
@@ -202,6 +205,7 @@ pub fn to_grade(conn: &Connection, id: i64) -> Result<ToGrade, DbError> {
                 section: r.get(2)?,
                 assignment: r.get(3)?,
                 notebook: r.get(4)?,
+                received_at: r.get(5)?,
             })
         },
     )?)

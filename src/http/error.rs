@@ -46,6 +46,24 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+impl ApiError {
+    /// What kind of refusal this is, as a `/metrics` label (a fixed set of words).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) | ApiError::Login(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::QueueFull { .. } => "queue_full",
+            ApiError::TooManyWaiting { .. } => "too_many_waiting",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
 /// The message of an error response, kept for [`json_errors`].
 #[derive(Clone)]
 struct ErrorMessage(String);

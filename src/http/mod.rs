@@ -14,12 +14,13 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::db::jobs;
 use crate::db::staff::{self, BrokenAutograder};
 use crate::db::states::JobKind;
+use error::ApiError;
 
 /// The router: `POST {prefix}` submit, `GET {prefix}[submissions[/{id}]]`, the OAuth
 /// callback, and `/healthz` (also under the prefix, for checks through the Hub's proxy).
@@ -34,7 +35,8 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{p}submissions/{{id}}"), get(pages::detail))
         .route(&format!("{p}oauth_callback"), get(auth::oauth_callback))
         .route(&format!("{p}logout"), get(auth::logout))
-        .route(&format!("{p}healthz"), get(health));
+        .route(&format!("{p}healthz"), get(health))
+        .route("/metrics", get(metrics));
     let bare = p.trim_end_matches('/');
     if !bare.is_empty() {
         // The Hub may send the prefix without its trailing slash.
@@ -51,6 +53,27 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// `GET /metrics`: Prometheus metrics, for the monitoring system that scrapes the pod
+/// (z2jh's Prometheus annotations); not through the Hub's proxy (403 to a forwarded
+/// request). The queue and database size are read now.
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if headers.contains_key("x-forwarded-for") {
+        return Err(ApiError::Forbidden(
+            "metrics are served to the monitoring system directly, not through the proxy".into(),
+        ));
+    }
+    let queue = app.db.read(staff::queue).await?;
+    let body = app.metrics.encode(&queue, crate::db::now_ms());
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /healthz`: database and runner readiness; 503 when either is not ready. The

@@ -12,6 +12,7 @@ use crate::db::scores::StudentAssignment;
 use crate::db::states::ScorePolicy;
 use crate::grading::Runner;
 use crate::jupyterhub::Auth;
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 
 /// Everything a request handler can reach.
@@ -29,6 +30,8 @@ pub struct App {
     /// counted up by each accepted submission in between, so the backpressure check costs
     /// nothing per request (counting 10,000 rows per submission would).
     pub queue_depth: AtomicU64,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Shared state of the router.

@@ -98,15 +98,26 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) ->
     }
 }
 
-/// `POST {prefix}`.
+/// `POST {prefix}`: every answer is counted in `/metrics`, refusals by their reason.
 pub async fn submit(
     State(app): State<AppState>,
-    user: HubUser,
+    user: Result<HubUser, ApiError>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let result = match user {
+        Ok(user) => receive(&app, user, req).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        app.metrics.rejected(e.reason());
+    }
+    result
+}
+
+async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let kind = body_kind(&headers);
-    check_xsrf(&app, &user, &headers, &kind)?;
+    check_xsrf(app, &user, &headers, &kind)?;
     let limit = app.settings.server.max_body_bytes;
     let bytes = match kind {
         BodyKind::Multipart => multipart_file(req, limit).await?,
@@ -154,6 +165,8 @@ pub async fn submit(
         .inspect_err(|_| {
             app.queue_depth.fetch_sub(1, Ordering::Relaxed);
         })?;
+    app.metrics
+        .accepted(matches!(taken, Accepted::Duplicate(_)));
     match taken {
         Accepted::New(id) => {
             app.grade_notify.notify_one();
@@ -165,7 +178,7 @@ pub async fn submit(
             tracing::info!(submission_id = id, user = %user.name, "identical resubmission");
         }
     }
-    accepted(&app, &headers, taken, &meta, &user.name).await
+    accepted(app, &headers, taken, &meta, &user.name).await
 }
 
 /// 202 with the submission: JSON (its view, as `GET submissions/{id}` gives it, plus

@@ -22,6 +22,7 @@ use crate::db::{Db, DbError, events, now_ms, submissions};
 use crate::grading::{
     GradeOutcome, GradeRequest, Runner, RunnerError, SandboxLimits, StudentFault,
 };
+use crate::metrics::{Metrics, OutcomeLabels};
 use crate::queue::worker::{Attempt, Job, backoff};
 
 /// Settings of the grade job.
@@ -44,6 +45,8 @@ pub struct GradeJob {
     pub config: GradeJobConfig,
     /// Woken when a post job is queued.
     pub post_notify: Arc<Notify>,
+    /// Phase times and outcomes.
+    pub metrics: Arc<Metrics>,
 }
 
 /// What the student sees of a submission that our side could not grade (staff see the
@@ -60,6 +63,7 @@ impl GradeJob {
         job: &ClaimedJob,
     ) -> Result<(GradeRequest, AssignmentNames, bool), Attempt> {
         let id = job.submission_id;
+        let claimed = now_ms();
         let sub = self
             .db
             .write(move |c| {
@@ -68,6 +72,9 @@ impl GradeJob {
             })
             .await
             .map_err(|e| Attempt::Retry(format!("database: {e}")))?;
+        if job.attempt == 1 {
+            self.metrics.phase("queue_wait", claimed - sub.received_at);
+        }
         let assignment = self
             .courses
             .find(&sub.course, &sub.section, &sub.assignment)
@@ -152,6 +159,7 @@ impl GradeJob {
                 if post {
                     self.post_notify.notify_one();
                 }
+                self.count(&outcome, &phases);
                 Attempt::Done
             }
             Ok(false) => {
@@ -160,6 +168,26 @@ impl GradeJob {
             }
             Err(e) => Attempt::Retry(format!("cannot store the grade: {e}")),
         }
+    }
+}
+
+impl GradeJob {
+    /// Metrics of a stored grade: its outcome and how long each phase took.
+    fn count(&self, outcome: &GradeOutcome, phases: &Phases) {
+        let outcome = match outcome {
+            GradeOutcome::Graded(_) => "graded",
+            GradeOutcome::Failed { fault, .. } => fault.as_str(),
+        };
+        self.metrics
+            .grades
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        let m = &self.metrics;
+        if let Some(started) = phases.container_started {
+            m.phase("container_start", started - phases.claimed);
+            m.phase("run", phases.grading_finished - started);
+        }
+        m.phase("store", now_ms() - phases.grading_finished);
     }
 }
 
@@ -203,6 +231,8 @@ fn new_grade(outcome: &GradeOutcome) -> Result<NewGrade, serde_json::Error> {
 /// When a grading attempt's phases ended (ms), for the submission's timeline.
 #[derive(Debug, Clone, Copy)]
 struct Phases {
+    /// The attempt began (the job was claimed).
+    claimed: i64,
     /// The sandbox was ready and the submission went in (if the runner said).
     container_started: Option<i64>,
     /// The runner returned its outcome.
@@ -270,6 +300,7 @@ impl Job for GradeJob {
             ));
         }
         tracing::info!(runner = self.runner.name(), "grading");
+        let claimed = now_ms();
         let started = std::time::Instant::now();
         let (zip, limits) = (request.autograder_zip.clone(), request.limits.clone());
         let sandbox_ready = request.started.clone();
@@ -284,6 +315,7 @@ impl Job for GradeJob {
             Err(e) => return Attempt::Retry(e.to_string()),
         };
         let phases = Phases {
+            claimed,
             container_started: sandbox_ready.get(),
             grading_finished: now_ms(),
         };

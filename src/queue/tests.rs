@@ -60,6 +60,7 @@ async fn a_job_that_panics_every_time_ends_dead_after_max_attempts() {
         workers: 1,
         lease: Duration::from_secs(3),
         idle_poll: Duration::from_millis(20),
+        metrics: Default::default(),
     };
     let handles = spawn(db.clone(), job.clone(), Arc::new(Notify::new()), config, rx);
     let state = loop {

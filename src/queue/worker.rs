@@ -11,6 +11,7 @@ use tracing::Instrument;
 use crate::db::jobs::{self, ClaimedJob, FailOutcome};
 use crate::db::states::JobKind;
 use crate::db::{Db, DbError, now_ms};
+use crate::metrics::{AttemptLabels, KindLabels, Metrics};
 
 /// How one attempt ended.
 #[derive(Debug)]
@@ -65,6 +66,8 @@ pub struct PoolConfig {
     pub lease: Duration,
     /// Longest sleep between looks at the queue when idle.
     pub idle_poll: Duration,
+    /// Counts busy workers and how attempts end.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Start `config.workers` workers for `job`. They stop claiming when `shutdown` turns
@@ -167,6 +170,11 @@ impl<J: Job> Worker<J> {
         );
         let job = self.job.clone();
         let c = claimed.clone();
+        let kind = KindLabels {
+            kind: self.job.kind().as_str(),
+        };
+        let busy = self.config.metrics.busy.get_or_create(&kind).clone();
+        busy.inc();
         let mut task = tokio::spawn(async move { job.run(&c).await }.instrument(span.clone()));
         let mut renew = tokio::time::interval(self.config.lease / 3);
         renew.tick().await;
@@ -178,7 +186,17 @@ impl<J: Job> Worker<J> {
                 _ = renew.tick() => self.renew(&claimed).await,
             }
         };
+        busy.dec();
         self.settle(&claimed, attempt).instrument(span).await;
+    }
+
+    /// Count how an attempt ended.
+    fn count(&self, result: &'static str) {
+        let labels = AttemptLabels {
+            kind: self.job.kind().as_str(),
+            result,
+        };
+        self.config.metrics.attempts.get_or_create(&labels).inc();
     }
 
     async fn renew(&self, claimed: &ClaimedJob) {
@@ -200,7 +218,7 @@ impl<J: Job> Worker<J> {
 
     async fn settle(&self, claimed: &ClaimedJob, attempt: Attempt) {
         let (reason, permanent, at_least) = match attempt {
-            Attempt::Done => return,
+            Attempt::Done => return self.count("done"),
             Attempt::Retry(r) => (r, false, Duration::ZERO),
             Attempt::RetryAfter(r, at_least) => (r, false, at_least),
             Attempt::Fatal(r) => (r, true, Duration::ZERO),
@@ -221,10 +239,17 @@ impl<J: Job> Worker<J> {
             .await;
         match res {
             Ok(FailOutcome::Retry { run_at }) => {
+                self.count("retry");
                 tracing::warn!(reason = %reason, retry_in_ms = run_at - now_ms(), "attempt failed; will retry")
             }
-            Ok(FailOutcome::Dead) => tracing::error!(reason = %reason, "job is dead"),
-            Ok(FailOutcome::Stale) => tracing::warn!("attempt failed on a stale claim; ignored"),
+            Ok(FailOutcome::Dead) => {
+                self.count("dead");
+                tracing::error!(reason = %reason, "job is dead")
+            }
+            Ok(FailOutcome::Stale) => {
+                self.count("stale");
+                tracing::warn!("attempt failed on a stale claim; ignored")
+            }
             Err(e) => tracing::error!(error = %e, "cannot record a failed attempt"),
         }
     }

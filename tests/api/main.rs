@@ -18,5 +18,6 @@ mod grading;
 mod helpers;
 mod hub;
 mod intake;
+mod metrics;
 mod trusted;
 mod warm;
