@@ -12,9 +12,11 @@
 # about two minutes the first time). If that is impossible it stops, rather than quietly
 # running students' code unsandboxed; the local runner only runs when asked for.
 #
-# Then open http://127.0.0.1:8000/services/otter_grade/ , log in with any user name and
-# the password "demo", and upload one of course_config/materials/demo/demo1*.ipynb (blank:
-# 0/5, partial: 3/5, solved: 5/5); or submit with curl (the script prints a ready command).
+# Then open http://127.0.0.1:8000/hub/spawn , log in with any user name and the password
+# "demo": JupyterLab opens with the demo notebooks and a Submit button (blank demo1.ipynb:
+# 0/5, demo1-partial: 3/5, demo1-solved: 5/5). Or upload a notebook at
+# http://127.0.0.1:8000/services/otter_grade/ , or submit with curl (the script prints a
+# ready command).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -66,6 +68,9 @@ echo "== grading runner: $runner ($why)"
 
 echo "== otter-grader environment";  bash scripts/setup-python.sh
 echo "== JupyterHub";                bash scripts/setup-jupyterhub.sh
+echo "== JupyterLab 4 + Notebook 7 with the Submit button (clients/jupyter)"
+bash scripts/setup-lab.sh
+lab_venv=${OTTER_LAB_VENV:-$HOME/.cache/otter-service/lab-venv}
 hub_venv=${OTTER_HUB_VENV:-$HOME/.cache/otter-service/hub-venv}
 otter_venv=${OTTER_VENV:-$HOME/.cache/otter-service/otter-venv}
 echo "== building otter-service (cargo build --release; a few minutes the first time)"
@@ -84,7 +89,23 @@ c.ConfigurableHTTPProxy.pid_file = "$state/proxy.pid"
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = "demo"
 c.Authenticator.allow_all = True
-c.JupyterHub.default_url = "/services/otter_grade/"
+# After login: the user's own JupyterLab, as in a course's Hub.
+# Each user's JupyterLab (with the Submit button) runs as this user, in a demo home that
+# starts with the three demo notebooks.
+import os, shutil
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = "$state/homes/{username}"
+c.Spawner.cmd = ["$lab_venv/bin/jupyterhub-singleuser"]
+c.Spawner.args = ["--allow-root"]
+c.Spawner.default_url = "/lab/tree/demo1.ipynb"
+c.Spawner.environment = {"OTTER_SERVICE_URL": "http://127.0.0.1:8000/services/otter_grade/"}
+def copy_demo_notebooks(spawner):
+    home = "$state/homes/" + spawner.user.name
+    os.makedirs(home, exist_ok=True)
+    for name in ["demo1.ipynb", "demo1-partial.ipynb", "demo1-solved.ipynb"]:
+        if not os.path.exists(os.path.join(home, name)):
+            shutil.copy("$repo/course_config/materials/demo/" + name, home)
+c.Spawner.pre_spawn_hook = copy_demo_notebooks
 c.JupyterHub.services = [
     {
         # A managed service: the Hub starts it and sets JUPYTERHUB_* for it.
@@ -105,6 +126,9 @@ c.JupyterHub.services = [
 ]
 c.JupyterHub.load_roles = [
     {"name": "user", "scopes": ["self", "access:services!service=otter_grade"]},
+    # The Submit button's server extension submits with the server's own token.
+    {"name": "server", "scopes": ["users:activity!user", "access:servers!server",
+                                 "access:services!service=otter_grade"]},
     {"name": "demo-admin", "scopes": ["admin:users", "tokens"], "services": ["demo-admin"]},
 ]
 PY
@@ -126,9 +150,11 @@ token=$(curl -sf -X POST -H "Authorization: token $demo_token" -d '{"note":"demo
 cat <<MSG
 
 otter-service is running (grading runner: $runner: $why).
-  Browser: http://127.0.0.1:8000/services/otter_grade/  (any user name, password: demo)
-  Notebooks to upload, in course_config/materials/demo/: demo1.ipynb (the blank student
-  notebook: 0/5), demo1-partial.ipynb (3/5), demo1-solved.ipynb (5/5).
+  JupyterLab with the Submit button: http://127.0.0.1:8000/hub/spawn (any user name,
+  password: demo); your home has demo1.ipynb (the blank student notebook: 0/5),
+  demo1-partial.ipynb (3/5) and demo1-solved.ipynb (5/5): open one, press Submit.
+  Notebook 7: the same server at http://127.0.0.1:8000/user/<name>/tree
+  Your submissions: http://127.0.0.1:8000/services/otter_grade/  (upload form too)
   Submit the solved notebook as student1:
     curl -H "Authorization: token $token" -H "Content-Type: application/json" \\
       --data-binary @course_config/materials/demo/demo1-solved.ipynb http://127.0.0.1:8000/services/otter_grade/

@@ -23,6 +23,10 @@ bash scripts/build-demo-course.sh --check
 step "JupyterHub";                               bash scripts/setup-jupyterhub.sh
 step "edX LTI verifier";                         bash scripts/setup-edx-verifier.sh
 step "browser (Chromium + playwright-core)";     bash scripts/setup-browser.sh
+step "JupyterLab 4 + Notebook 7 with the Submit extension built from clients/jupyter"
+bash scripts/setup-lab.sh
+step "Submit extension: TypeScript and Python unit tests"
+bash scripts/test-jupyter-extension.sh
 step "Docker engine";                            bash scripts/start-docker.sh
 step "grader image";                             bash scripts/build-grader-image.sh
 step "service image (Dockerfile)";               bash scripts/build-service-image.sh

@@ -18,6 +18,7 @@ mod grading;
 mod helpers;
 mod hub;
 mod intake;
+mod lab;
 mod metrics;
 mod trusted;
 mod warm;
