@@ -89,6 +89,9 @@ c.ConfigurableHTTPProxy.pid_file = "$state/proxy.pid"
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = "demo"
 c.Authenticator.allow_all = True
+# The staff dashboard (/services/otter_grade/staff) is for Hub admins and the course's
+# staff group (demo-staff): log in as "staff" to see it.
+c.Authenticator.admin_users = {"staff"}
 # After login: the user's own JupyterLab, as in a course's Hub.
 # Each user's JupyterLab (with the Submit button) runs as this user, in a demo home that
 # starts with the three demo notebooks.
@@ -130,6 +133,8 @@ c.JupyterHub.load_roles = [
     {"name": "server", "scopes": ["users:activity!user", "access:servers!server",
                                  "access:services!service=otter_grade"]},
     {"name": "demo-admin", "scopes": ["admin:users", "tokens"], "services": ["demo-admin"]},
+    # Staff pages: the service reads users' admin flag and groups.
+    {"name": "otter-reads-users", "scopes": ["read:users"], "services": ["otter_grade"]},
 ]
 PY
 
@@ -155,6 +160,8 @@ otter-service is running (grading runner: $runner: $why).
   demo1-partial.ipynb (3/5) and demo1-solved.ipynb (5/5): open one, press Submit.
   Notebook 7: the same server at http://127.0.0.1:8000/user/<name>/tree
   Your submissions: http://127.0.0.1:8000/services/otter_grade/  (upload form too)
+  Staff dashboard: log in as "staff" (a Hub admin), then
+    http://127.0.0.1:8000/services/otter_grade/staff
   Submit the solved notebook as student1:
     curl -H "Authorization: token $token" -H "Content-Type: application/json" \\
       --data-binary @course_config/materials/demo/demo1-solved.ipynb http://127.0.0.1:8000/services/otter_grade/

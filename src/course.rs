@@ -68,6 +68,9 @@ enum RawAssignment {
 struct RawSection {
     course_id: String,
     subpath_to_zips: String,
+    /// The JupyterHub group whose members are this section's staff.
+    #[serde(default)]
+    staff_group: Option<String>,
     assignments: BTreeMap<String, RawAssignment>,
     #[serde(flatten)]
     overrides: Overrides,
@@ -118,6 +121,9 @@ impl Assignment {
 #[derive(Debug, Clone)]
 pub struct CourseConfig {
     courses: BTreeMap<String, BTreeMap<String, BTreeMap<String, Assignment>>>,
+    /// Per course, the Hub groups whose members are its staff (from its sections'
+    /// `staff_group`).
+    staff_groups: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// A broken course config: names the file, the key and the problem.
@@ -161,17 +167,31 @@ impl CourseConfig {
         check_known_keys(&value)?;
         let raw: RawConfig = serde_json::from_value(value).map_err(|e| format!("invalid: {e}"))?;
         let mut courses = BTreeMap::new();
+        let mut staff_groups: BTreeMap<String, std::collections::BTreeSet<String>> =
+            BTreeMap::new();
         for (course, sections) in raw {
             check_name("course", &course, &course)?;
             let mut by_section = BTreeMap::new();
             for (section, s) in sections {
                 let at = format!("{course}.{section}");
                 check_name("section", &section, &at)?;
+                if let Some(group) = &s.staff_group {
+                    if group.trim().is_empty() {
+                        return Err(format!("key {at:?}.staff_group: must not be empty"));
+                    }
+                    staff_groups
+                        .entry(course.clone())
+                        .or_default()
+                        .insert(group.clone());
+                }
                 by_section.insert(section, resolve_section(&at, s, materials_root)?);
             }
             courses.insert(course, by_section);
         }
-        Ok(Self { courses })
+        Ok(Self {
+            courses,
+            staff_groups,
+        })
     }
 
     /// The assignment a notebook belongs to.
@@ -196,6 +216,22 @@ impl CourseConfig {
                 section: s.into(),
                 assignment: a.into(),
             })
+    }
+
+    /// The courses whose staff a user is: every course for a Hub admin, else those with a
+    /// `staff_group` among `groups`.
+    pub fn staff_courses(&self, admin: bool, groups: &[String]) -> Vec<String> {
+        self.courses
+            .keys()
+            .filter(|c| {
+                admin
+                    || self
+                        .staff_groups
+                        .get(*c)
+                        .is_some_and(|g| groups.iter().any(|x| g.contains(x)))
+            })
+            .cloned()
+            .collect()
     }
 
     /// Every assignment, as `(course, section, assignment, details)`.
@@ -233,7 +269,7 @@ fn check_known_keys(config: &serde_json::Value) -> Result<(), String> {
             known.join(", ")
         ))
     };
-    let section_keys: Vec<&str> = ["course_id", "subpath_to_zips", "assignments"]
+    let section_keys: Vec<&str> = ["course_id", "subpath_to_zips", "assignments", "staff_group"]
         .iter()
         .chain(OVERRIDE_KEYS)
         .copied()
@@ -343,6 +379,27 @@ mod tests {
         };
         assert_eq!(image("lab1").as_deref(), Some("data8-grader:2026"));
         assert_eq!(image("lab2").as_deref(), Some("data8-grader:lab2"));
+    }
+
+    #[test]
+    fn staff_are_hub_admins_and_members_of_a_courses_staff_group() {
+        let root = std::path::Path::new("/m");
+        let text = r#"{"8x": {"1": {"course_id": "c", "subpath_to_zips": "z",
+            "staff_group": "8x-staff", "assignments": {"lab1": "b"}},
+                              "2": {"course_id": "c", "subpath_to_zips": "z",
+            "staff_group": "8x-tas", "assignments": {"lab1": "b"}}},
+            "9x": {"1": {"course_id": "c", "subpath_to_zips": "z", "assignments": {}}}}"#;
+        let c = super::CourseConfig::parse(text, root).unwrap();
+        let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(c.staff_courses(true, &[]), ["8x", "9x"]);
+        assert_eq!(c.staff_courses(false, &groups(&["8x-tas"])), ["8x"]);
+        assert!(
+            c.staff_courses(false, &groups(&["students", "9x"]))
+                .is_empty()
+        );
+        let empty = text.replace("\"8x-tas\"", "\" \"");
+        let err = super::CourseConfig::parse(&empty, root).unwrap_err();
+        assert!(err.contains("8x.2\".staff_group"), "{err}");
     }
 
     #[test]

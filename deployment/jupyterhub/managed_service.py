@@ -30,6 +30,8 @@ c.JupyterHub.load_roles = [
         "name": "server",
         "scopes": ["users:activity!user", "access:servers!server", "access:services!service=otter_grade"],
     },
+    # Staff pages: the service reads users' admin flag and groups (course staff_group).
+    {"name": "otter-service-reads-users", "scopes": ["read:users"], "services": ["otter_grade"]},
 ]
 # Where the Submit button's server extension sends notebooks (the Hub's public URL).
 c.Spawner.environment = {"OTTER_SERVICE_URL": "https://hub.example.org/services/otter_grade/"}

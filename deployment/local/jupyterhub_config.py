@@ -30,6 +30,8 @@ c.JupyterHub.load_roles = [
         "name": "server",
         "scopes": ["users:activity!user", "access:servers!server", "access:services!service=otter_grade"],
     },
+    # Staff pages: the service reads users' admin flag and groups (course staff_group).
+    {"name": "otter-service-reads-users", "scopes": ["read:users"], "services": ["otter_grade"]},
 ]
 # Where the Submit button's server extension sends notebooks: the service through the
 # Hub's proxy, which single-user servers in this container reach on port 8000.

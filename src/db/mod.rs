@@ -9,6 +9,7 @@
 //! functions.
 
 pub mod checks;
+pub mod dashboard;
 pub mod events;
 pub mod grades;
 pub mod jobs;

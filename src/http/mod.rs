@@ -1,9 +1,11 @@
 //! The HTTP API, under the service prefix (default `/services/otter_grade/`).
 
 mod auth;
+mod charts;
 pub mod error;
 mod oversize;
 mod pages;
+mod staff;
 mod state;
 mod submit;
 
@@ -15,10 +17,10 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::db::jobs;
-use crate::db::staff::{self, BrokenAutograder};
+use crate::db::staff::{self as db_staff, BrokenAutograder};
 use crate::db::states::JobKind;
 use error::ApiError;
 
@@ -36,6 +38,19 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{p}oauth_callback"), get(auth::oauth_callback))
         .route(&format!("{p}logout"), get(auth::logout))
         .route(&format!("{p}healthz"), get(health))
+        .route(&format!("{p}staff"), get(staff::overview))
+        .route(
+            &format!("{p}staff/assignments/{{course}}/{{section}}/{{assignment}}"),
+            get(staff::assignment),
+        )
+        .route(&format!("{p}staff/students/{{user}}"), get(staff::student))
+        .route(
+            &format!("{p}staff/submissions/{{id}}"),
+            get(staff::submission),
+        )
+        .route(&format!("{p}staff/regrade"), post(staff::regrade))
+        .route(&format!("{p}staff/repost"), post(staff::repost))
+        .route(&format!("{p}staff/grades.csv"), get(staff::grades_csv))
         .route("/metrics", get(metrics));
     let bare = p.trim_end_matches('/');
     if !bare.is_empty() {
@@ -64,7 +79,7 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Resp
             "metrics are served to the monitoring system directly, not through the proxy".into(),
         ));
     }
-    let queue = app.db.read(staff::queue).await?;
+    let queue = app.db.read(db_staff::queue).await?;
     let body = app.metrics.encode(&queue, crate::db::now_ms());
     Ok((
         [(
@@ -91,7 +106,7 @@ async fn health(
         .read(|c| {
             Ok((
                 jobs::depth(c, JobKind::Grade)?,
-                staff::broken_autograders(c)?,
+                db_staff::broken_autograders(c)?,
             ))
         })
         .await;

@@ -166,7 +166,7 @@ fn wait_sentence(q: &QueuePlace) -> String {
 /// The frame of every page: a header like JupyterHub's (back to the Hub, this service,
 /// who is logged in, log out), then `body`. Times in `<time>` are shown in the reader's
 /// own time zone by the one small script; without it they read as UTC.
-fn layout(nav: &Nav<'_>, title: &str, body: Markup) -> String {
+pub(super) fn layout(nav: &Nav<'_>, title: &str, body: Markup) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -193,10 +193,10 @@ fn layout(nav: &Nav<'_>, title: &str, body: Markup) -> String {
 }
 
 /// Where the header's links go, and who is logged in.
-struct Nav<'a> {
-    prefix: &'a str,
-    hub_prefix: &'a str,
-    user: &'a str,
+pub(super) struct Nav<'a> {
+    pub prefix: &'a str,
+    pub hub_prefix: &'a str,
+    pub user: &'a str,
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#222}\
@@ -207,14 +207,16 @@ main{max-width:52rem;margin:1.5rem auto;padding:0 1rem}\
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left}\
 pre{background:#f6f6f6;padding:1rem;overflow:auto;white-space:pre-wrap}\
 .state{font-weight:600}.failed,.dead{color:#a00}\
-.score-full{color:#1a7f37}.score-partial{color:#b35900}.score-zero{color:#a00}";
+.score-full{color:#1a7f37}.score-partial{color:#b35900}.score-zero{color:#a00}\
+td.n{text-align:right}figure.chart{margin:0}figure.chart svg{max-width:100%;height:auto}\
+form.action{display:inline-block;margin:.3rem .5rem .3rem 0}.note{color:#555}";
 
 /// `<time datetime>` in the reader's time zone.
 const LOCAL_TIMES: &str = "for(const t of document.querySelectorAll('time[datetime]')){\
 const d=new Date(t.getAttribute('datetime'));if(!isNaN(d))t.textContent=d.toLocaleString();}";
 
 /// An RFC 3339 time as `<time>`, readable without the script too.
-fn time(rfc3339: &str) -> Markup {
+pub(super) fn time(rfc3339: &str) -> Markup {
     let readable = match rfc3339.split_once('T') {
         Some((day, rest)) => format!("{day} {} UTC", rest.get(..5).unwrap_or(rest)),
         None => rfc3339.to_string(),
@@ -223,7 +225,7 @@ fn time(rfc3339: &str) -> Markup {
 }
 
 /// A score coloured by how it went.
-fn score(score: f64, max: f64) -> Markup {
+pub(super) fn score(score: f64, max: f64) -> Markup {
     let class = if max > 0.0 && score >= max {
         "score-full"
     } else if score > 0.0 {

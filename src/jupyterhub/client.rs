@@ -19,6 +19,17 @@ pub struct HubIdentity {
     pub kind: Option<String>,
 }
 
+/// What the Hub says about a user's standing: what staff access is decided from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct UserStanding {
+    /// A Hub admin (staff of every course).
+    #[serde(default)]
+    pub admin: bool,
+    /// The user's Hub groups (a course's `staff_group` makes its members staff).
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
 /// Talking to the Hub failed (not: the Hub said no).
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
@@ -37,6 +48,9 @@ pub trait HubApi: Send + Sync + 'static {
     async fn identify(&self, token: &Secret) -> Result<Option<HubIdentity>, HubError>;
     /// Exchange an OAuth authorization code for an access token.
     async fn exchange_code(&self, code: &str) -> Result<Secret, HubError>;
+    /// User `name`'s admin flag and groups, read with the service's own token (which
+    /// needs the `read:users` scope); `None` when the Hub has no such user.
+    async fn standing(&self, name: &str) -> Result<Option<UserStanding>, HubError>;
 }
 
 /// The real Hub over HTTP.
@@ -83,6 +97,38 @@ impl HubApi for HubClient {
                 .map_err(|e| HubError::Unreachable(format!("bad /user answer: {e}"))),
             // 403 (and 401 on some versions): the token belongs to nobody.
             401 | 403 => Ok(None),
+            status => Err(HubError::Unexpected {
+                status,
+                body: resp
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect(),
+            }),
+        }
+    }
+
+    async fn standing(&self, name: &str) -> Result<Option<UserStanding>, HubError> {
+        let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        let resp = self
+            .http
+            .get(format!("{}/users/{name}", self.api_url))
+            .header(
+                "Authorization",
+                format!("token {}", self.client_secret.expose()),
+            )
+            .send()
+            .await
+            .map_err(|e| HubError::Unreachable(e.without_url().to_string()))?;
+        match resp.status().as_u16() {
+            200 => resp
+                .json()
+                .await
+                .map(Some)
+                .map_err(|e| HubError::Unreachable(format!("bad /users answer: {e}"))),
+            404 => Ok(None),
             status => Err(HubError::Unexpected {
                 status,
                 body: resp

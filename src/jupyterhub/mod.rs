@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-pub use client::{HubApi, HubClient, HubError, HubIdentity};
+pub use client::{HubApi, HubClient, HubError, HubIdentity, UserStanding};
 
 use crate::secret::Secret;
 
@@ -51,6 +51,8 @@ pub struct Auth {
     hub: Arc<dyn HubApi>,
     required_scopes: Vec<String>,
     cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    /// Users' admin flags and groups, for staff pages (as briefly as tokens).
+    standings: Mutex<HashMap<String, (UserStanding, Instant)>>,
     cache_ttl: Duration,
     session_ttl: Duration,
     key: Key,
@@ -77,6 +79,7 @@ impl Auth {
             hub,
             required_scopes,
             cache: Mutex::new(HashMap::new()),
+            standings: Mutex::new(HashMap::new()),
             cache_ttl,
             session_ttl,
             key,
@@ -113,6 +116,27 @@ impl Auth {
             name: identity.name,
             via_cookie: false,
         })
+    }
+
+    /// User `name`'s admin flag and groups, from the Hub (cached for the token cache's
+    /// time, so a removal from a staff group takes effect within it). A user the Hub does
+    /// not know has no standing.
+    pub async fn standing(&self, name: &str) -> Result<UserStanding, AuthError> {
+        {
+            let cache = self.standings.lock().expect("standing cache poisoned");
+            if let Some((s, at)) = cache.get(name)
+                && at.elapsed() < self.cache_ttl
+            {
+                return Ok(s.clone());
+            }
+        }
+        let standing = self.hub.standing(name).await?.unwrap_or_default();
+        let mut cache = self.standings.lock().expect("standing cache poisoned");
+        if cache.len() > 10_000 {
+            cache.retain(|_, (_, at)| at.elapsed() < self.cache_ttl);
+        }
+        cache.insert(name.to_string(), (standing.clone(), Instant::now()));
+        Ok(standing)
     }
 
     fn cached(&self, digest: &[u8; 32]) -> Option<String> {

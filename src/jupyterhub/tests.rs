@@ -19,6 +19,16 @@ impl HubApi for FakeHub {
             Err(HubError::BadCode)
         }
     }
+    async fn standing(&self, name: &str) -> Result<Option<UserStanding>, HubError> {
+        Ok(self
+            .0
+            .iter()
+            .any(|(_, id)| id.name == name)
+            .then(|| UserStanding {
+                admin: name == "admin",
+                groups: vec![],
+            }))
+    }
 }
 
 fn ident(name: &str, scopes: &[&str]) -> HubIdentity {

@@ -146,7 +146,7 @@ async fn referer_naming_another_user_changes_nothing_and_owners_only_see_their_o
 
 /// Log in to the Hub like a browser: GET the service page through the Hub's proxy,
 /// follow the redirects to the Hub's login form, post it, land back on our page.
-async fn browser_login(user: &str) -> (reqwest::Client, String) {
+pub async fn browser_login(user: &str) -> (reqwest::Client, String) {
     let h = hub();
     let browser = reqwest::Client::builder()
         .cookie_store(true)

@@ -392,7 +392,7 @@ max_queued_per_student = 1000
         port: u16,
         api_url: &str,
         token: &str,
-        edit: Option<fn(String) -> String>,
+        edit: Option<&dyn Fn(String) -> String>,
     ) -> Self {
         let sub = dir.join("service");
         std::fs::create_dir_all(&sub).unwrap();

@@ -19,6 +19,8 @@ use super::helpers::{ServiceProcess, http_200};
 pub const SERVICE_TOKEN: &str = "otter-test-service-token-0123456789";
 const ADMIN_TOKEN: &str = "otter-test-admin-token-0123456789";
 pub const PASSWORD: &str = "test-password";
+/// The test Hubs' admin user.
+pub const ADMIN_USER: &str = "ada";
 
 /// The Hub and the service registered with it.
 pub struct TestHub {
@@ -35,7 +37,7 @@ pub struct TestHub {
 #[derive(Default)]
 pub struct HubSetup {
     /// Rewrites the registered service's settings file.
-    pub service_toml: Option<fn(String) -> String>,
+    pub service_toml: Option<Box<dyn Fn(String) -> String>>,
     /// Appended to `jupyterhub_config.py`.
     pub hub_config: String,
 }
@@ -134,7 +136,7 @@ impl TestHub {
             service_port,
             &api_url,
             SERVICE_TOKEN,
-            setup.service_toml,
+            setup.service_toml.as_deref(),
         );
         let config = format!(
             r#"
@@ -150,6 +152,9 @@ c.JupyterHub.pid_file = "{dir}/jupyterhub.pid"
 c.JupyterHub.authenticator_class = "dummy"
 c.DummyAuthenticator.password = "{PASSWORD}"
 c.Authenticator.allow_all = True
+# A Hub admin (staff of every course). Only the Hub's own config makes admins: an API
+# token cannot grant admin without being an admin.
+c.Authenticator.admin_users = {{"{ADMIN_USER}"}}
 c.JupyterHub.services = [
     {{"name": "otter_grade", "url": "http://127.0.0.1:{service_port}",
       "api_token": "{SERVICE_TOKEN}", "oauth_no_confirm": True}},
@@ -161,8 +166,11 @@ c.JupyterHub.load_roles = [
     {{"name": "user", "scopes": ["self", "access:services!service=otter_grade"]}},
     {{"name": "server", "scopes": ["users:activity!user", "access:servers!server",
                                  "access:services!service=otter_grade"]}},
-    {{"name": "test-admin", "scopes": ["admin:users", "tokens", "list:users"],
+    {{"name": "test-admin", "scopes": ["admin:users", "tokens", "list:users", "admin:groups",
+                                      "groups"],
       "services": ["test-admin"]}},
+    # Staff pages: the service reads users' admin flag and groups.
+    {{"name": "otter-reads-users", "scopes": ["read:users"], "services": ["otter_grade"]}},
 ]
 {extra}
 "#,
@@ -270,6 +278,34 @@ c.JupyterHub.load_roles = [
             )
             .await;
         assert!(r.status().is_success(), "delete user: {}", r.status());
+    }
+
+    /// Put `name` (created if needed) into Hub group `group` (created if needed).
+    pub async fn add_to_group(&self, group: &str, name: &str) {
+        let r = self
+            .admin(reqwest::Method::POST, &format!("/users/{name}"), json!({}))
+            .await;
+        assert!(r.status().is_success() || r.status() == 409);
+        let r = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/groups/{group}"),
+                json!({}),
+            )
+            .await;
+        assert!(
+            r.status().is_success() || r.status() == 409,
+            "group: {}",
+            r.status()
+        );
+        let r = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/groups/{group}/users"),
+                json!({"users": [name]}),
+            )
+            .await;
+        assert!(r.status().is_success(), "add to group: {}", r.status());
     }
 
     /// Create `name` (if needed) and a token for them. `scopes: None` = the user's own

@@ -94,7 +94,9 @@ async fn a_student_submits_from_jupyterlab_and_notebook_7_and_reads_the_result()
     // they reach the service through the Hub's proxy, as a z2jh server reaches
     // proxy-public.
     let setup = HubSetup {
-        service_toml: Some(|t| t.replace("runner = \"local\"", "runner = \"docker\"")),
+        service_toml: Some(Box::new(|t| {
+            t.replace("runner = \"local\"", "runner = \"docker\"")
+        })),
         hub_config: format!(
             r#"
 c.JupyterHub.spawner_class = "simple"

@@ -20,5 +20,6 @@ mod hub;
 mod intake;
 mod lab;
 mod metrics;
+mod staff;
 mod trusted;
 mod warm;

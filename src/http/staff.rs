@@ -1,0 +1,591 @@
+//! Staff pages and actions under `{prefix}staff/`. Who is staff comes from JupyterHub: a
+//! Hub admin is staff of every course, a member of a course's `staff_group` (course
+//! config) of that course. Everyone else gets 403 on every staff route, before anything
+//! is read or changed. Every action (regrade, repost, CSV download) is recorded in the
+//! events table with who did it.
+//!
+//! Pages: `staff` (courses, assignments, the queue as `status` counts it),
+//! `staff/assignments/{course}/{section}/{assignment}` (charts, recent, dead and flagged
+//! submissions, edX posts, buttons), `staff/students/{user}`, `staff/submissions/{id}`
+//! (hidden-test output and the timeline). Actions: `POST staff/regrade`,
+//! `POST staff/repost`; download: `GET staff/grades.csv`.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Response};
+use maud::{Markup, PreEscaped, html};
+use serde::Deserialize;
+
+use super::AppState;
+use super::charts;
+use super::error::ApiError;
+use super::pages::{Nav, layout, score, time};
+use crate::db::dashboard::{self, AssignmentDetail, AssignmentRow, Line};
+use crate::db::grades::GradeFilter;
+use crate::db::staff::{self as db_staff, RegradeRequest};
+use crate::db::{events, format_ms, now_ms, submissions};
+use crate::export::{self, Policy};
+use crate::jupyterhub::HubUser;
+
+/// A request from course staff: who, and the courses they are staff of (never empty).
+pub struct Staff {
+    pub user: HubUser,
+    pub courses: Vec<String>,
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let user = HubUser::from_request_parts(parts, app).await?;
+        let standing = app.auth.standing(&user.name).await?;
+        let courses = app.courses.staff_courses(standing.admin, &standing.groups);
+        if courses.is_empty() {
+            return Err(ApiError::Forbidden(
+                "these pages are for course staff: JupyterHub admins and members of a \
+                 course's staff group"
+                    .into(),
+            ));
+        }
+        Ok(Staff { user, courses })
+    }
+}
+
+impl Staff {
+    fn of(&self, course: &str) -> Result<(), ApiError> {
+        if self.courses.iter().any(|c| c == course) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "you are not staff of course {course:?}"
+            )))
+        }
+    }
+
+    /// Who did it, for the event log.
+    fn by(&self) -> String {
+        format!("staff {} (dashboard)", self.user.name)
+    }
+}
+
+fn nav<'a>(app: &'a AppState, staff: &'a Staff) -> Nav<'a> {
+    Nav {
+        prefix: &app.settings.server.prefix,
+        hub_prefix: &app.settings.hub.browser_hub_prefix,
+        user: &staff.user.name,
+    }
+}
+
+/// `GET {prefix}staff`: the courses' assignments and the whole queue.
+pub async fn overview(State(app): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
+    let courses = staff.courses.clone();
+    let (rows, queue) = app
+        .db
+        .read(move |c| Ok((dashboard::assignments(c, &courses)?, db_staff::queue(c)?)))
+        .await?;
+    let p = app.settings.server.prefix.as_str();
+    let now = now_ms();
+    let waiting = rows.iter().any(|r| r.queued + r.grading > 0);
+    let body = html! {
+        h1 { "Course staff" }
+        p { "Staff of " (staff.courses.join(", ")) "." }
+        h2 { "Queue" }
+        table #queue {
+            thead { tr { th { "job" } th { "state" } th { "count" } } }
+            tbody {
+                @for (kind, state, n) in &queue.jobs {
+                    tr { td { (kind.as_str()) } td { (state.as_str()) } td.n { (n) } }
+                }
+            }
+        }
+        @for (kind, at) in &queue.oldest_queued {
+            p { "Oldest waiting " (kind.as_str()) " job: " ((now - at) / 1000) " s." }
+        }
+        h2 { "Assignments" }
+        (assignment_table(p, &rows, now))
+        @if waiting {
+            p.note { "Submissions are waiting: this page refreshes every 5 seconds." }
+            script { (PreEscaped("setTimeout(()=>location.reload(),5000)")) }
+        }
+    };
+    Ok(Html(layout(&nav(&app, &staff), "Course staff", body)).into_response())
+}
+
+fn assignment_table(p: &str, rows: &[AssignmentRow], now: i64) -> Markup {
+    html! {
+        table #assignments {
+            thead { tr {
+                th { "assignment" } th { "students" } th { "submissions" } th { "waiting" }
+                th { "grading" } th { "graded" } th { "failed" } th { "dead" } th { "flagged" }
+                th { "oldest wait" }
+            } }
+            tbody {
+                @for r in rows {
+                    tr {
+                        td { a href={ (p) "staff/assignments/" (r.course) "/" (r.section) "/" (r.assignment) } {
+                            (r.course) " " (r.section) " " (r.assignment) } }
+                        td.n { (r.students) } td.n { (r.submissions) } td.n.waiting { (r.queued) }
+                        td.n { (r.grading) } td.n.graded { (r.graded) } td.n { (r.failed) }
+                        td.n.dead { (r.dead) } td.n { (r.flagged) }
+                        td { @if let Some(at) = r.oldest_waiting { ((now - at) / 1000) " s" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET {prefix}staff/assignments/{course}/{section}/{assignment}`.
+pub async fn assignment(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path((course, section, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    staff.of(&course)?;
+    let policy = app
+        .courses
+        .find(&course, &section, &name)
+        .map_err(|_| ApiError::NotFound)?
+        .post_score
+        .unwrap_or(app.settings.lti.post_score);
+    let key = (course.clone(), section.clone(), name.clone());
+    let detail = app
+        .db
+        .read(move |c| dashboard::assignment(c, (&key.0, &key.1, &key.2), policy))
+        .await?;
+    let xsrf = app.auth.xsrf_token(&staff.user.name);
+    let p = app.settings.server.prefix.as_str();
+    let body = assignment_page(p, &detail, &xsrf, &policy.to_string());
+    let title = format!("{course} {section} {name}");
+    Ok(Html(layout(&nav(&app, &staff), &title, body)).into_response())
+}
+
+fn assignment_page(p: &str, d: &AssignmentDetail, xsrf: &str, policy: &str) -> Markup {
+    let r = &d.row;
+    let hours: Vec<String> = d
+        .per_hour
+        .iter()
+        .map(|(at, _)| format_ms(*at).get(5..13).unwrap_or("").replace('T', " ") + "h")
+        .collect();
+    let per_hour: Vec<f64> = d.per_hour.iter().map(|(_, n)| *n as f64).collect();
+    let fractions: Vec<f64> = d.counting.iter().map(|g| g.fraction).collect();
+    let tenth_labels: Vec<String> = (0..10)
+        .map(|i| format!("{}-{}%", i * 10, if i == 9 { 100 } else { i * 10 + 9 }))
+        .collect();
+    let q_names: Vec<String> = d.questions.iter().map(|q| q.name.clone()).collect();
+    let q_rates: Vec<f64> = d
+        .questions
+        .iter()
+        .map(|q| 100.0 * q.passed as f64 / q.students.max(1) as f64)
+        .collect();
+    let csv = |policy: &str| {
+        format!(
+            "{p}staff/grades.csv?course={}&section={}&assignment={}&policy={policy}",
+            enc(&r.course),
+            enc(&r.section),
+            enc(&r.assignment)
+        )
+    };
+    let target = |extra: Markup| {
+        html! {
+            input type="hidden" name="_xsrf" value=(xsrf);
+            input type="hidden" name="course" value=(r.course);
+            input type="hidden" name="section" value=(r.section);
+            input type="hidden" name="assignment" value=(r.assignment);
+            (extra)
+        }
+    };
+    html! {
+        p { a href={ (p) "staff" } { "All assignments" } }
+        h1 { (r.course) " " (r.section) " " (r.assignment) }
+        p #numbers {
+            (r.students) " students, " (r.submissions) " submissions: "
+            span.waiting { (r.queued) " waiting" } ", " (r.grading) " grading, "
+            (r.graded) " graded, " (r.failed) " failed, " span.dead { (r.dead) " dead" } ", "
+            (r.flagged) " flagged."
+        }
+        p { "Download grades (CSV): "
+            a #csv-latest href=(csv("latest")) { "the grade that counts (latest)" } " · "
+            a href=(csv("best")) { "best" } " · " a href=(csv("all")) { "every grade" } }
+        h2 { "Submissions over time" }
+        (chart(charts::bars("Submissions per hour (UTC)", &hours, &per_hour, 1.0, "submissions")))
+        h2 #distribution { "Score distribution" }
+        p { "The grade that counts (" (policy) ") of each of " (d.counting.len()) " students." }
+        (chart(charts::bars("Students by score", &tenth_labels, &charts::tenths(&fractions), 1.0, "students")))
+        h2 { "Questions" }
+        (chart(charts::bars("Full marks, % of students", &q_names, &q_rates, 100.0, "%")))
+        table #questions {
+            thead { tr { th { "question" } th { "full marks" } th { "students" } } }
+            tbody { @for q in &d.questions { tr { td { (q.name) } td.n { (q.passed) } td.n { (q.students) } } } }
+        }
+        h2 { "edX" }
+        table #posts {
+            tbody { @for (state, n) in &d.posts { tr { td { (state) } td.n { (n) } } } }
+        }
+        form.action method="post" action={ (p) "staff/repost" }
+            onsubmit="return confirm('Send the counting grades whose edX post is dead again?')" {
+            (target(html! {}))
+            button type="submit" { "Repost dead edX posts" }
+        }
+        h2 #dead { "Dead submissions" }
+        (lines(p, &d.dead))
+        @if !d.dead.is_empty() {
+            form.action method="post" action={ (p) "staff/regrade" }
+                onsubmit="return confirm('Grade every dead submission of this assignment again?')" {
+                (target(html! { input type="hidden" name="dead_only" value="true"; }))
+                button #regrade-dead type="submit" { "Regrade all dead" }
+            }
+        }
+        h2 { "Integrity flags" }
+        (lines(p, &d.flagged))
+        h2 { "Recent submissions" }
+        (lines(p, &d.recent))
+        form.action method="post" action={ (p) "staff/regrade" }
+            onsubmit="return confirm('Grade EVERY submission of this assignment again?')" {
+            (target(html! {}))
+            button type="submit" { "Regrade the whole assignment" }
+        }
+    }
+}
+
+/// Percent-encode a query value.
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+fn chart(svg: Option<String>) -> Markup {
+    match svg {
+        // plotters' output: SVG it wrote, with the labels escaped as SVG text.
+        Some(svg) => html! { figure.chart { (PreEscaped(svg)) } },
+        None => html! {},
+    }
+}
+
+fn lines(p: &str, lines: &[Line]) -> Markup {
+    if lines.is_empty() {
+        return html! { p.none { "None." } };
+    }
+    html! {
+        table.lines {
+            thead { tr { th { "#" } th { "student" } th { "received" } th { "state" } th { "score" } th { "detail" } } }
+            tbody {
+                @for l in lines {
+                    tr {
+                        td { a href={ (p) "staff/submissions/" (l.submission_id) } { (l.submission_id) } }
+                        td { a href={ (p) "staff/students/" (enc(&l.user)) } { (l.user) } }
+                        td { (time(&l.received_at)) }
+                        td class={ "state " (l.state) } { (l.state) }
+                        td { @if let Some((s, m)) = l.score { (score(s, m)) } }
+                        td.detail { (l.detail.as_deref().unwrap_or("")) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `GET {prefix}staff/students/{user}`: one student's submissions in the staff's courses.
+pub async fn student(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path(user): Path<String>,
+) -> Result<Response, ApiError> {
+    let name = user.clone();
+    let mut views = app
+        .db
+        .read({
+            let policy = app.policy_for();
+            move |c| submissions::list_for_user(c, &name, 1000, policy)
+        })
+        .await?;
+    views.retain(|v| staff.courses.contains(&v.course));
+    let p = app.settings.server.prefix.as_str();
+    let xsrf = app.auth.xsrf_token(&staff.user.name);
+    let body = html! {
+        p { a href={ (p) "staff" } { "All assignments" } }
+        h1 { "Student " (user) }
+        @if views.is_empty() { p { "No submissions in your courses." } }
+        table.lines {
+            thead { tr { th { "#" } th { "assignment" } th { "received" } th { "state" }
+                th { "score" } th { "counts" } th { "edX" } } }
+            tbody {
+                @for v in &views {
+                    tr {
+                        td { a href={ (p) "staff/submissions/" (v.id) } { (v.id) } }
+                        td { (v.course) " " (v.section) " " (v.assignment) }
+                        td { (time(&v.received_at)) }
+                        td class={ "state " (v.state) } { (v.state) }
+                        @if let Some(g) = &v.grade {
+                            td { (score(g.score, g.max_score)) }
+                            td { @if g.counts { "counts" } }
+                            td { (g.post_state) }
+                        } @else { td {} td {} td {} }
+                    }
+                }
+            }
+        }
+        @for v in views.iter().filter(|v| v.grade.as_ref().is_some_and(|g| g.counts)) {
+            form.action method="post" action={ (p) "staff/regrade" }
+                onsubmit="return confirm('Grade this student\\'s submissions of this assignment again?')" {
+                input type="hidden" name="_xsrf" value=(xsrf);
+                input type="hidden" name="course" value=(v.course);
+                input type="hidden" name="section" value=(v.section);
+                input type="hidden" name="assignment" value=(v.assignment);
+                input type="hidden" name="user" value=(user);
+                button type="submit" { "Regrade " (user) "'s " (v.assignment) }
+            }
+        }
+    };
+    Ok(Html(layout(&nav(&app, &staff), &format!("Student {user}"), body)).into_response())
+}
+
+/// `GET {prefix}staff/submissions/{id}`: everything about one submission, hidden-test
+/// output and the timeline included.
+pub async fn submission(
+    State(app): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
+    let extras = app
+        .db
+        .read(move |c| dashboard::staff_extras(c, id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let owner = extras.user.clone();
+    let (view, timeline) = app
+        .db
+        .read({
+            let policy = app.policy_for();
+            move |c| {
+                Ok((
+                    submissions::view_for_owner(c, id, &owner, policy)?,
+                    events::for_submission(c, id)?,
+                ))
+            }
+        })
+        .await?;
+    let view = view.ok_or(ApiError::NotFound)?;
+    staff.of(&view.course)?;
+    let p = app.settings.server.prefix.as_str();
+    let xsrf = app.auth.xsrf_token(&staff.user.name);
+    let outputs: Vec<serde_json::Value> = extras
+        .tests_json
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let body = html! {
+        p { a href={ (p) "staff/assignments/" (view.course) "/" (view.section) "/" (view.assignment) } {
+            "Assignment " (view.assignment) } " · "
+            a href={ (p) "staff/students/" (enc(&view.user)) } { "Student " (view.user) } }
+        h1 { "Submission " (view.id) " of " (view.user) }
+        p { (view.course) " " (view.section) " " (view.assignment) ". Received " (time(&view.received_at))
+            ". State: " span class={ "state " (view.state) } { (view.state) } "." }
+        @if let Some(m) = &view.message { p { (m) } }
+        @if let Some(g) = &view.grade {
+            h2 { "Score: " (score(g.score, g.max_score)) }
+            p { @if g.counts { "This grade counts. " } "edX: " (g.post_state)
+                @if let Some(d) = &g.post_detail { " (" (d) ")" } }
+        }
+        @if let Some(f) = &extras.integrity_flags { h2 { "Integrity flags" } pre { (f) } }
+        h2 { "Every test's output (hidden tests included; staff only)" }
+        @if outputs.is_empty() { p.none { "None stored." } }
+        @for t in &outputs {
+            h3 { (t["name"].as_str().unwrap_or("?")) ": " (t["score"]) " / " (t["max_score"]) }
+            @if let Some(out) = t["staff_output"].as_str().filter(|o| !o.is_empty()) { pre { (out) } }
+        }
+        @if let Some(log) = &extras.log_tail { h2 { "Grader log / staff notes" } pre { (log) } }
+        h2 { "Timeline" }
+        table #timeline {
+            tbody { @for e in &timeline { tr { td { (time(&e.at)) } td { (e.event) } td { (e.detail) } } } }
+        }
+        form.action method="post" action={ (p) "staff/regrade" }
+            onsubmit="return confirm('Grade this submission again?')" {
+            input type="hidden" name="_xsrf" value=(xsrf);
+            input type="hidden" name="id" value=(view.id);
+            button #regrade-one type="submit" { "Regrade this submission" }
+        }
+    };
+    Ok(Html(layout(
+        &nav(&app, &staff),
+        &format!("Submission {id}"),
+        body,
+    ))
+    .into_response())
+}
+
+/// The form of the regrade and repost buttons.
+#[derive(Debug, Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    _xsrf: String,
+    id: Option<i64>,
+    course: Option<String>,
+    section: Option<String>,
+    assignment: Option<String>,
+    user: Option<String>,
+    #[serde(default)]
+    dead_only: bool,
+}
+
+impl ActionForm {
+    /// A browser's form must carry the page's XSRF token; a Hub token needs none.
+    fn check_xsrf(&self, app: &AppState, staff: &Staff) -> Result<(), ApiError> {
+        if !staff.user.via_cookie || app.auth.check_xsrf(&staff.user.name, &self._xsrf) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "this action must come from the dashboard's own button (XSRF check failed)".into(),
+            ))
+        }
+    }
+
+    /// The submissions it names: one (`id`), or a course's (narrowed by section,
+    /// assignment, user); the course must be one of the staff's.
+    async fn filter(&self, app: &AppState, staff: &Staff) -> Result<GradeFilter, ApiError> {
+        let course = match (self.id, &self.course) {
+            (Some(id), _) => app
+                .db
+                .read(move |c| dashboard::course_of(c, id))
+                .await?
+                .ok_or(ApiError::NotFound)?,
+            (None, Some(c)) => c.clone(),
+            (None, None) => {
+                return Err(ApiError::BadRequest(
+                    "say which submissions: a submission id or a course".into(),
+                ));
+            }
+        };
+        staff.of(&course)?;
+        Ok(GradeFilter {
+            course: Some(course),
+            section: self.section.clone(),
+            assignment: self.assignment.clone(),
+            user: self.user.clone(),
+        })
+    }
+}
+
+/// `POST {prefix}staff/regrade`: queue grading again.
+pub async fn regrade(
+    State(app): State<AppState>,
+    staff: Staff,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Result<Response, ApiError> {
+    form.check_xsrf(&app, &staff)?;
+    let filter = form.filter(&app, &staff).await?;
+    let request = RegradeRequest {
+        filter,
+        ids: form.id.into_iter().collect(),
+        dead_only: form.dead_only,
+        by: staff.by(),
+    };
+    let max_attempts = app.settings.grading.max_attempts;
+    let ids = app
+        .db
+        .write(move |c| db_staff::regrade(c, &request, max_attempts, now_ms()))
+        .await?;
+    // Wake every idle worker (and leave a wake-up for one that is about to wait).
+    app.grade_notify.notify_waiters();
+    app.grade_notify.notify_one();
+    tracing::info!(by = %staff.user.name, count = ids.len(), "staff regrade");
+    let said = format!("Queued {} submission(s) for grading again.", ids.len());
+    Ok(done(&app, &staff, &said))
+}
+
+/// `POST {prefix}staff/repost`: send the counting grades whose edX post is dead again.
+pub async fn repost(
+    State(app): State<AppState>,
+    staff: Staff,
+    axum::Form(form): axum::Form<ActionForm>,
+) -> Result<Response, ApiError> {
+    form.check_xsrf(&app, &staff)?;
+    let filter = form.filter(&app, &staff).await?;
+    let by = staff.by();
+    let horizon = app.settings.lti.retry_horizon_secs as i64 * 1000;
+    let n = app
+        .db
+        .write(move |c| db_staff::repost(c, &filter, false, &by, horizon, now_ms()))
+        .await?;
+    tracing::info!(by = %staff.user.name, count = n, "staff repost");
+    Ok(done(
+        &app,
+        &staff,
+        &format!("Queued {n} grade(s) for posting to edX again."),
+    ))
+}
+
+fn done(app: &AppState, staff: &Staff, said: &str) -> Response {
+    let p = app.settings.server.prefix.as_str();
+    let body = html! {
+        p #done { (said) }
+        p { a href={ (p) "staff" } { "Back to the dashboard" } }
+    };
+    Html(layout(&nav(app, staff), "Done", body)).into_response()
+}
+
+/// The query of `GET {prefix}staff/grades.csv`: `dump-grades`'s filters.
+#[derive(Debug, Deserialize)]
+pub struct CsvQuery {
+    course: String,
+    section: Option<String>,
+    assignment: Option<String>,
+    user: Option<String>,
+    /// all | latest | best (default latest).
+    policy: Option<String>,
+}
+
+/// `GET {prefix}staff/grades.csv`: the `dump-grades` CSV of one course.
+pub async fn grades_csv(
+    State(app): State<AppState>,
+    staff: Staff,
+    Query(q): Query<CsvQuery>,
+) -> Result<Response, ApiError> {
+    staff.of(&q.course)?;
+    let policy = match q.policy.as_deref().unwrap_or("latest") {
+        "all" => Policy::All,
+        "latest" => Policy::Latest,
+        "best" => Policy::Best,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "policy {other:?}: use all, latest or best"
+            )));
+        }
+    };
+    let filter = GradeFilter {
+        course: Some(q.course.clone()),
+        section: q.section.clone(),
+        assignment: q.assignment.clone(),
+        user: q.user.clone(),
+    };
+    let detail = format!(
+        "{}: grades.csv course={} section={} assignment={} user={} policy={policy:?}",
+        staff.by(),
+        q.course,
+        q.section.as_deref().unwrap_or("*"),
+        q.assignment.as_deref().unwrap_or("*"),
+        q.user.as_deref().unwrap_or("*"),
+    );
+    let records = app
+        .db
+        .write(move |c| {
+            events::record(c, now_ms(), None, None, "staff_export", &detail)?;
+            crate::db::grades::select(c, &filter, policy.counting())
+        })
+        .await?;
+    let mut csv = Vec::new();
+    export::write_csv(&mut csv, &records).map_err(|e| ApiError::Internal(e.into()))?;
+    let name = format!(
+        "attachment; filename=\"grades-{}.csv\"",
+        q.course.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        csv,
+    )
+        .into_response())
+}
