@@ -310,17 +310,11 @@ mod tests {
                 .unwrap();
         assert_eq!(job.submission_id, a);
         let g = crate::db::grades::NewGrade {
-            status: crate::db::states::GradeStatus::Graded,
-            score: 3.0,
-            max_score: 5.0,
-            fraction: 0.6,
             tests_json: r#"[{"name":"q1","score":1.0,"max_score":1.0},
                             {"name":"q2","score":0.0,"max_score":2.0}]"#
                 .into(),
-            public_feedback: String::new(),
-            message: None,
-            log_tail: None,
             integrity_flags: Some("imitated result line".into()),
+            ..crate::db::grades::NewGrade::sample(3.0, 5.0)
         };
         crate::db::grades::insert(&c, a, job.id, &g, PostState::NotConfigured, 4_000_500).unwrap();
         crate::db::submissions::set_state(&c, a, crate::db::states::SubmissionState::Graded, None)

@@ -25,6 +25,28 @@ pub struct NewGrade {
     pub integrity_flags: Option<String>,
 }
 
+#[cfg(test)]
+impl NewGrade {
+    /// A graded result of `score` out of `max_score`, with no questions (tests).
+    pub(crate) fn sample(score: f64, max_score: f64) -> Self {
+        NewGrade {
+            status: GradeStatus::Graded,
+            score,
+            max_score,
+            fraction: if max_score > 0.0 {
+                score / max_score
+            } else {
+                0.0
+            },
+            tests_json: "[]".into(),
+            public_feedback: String::new(),
+            message: None,
+            log_tail: None,
+            integrity_flags: None,
+        }
+    }
+}
+
 /// Insert grade `g` for submission `submission_id`'s job `job_id`. `post_state` is
 /// `pending` when a post follows, else `not_configured`.
 pub fn insert(

@@ -11,17 +11,7 @@ fn grade_of(c: &Connection, sub: i64) -> i64 {
         give_up_at: None,
     };
     let job = enqueue(c, &job, 0).unwrap();
-    let g = crate::db::grades::NewGrade {
-        status: crate::db::states::GradeStatus::Graded,
-        score: 1.0,
-        max_score: 1.0,
-        fraction: 1.0,
-        tests_json: "[]".into(),
-        public_feedback: String::new(),
-        message: None,
-        log_tail: None,
-        integrity_flags: None,
-    };
+    let g = crate::db::grades::NewGrade::sample(1.0, 1.0);
     let pending = crate::db::states::PostState::Pending;
     crate::db::grades::insert(c, sub, job, &g, pending, 0).unwrap()
 }

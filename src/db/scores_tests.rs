@@ -1,7 +1,7 @@
 use super::*;
 use crate::db::grades::{self, GradeFilter, NewGrade};
 use crate::db::jobs;
-use crate::db::states::{GradeStatus, JobKind};
+use crate::db::states::JobKind;
 use crate::db::submissions::{NewSubmission, accept};
 
 fn conn() -> Connection {
@@ -28,17 +28,7 @@ fn grade(c: &Connection, sub: i64, fraction: f64) -> i64 {
         0,
     )
     .unwrap();
-    let g = NewGrade {
-        status: GradeStatus::Graded,
-        score: fraction * 6.0,
-        max_score: 6.0,
-        fraction,
-        tests_json: "[]".into(),
-        public_feedback: String::new(),
-        message: None,
-        log_tail: None,
-        integrity_flags: None,
-    };
+    let g = NewGrade::sample(fraction * 6.0, 6.0);
     grades::insert(c, sub, job, &g, PostState::Pending, 0).unwrap()
 }
 

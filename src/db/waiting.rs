@@ -139,17 +139,7 @@ mod tests {
     /// Claim the next grade job at `at` and store its grade `took` ms later.
     fn grade_next(c: &Connection, at: i64, took: i64) -> i64 {
         let job = claim_next(c, JobKind::Grade, at, 60_000).unwrap().unwrap();
-        let g = crate::db::grades::NewGrade {
-            status: crate::db::states::GradeStatus::Graded,
-            score: 1.0,
-            max_score: 1.0,
-            fraction: 1.0,
-            tests_json: "[]".into(),
-            public_feedback: String::new(),
-            message: None,
-            log_tail: None,
-            integrity_flags: None,
-        };
+        let g = crate::db::grades::NewGrade::sample(1.0, 1.0);
         let not_posted = crate::db::states::PostState::NotConfigured;
         crate::db::grades::insert(c, job.submission_id, job.id, &g, not_posted, at + took).unwrap();
         assert!(jobs::finish(c, &job, at + took).unwrap());

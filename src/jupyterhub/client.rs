@@ -79,12 +79,18 @@ impl HubClient {
     }
 }
 
-#[async_trait::async_trait]
-impl HubApi for HubClient {
-    async fn identify(&self, token: &Secret) -> Result<Option<HubIdentity>, HubError> {
+impl HubClient {
+    /// `GET {api}{path}` with `token`: the model, or `None` when the Hub answers one of
+    /// `nobody` (no such token or user).
+    async fn get_model<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &Secret,
+        nobody: &[u16],
+    ) -> Result<Option<T>, HubError> {
         let resp = self
             .http
-            .get(format!("{}/user", self.api_url))
+            .get(format!("{}{path}", self.api_url))
             .header("Authorization", format!("token {}", token.expose()))
             .send()
             .await
@@ -94,9 +100,8 @@ impl HubApi for HubClient {
                 .json()
                 .await
                 .map(Some)
-                .map_err(|e| HubError::Unreachable(format!("bad /user answer: {e}"))),
-            // 403 (and 401 on some versions): the token belongs to nobody.
-            401 | 403 => Ok(None),
+                .map_err(|e| HubError::Unreachable(format!("bad {path} answer: {e}"))),
+            status if nobody.contains(&status) => Ok(None),
             status => Err(HubError::Unexpected {
                 status,
                 body: resp
@@ -109,37 +114,19 @@ impl HubApi for HubClient {
             }),
         }
     }
+}
+
+#[async_trait::async_trait]
+impl HubApi for HubClient {
+    async fn identify(&self, token: &Secret) -> Result<Option<HubIdentity>, HubError> {
+        // 403 (and 401 on some versions): the token belongs to nobody.
+        self.get_model("/user", token, &[401, 403]).await
+    }
 
     async fn standing(&self, name: &str) -> Result<Option<UserStanding>, HubError> {
         let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
-        let resp = self
-            .http
-            .get(format!("{}/users/{name}", self.api_url))
-            .header(
-                "Authorization",
-                format!("token {}", self.client_secret.expose()),
-            )
-            .send()
-            .await
-            .map_err(|e| HubError::Unreachable(e.without_url().to_string()))?;
-        match resp.status().as_u16() {
-            200 => resp
-                .json()
-                .await
-                .map(Some)
-                .map_err(|e| HubError::Unreachable(format!("bad /users answer: {e}"))),
-            404 => Ok(None),
-            status => Err(HubError::Unexpected {
-                status,
-                body: resp
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(200)
-                    .collect(),
-            }),
-        }
+        let path = format!("/users/{name}");
+        self.get_model(&path, &self.client_secret, &[404]).await
     }
 
     async fn exchange_code(&self, code: &str) -> Result<Secret, HubError> {

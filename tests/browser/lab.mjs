@@ -8,21 +8,9 @@
 //      SHOTS (path prefix for screenshots), PLAYWRIGHT_DIR
 // prints one JSON line: {"dialog", "state", "score", "questions", "feedback", "counts",
 //                        "edx", "link", "error", "buttonTitle"}
-import { createRequire } from "node:module";
+import { env, launch } from "./chromium.mjs";
 
-const require = createRequire(`${process.env.PLAYWRIGHT_DIR}/`);
-const { chromium } = require("playwright-core");
-
-const env = (k) => {
-  if (!process.env[k]) throw new Error(`${k} is not set`);
-  return process.env[k];
-};
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const shots = env("SHOTS");
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });

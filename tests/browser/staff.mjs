@@ -7,22 +7,10 @@
 //   PHASE=act:   open the assignment, its score distribution, a dead submission, press
 //                "Regrade this submission" (accepting the confirmation), then download
 //                the grades CSV; prints {"charts", "distribution", "done", "csv", "regraded"}
-import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
+import { env, launch } from "./chromium.mjs";
 
-const require = createRequire(`${process.env.PLAYWRIGHT_DIR}/`);
-const { chromium } = require("playwright-core");
-
-const env = (k) => {
-  if (!process.env[k]) throw new Error(`${k} is not set`);
-  return process.env[k];
-};
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const shots = env("SHOTS");
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });

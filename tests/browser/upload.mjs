@@ -5,21 +5,9 @@
 // env: HUB_URL, PREFIX, HUB_USER, HUB_PASSWORD, NOTEBOOK (path), SCREENSHOT (path),
 //      PLAYWRIGHT_DIR (where playwright-core is installed)
 // prints one JSON line: {"loggedIn", "uploadText", "pageText"}
-import { createRequire } from "node:module";
+import { env, launch } from "./chromium.mjs";
 
-const require = createRequire(`${process.env.PLAYWRIGHT_DIR}/`);
-const { chromium } = require("playwright-core");
-
-const env = (k) => {
-  if (!process.env[k]) throw new Error(`${k} is not set`);
-  return process.env[k];
-};
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(60_000);
