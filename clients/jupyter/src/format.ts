@@ -63,6 +63,26 @@ export type MetadataCheck =
   | { ok: true; ids: IAssignmentIds }
   | { ok: false; missing: string[]; message: string };
 
+/**
+ * How long to wait before checking on a submission again: every 2 s while it is next or
+ * being graded, and a tenth of the expected wait (at most 15 s) while it is further back,
+ * so a thousand students waiting before a deadline do not ask the service 500 times a
+ * second how long the queue is.
+ */
+export function pollDelayMs(view: ISubmissionView | null): number {
+  const MIN = 2000;
+  const MAX = 15000;
+  const queue = view?.queue;
+  if (!queue || queue.position === null || queue.position <= 1) {
+    return MIN;
+  }
+  const wait = queue.expected_wait_secs;
+  if (typeof wait !== 'number' || !Number.isFinite(wait)) {
+    return MIN;
+  }
+  return Math.min(MAX, Math.max(MIN, Math.round((wait * 1000) / 10)));
+}
+
 /** States after which the submission does not change any more. */
 export function isFinalState(state: string): boolean {
   return state === 'graded' || state === 'failed' || state === 'dead';

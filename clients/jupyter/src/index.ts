@@ -17,7 +17,8 @@ import {
   checkMetadata,
   errorSentence,
   isFinalState,
-  ISubmissionView
+  ISubmissionView,
+  pollDelayMs
 } from './format';
 import { RequestFailure, requestAPI } from './request';
 
@@ -28,8 +29,7 @@ namespace CommandIDs {
   export const showResult = 'otter-service:show-result';
 }
 
-/** How often a submission is checked on, and for how long at most. */
-const POLL_INTERVAL_MS = 2000;
+/** For how long a submission is checked on at most (how often: `pollDelayMs`). */
 const POLL_LIMIT_MS = 15 * 60 * 1000;
 
 interface ISubmitAnswer extends ISubmissionView {
@@ -146,7 +146,7 @@ class SubmissionTracker {
           });
           return;
         }
-        await sleep(POLL_INTERVAL_MS);
+        await sleep(pollDelayMs(this._content?.view ?? null));
         if (run !== this._run) {
           return;
         }

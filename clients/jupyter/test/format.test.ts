@@ -15,6 +15,7 @@ import {
   ISubmissionView,
   ordinal,
   parseRetryAfter,
+  pollDelayMs,
   scoreClass,
   splitFeedback,
   stateSentence,
@@ -233,4 +234,14 @@ describe('feedback', () => {
       [null, 'q1']
     );
   });
+});
+
+test('pollDelayMs: often when next, a tenth of a long wait further back', () => {
+  assert.equal(pollDelayMs(null), 2000);
+  assert.equal(pollDelayMs(view({ queue: { position: 1, expected_wait_secs: 300 } })), 2000);
+  assert.equal(pollDelayMs(view({ state: 'grading', queue: { position: 0, expected_wait_secs: 90 } })), 2000);
+  assert.equal(pollDelayMs(view({ queue: { position: 40, expected_wait_secs: 60 } })), 6000);
+  assert.equal(pollDelayMs(view({ queue: { position: 900, expected_wait_secs: 1800 } })), 15000);
+  assert.equal(pollDelayMs(view({ queue: { position: 5, expected_wait_secs: null } })), 2000);
+  assert.equal(pollDelayMs(view({ queue: { position: 3, expected_wait_secs: 4 } })), 2000);
 });
