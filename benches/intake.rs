@@ -246,6 +246,81 @@ async fn main() {
         "service peak RSS with {queued} queued: {:.1} MiB (target < 100 MiB)",
         peak_rss_mib(pid)
     );
+    poll_cost(&service.db_path, queued);
+}
+
+/// What a Submit panel's check on a waiting submission costs the database: the student's
+/// view alone (baseline) against the view with its queue place, for the newest
+/// submission (the back of the queue): on the intake database (`queued` waiting jobs of
+/// 20 students), and on a deadline crowd (1,000 students with 5 waiting each, the
+/// default per-student cap).
+fn poll_cost(db: &std::path::Path, queued: i64) {
+    poll_cost_on(&rusqlite::Connection::open(db).unwrap(), queued);
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = rusqlite::Connection::open(dir.path().join("crowd.db")).unwrap();
+    otter_service::db::migrations_apply(&mut c).unwrap();
+    let tx = c.transaction().unwrap();
+    for round in 0..5 {
+        for student in 0..1000 {
+            let new = otter_service::db::submissions::NewSubmission {
+                user: format!("student{student}"),
+                course: "c".into(),
+                section: "1".into(),
+                assignment: "a".into(),
+                notebook: format!("{{\"n\": {round}}}").into_bytes(),
+                notebook_path: None,
+            };
+            otter_service::db::submissions::accept(&tx, &new, 3, round * 1000 + student).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    poll_cost_on(&c, 5000);
+}
+
+fn poll_cost_on(c: &rusqlite::Connection, queued: i64) {
+    use otter_service::db::states::ScorePolicy;
+    use otter_service::db::{submissions, waiting};
+    let (id, user): (i64, String) = c
+        .query_row(
+            "SELECT id, user FROM submissions ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let students: i64 = c
+        .query_row(
+            "SELECT COUNT(DISTINCT user) FROM jobs WHERE state = 'queued'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let view = || submissions::view_for_owner(c, id, &user, |_| ScorePolicy::Latest).unwrap();
+    let time = |f: &dyn Fn()| {
+        f(); // warm the page cache and statement cache
+        let n = 200;
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        start.elapsed().as_secs_f64() / n as f64
+    };
+    let base = time(&|| {
+        view().unwrap();
+    });
+    let with_place = time(&|| {
+        let mut v = view().unwrap();
+        v.queue = waiting::place(c, id, i64::MAX / 2, 2).unwrap();
+        assert!(v.queue.is_some());
+    });
+    println!(
+        "poll of the back of a {queued}-deep queue ({students} students): view {:.0} us, \
+         view + queue place {:.0} us = {:.2}x; at one check per 2 s per waiting student, \
+         1,000 students cost {:.2} cores",
+        base * 1e6,
+        with_place * 1e6,
+        with_place / base,
+        with_place * 500.0
+    );
 }
 
 fn service_pid(s: &ServiceProcess) -> u32 {

@@ -125,6 +125,11 @@ ALTER TABLE grades ADD COLUMN integrity_flags TEXT;
 -- The trusted evaluator's audit of an autograder's tests (a JSON array of `case: finding`).
 ALTER TABLE autograder_checks ADD COLUMN audit TEXT;
 "#,
+    r#"
+-- A waiting submission's place in line (db/waiting.rs) reads each student's waiting jobs
+-- in order from this index alone, without the rows.
+CREATE INDEX jobs_waiting_by_user ON jobs (kind, user, run_at, id) WHERE state = 'queued';
+"#,
 ];
 
 /// Bring the schema to the newest version.
