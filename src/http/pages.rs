@@ -102,7 +102,7 @@ fn for_student(app: &AppState, headers: &HeaderMap, v: &mut SubmissionView) {
     }
 }
 
-fn nav<'a>(app: &'a AppState, user: &'a str) -> Nav<'a> {
+pub(super) fn nav<'a>(app: &'a AppState, user: &'a str) -> Nav<'a> {
     Nav {
         prefix: &app.settings.server.prefix,
         hub_prefix: &app.settings.hub.browser_hub_prefix,

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::charts;
 use super::error::ApiError;
-use super::pages::{Nav, layout, score, time};
+use super::pages::{self, Nav, layout, score, time};
 use crate::db::dashboard::{self, AssignmentDetail, AssignmentRow, Line};
 use crate::db::grades::GradeFilter;
 use crate::db::staff::{self as db_staff, RegradeRequest};
@@ -70,11 +70,7 @@ impl Staff {
 }
 
 fn nav<'a>(app: &'a AppState, staff: &'a Staff) -> Nav<'a> {
-    Nav {
-        prefix: &app.settings.server.prefix,
-        hub_prefix: &app.settings.hub.browser_hub_prefix,
-        user: &staff.user.name,
-    }
+    pages::nav(app, &staff.user.name)
 }
 
 /// `GET {prefix}staff`: the courses' assignments and the whole queue.
@@ -348,25 +344,23 @@ pub async fn submission(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
-    let extras = app
-        .db
-        .read(move |c| dashboard::staff_extras(c, id))
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let owner = extras.user.clone();
-    let (view, timeline) = app
+    // One read: the staff-only parts, the owner's view of it, and its timeline.
+    let (extras, view, timeline) = app
         .db
         .read({
             let policy = app.policy_for();
             move |c| {
-                Ok((
-                    submissions::view_for_owner(c, id, &owner, policy)?,
-                    events::for_submission(c, id)?,
-                ))
+                let Some(extras) = dashboard::staff_extras(c, id)? else {
+                    return Ok(None);
+                };
+                let Some(view) = submissions::view_for_owner(c, id, &extras.user, policy)? else {
+                    return Ok(None);
+                };
+                Ok(Some((extras, view, events::for_submission(c, id)?)))
             }
         })
-        .await?;
-    let view = view.ok_or(ApiError::NotFound)?;
+        .await?
+        .ok_or(ApiError::NotFound)?;
     staff.of(&view.course)?;
     let p = app.settings.server.prefix.as_str();
     let xsrf = app.auth.xsrf_token(&staff.user.name);
@@ -430,20 +424,16 @@ pub struct ActionForm {
 }
 
 impl ActionForm {
-    /// A browser's form must carry the page's XSRF token; a Hub token needs none.
-    fn check_xsrf(&self, app: &AppState, staff: &Staff) -> Result<(), ApiError> {
-        if !staff.user.via_cookie || app.auth.check_xsrf(&staff.user.name, &self._xsrf) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(
-                "this action must come from the dashboard's own button (XSRF check failed)".into(),
-            ))
-        }
-    }
-
     /// The submissions it names: one (`id`), or a course's (narrowed by section,
-    /// assignment, user); the course must be one of the staff's.
+    /// assignment, user), once the form passed the XSRF check (a browser's form must
+    /// carry the page's token; a Hub token needs none) and the course is one of the
+    /// staff's.
     async fn filter(&self, app: &AppState, staff: &Staff) -> Result<GradeFilter, ApiError> {
+        if !app.auth.xsrf_allows(&staff.user, &self._xsrf) {
+            return Err(ApiError::Forbidden(
+                "this action must come from the dashboard's own button (XSRF check failed)".into(),
+            ));
+        }
         let course = match (self.id, &self.course) {
             (Some(id), _) => app
                 .db
@@ -473,7 +463,6 @@ pub async fn regrade(
     staff: Staff,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> Result<Response, ApiError> {
-    form.check_xsrf(&app, &staff)?;
     let filter = form.filter(&app, &staff).await?;
     let request = RegradeRequest {
         filter,
@@ -500,7 +489,6 @@ pub async fn repost(
     staff: Staff,
     axum::Form(form): axum::Form<ActionForm>,
 ) -> Result<Response, ApiError> {
-    form.check_xsrf(&app, &staff)?;
     let filter = form.filter(&app, &staff).await?;
     let by = staff.by();
     let horizon = app.settings.lti.retry_horizon_secs as i64 * 1000;
@@ -543,16 +531,10 @@ pub async fn grades_csv(
     Query(q): Query<CsvQuery>,
 ) -> Result<Response, ApiError> {
     staff.of(&q.course)?;
-    let policy = match q.policy.as_deref().unwrap_or("latest") {
-        "all" => Policy::All,
-        "latest" => Policy::Latest,
-        "best" => Policy::Best,
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "policy {other:?}: use all, latest or best"
-            )));
-        }
-    };
+    let asked = q.policy.as_deref().unwrap_or("latest");
+    // The same names as `dump-grades --policy`.
+    let policy = <Policy as clap::ValueEnum>::from_str(asked, false)
+        .map_err(|_| ApiError::BadRequest(format!("policy {asked:?}: use all, latest or best")))?;
     let filter = GradeFilter {
         course: Some(q.course.clone()),
         section: q.section.clone(),

@@ -58,12 +58,13 @@ const RETRY_MESSAGE: &str =
     "Grading was interrupted by a problem on our side; it will be retried automatically.";
 
 impl GradeJob {
+    /// The request for `job`, claimed at `claimed` (ms).
     async fn request(
         &self,
         job: &ClaimedJob,
+        claimed: i64,
     ) -> Result<(GradeRequest, AssignmentNames, bool), Attempt> {
         let id = job.submission_id;
-        let claimed = now_ms();
         let sub = self
             .db
             .write(move |c| {
@@ -169,9 +170,7 @@ impl GradeJob {
             Err(e) => Attempt::Retry(format!("cannot store the grade: {e}")),
         }
     }
-}
 
-impl GradeJob {
     /// Metrics of a stored grade: its outcome and how long each phase took.
     fn count(&self, outcome: &GradeOutcome, phases: &Phases) {
         let outcome = match outcome {
@@ -289,7 +288,8 @@ impl Job for GradeJob {
     }
 
     async fn run(&self, job: &ClaimedJob) -> Attempt {
-        let (request, names, post) = match self.request(job).await {
+        let claimed = now_ms();
+        let (request, names, post) = match self.request(job, claimed).await {
             Ok(r) => r,
             Err(attempt) => return attempt,
         };
@@ -300,7 +300,6 @@ impl Job for GradeJob {
             ));
         }
         tracing::info!(runner = self.runner.name(), "grading");
-        let claimed = now_ms();
         let started = std::time::Instant::now();
         let (zip, limits) = (request.autograder_zip.clone(), request.limits.clone());
         let sandbox_ready = request.started.clone();

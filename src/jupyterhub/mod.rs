@@ -50,10 +50,10 @@ pub enum AuthError {
 pub struct Auth {
     hub: Arc<dyn HubApi>,
     required_scopes: Vec<String>,
-    cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    /// Token digest -> user name, for `cache_ttl`.
+    cache: Fresh<[u8; 32], String>,
     /// Users' admin flags and groups, for staff pages (as briefly as tokens).
-    standings: Mutex<HashMap<String, (UserStanding, Instant)>>,
-    cache_ttl: Duration,
+    standings: Fresh<String, UserStanding>,
     session_ttl: Duration,
     key: Key,
     xsrf_key: [u8; 32],
@@ -78,9 +78,8 @@ impl Auth {
         Self {
             hub,
             required_scopes,
-            cache: Mutex::new(HashMap::new()),
-            standings: Mutex::new(HashMap::new()),
-            cache_ttl,
+            cache: Fresh::new(cache_ttl),
+            standings: Fresh::new(cache_ttl),
             session_ttl,
             key,
             xsrf_key,
@@ -95,7 +94,7 @@ impl Auth {
     /// The user owning `token`, if the Hub knows it and it carries the required scopes.
     pub async fn user_for_token(&self, token: &Secret) -> Result<HubUser, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.expose()).into();
-        if let Some(name) = self.cached(&digest) {
+        if let Some(name) = self.cache.get(&digest) {
             return Ok(HubUser {
                 name,
                 via_cookie: false,
@@ -107,11 +106,7 @@ impl Auth {
             .await?
             .ok_or(AuthError::InvalidToken)?;
         self.check_scopes(&identity)?;
-        let mut cache = self.cache.lock().expect("auth cache poisoned");
-        if cache.len() > 10_000 {
-            cache.retain(|_, (_, at)| at.elapsed() < self.cache_ttl);
-        }
-        cache.insert(digest, (identity.name.clone(), Instant::now()));
+        self.cache.insert(digest, identity.name.clone());
         Ok(HubUser {
             name: identity.name,
             via_cookie: false,
@@ -122,29 +117,12 @@ impl Auth {
     /// time, so a removal from a staff group takes effect within it). A user the Hub does
     /// not know has no standing.
     pub async fn standing(&self, name: &str) -> Result<UserStanding, AuthError> {
-        {
-            let cache = self.standings.lock().expect("standing cache poisoned");
-            if let Some((s, at)) = cache.get(name)
-                && at.elapsed() < self.cache_ttl
-            {
-                return Ok(s.clone());
-            }
+        if let Some(standing) = self.standings.get(name) {
+            return Ok(standing);
         }
         let standing = self.hub.standing(name).await?.unwrap_or_default();
-        let mut cache = self.standings.lock().expect("standing cache poisoned");
-        if cache.len() > 10_000 {
-            cache.retain(|_, (_, at)| at.elapsed() < self.cache_ttl);
-        }
-        cache.insert(name.to_string(), (standing.clone(), Instant::now()));
+        self.standings.insert(name.to_string(), standing.clone());
         Ok(standing)
-    }
-
-    fn cached(&self, digest: &[u8; 32]) -> Option<String> {
-        let cache = self.cache.lock().expect("auth cache poisoned");
-        cache
-            .get(digest)
-            .filter(|(_, at)| at.elapsed() < self.cache_ttl)
-            .map(|(name, _)| name.clone())
     }
 
     /// Require one of the access scopes, as JupyterHub's own `HubAuth` does (a managed
@@ -243,11 +221,54 @@ impl Auth {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// Whether a state-changing browser request of `user` may go on: one authenticated
+    /// by a Hub token always (a browser does not send it on its own), one by our cookie
+    /// only with the page's XSRF `token`.
+    pub fn xsrf_allows(&self, user: &HubUser, token: &str) -> bool {
+        !user.via_cookie || self.check_xsrf(&user.name, token)
+    }
+
     /// Constant-time check of an XSRF token.
     pub fn check_xsrf(&self, user: &str, token: &str) -> bool {
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.xsrf_key).expect("any key size");
         mac.update(user.as_bytes());
         hex::decode(token).is_ok_and(|t| mac.verify_slice(&t).is_ok())
+    }
+}
+
+/// A map whose entries are good for `ttl`: what the Hub said, kept briefly.
+struct Fresh<K, V> {
+    map: Mutex<HashMap<K, (V, Instant)>>,
+    ttl: Duration,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Fresh<K, V> {
+    fn new(ttl: Duration) -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            ttl,
+        }
+    }
+
+    /// The value for `key` if it is younger than `ttl`.
+    fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        let map = self.map.lock().expect("cache poisoned");
+        map.get(key)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(v, _)| v.clone())
+    }
+
+    /// Keep `value` for `key`; past 10,000 entries, the stale ones go first.
+    fn insert(&self, key: K, value: V) {
+        let mut map = self.map.lock().expect("cache poisoned");
+        if map.len() > 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < self.ttl);
+        }
+        map.insert(key, (value, Instant::now()));
     }
 }
 

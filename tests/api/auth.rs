@@ -165,12 +165,7 @@ pub async fn browser_login(user: &str) -> (reqwest::Client, String) {
         login_url.path().ends_with("/hub/login"),
         "expected the Hub's login page, got {login_url}"
     );
-    let xsrf = html
-        .split("name=\"_xsrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .expect("xsrf field on the login page")
-        .to_string();
+    let xsrf = crate::helpers::form_field(&html, "_xsrf").expect("xsrf field on the login page");
     let r = browser
         .post(login_url.as_str())
         .header("Accept", "text/html")

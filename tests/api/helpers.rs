@@ -284,6 +284,28 @@ pub fn cli(db: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The value of the form field `name` in an HTML page (as `name="..." value="..."`).
+#[allow(dead_code)] // not used by the benches, which share this file
+pub fn form_field(html: &str, name: &str) -> Option<String> {
+    html.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .map(str::to_string)
+}
+
+/// The count `otter-service status` prints for jobs of `kind` in `state`.
+#[allow(dead_code)] // not used by the benches, which share this file
+pub fn status_count(db: &Path, kind: &str, state: &str) -> i64 {
+    let status = cli(db, &["status"]);
+    status
+        .lines()
+        .find_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [k, s, n] if k == kind && s == state => n.parse().ok(),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {kind} {state} line in: {status}"))
+}
+
 /// Poll `{url}submissions/{id}` until it leaves the queue.
 pub async fn wait_done(
     http: &reqwest::Client,

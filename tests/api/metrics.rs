@@ -6,21 +6,31 @@ use std::time::Duration;
 use rusqlite::Connection;
 use serde_json::json;
 
-use crate::helpers::{TestApp, cli, copy_of, sample, spawn_app_with};
+use crate::helpers::{TestApp, copy_of, sample, spawn_app_with};
 use crate::hub::hub;
 
-/// The scrape as `name{labels}` -> value.
-async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
-    let base = app.url.split("/services/").next().unwrap();
+/// `http://127.0.0.1:PORT`: the service without its prefix, where `/metrics` is.
+fn root(app: &TestApp) -> &str {
+    app.url.split("/services/").next().unwrap()
+}
+
+/// The exposition text of `/metrics`.
+async fn metrics_text(app: &TestApp) -> String {
     let r = app
         .http
-        .get(format!("{base}/metrics"))
+        .get(format!("{}/metrics", root(app)))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let text = r.text().await.unwrap();
-    text.lines()
+    r.text().await.unwrap()
+}
+
+/// The scrape as `name{labels}` -> value.
+async fn scrape(app: &TestApp) -> BTreeMap<String, f64> {
+    metrics_text(app)
+        .await
+        .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| {
             let (k, v) = l.rsplit_once(' ')?;
@@ -120,26 +130,10 @@ async fn metrics_during_a_burst_agree_with_the_database_and_status() {
     assert!(bytes > 0.0);
 
     // `status` reads the same numbers.
-    let status = cli(db, &["status"]);
-    let done_line = status
-        .lines()
-        .find(|l| l.starts_with("grade") && l.contains("done"))
-        .unwrap_or_else(|| panic!("{status}"));
-    assert!(done_line.ends_with(" 15"), "{status}");
+    assert_eq!(crate::helpers::status_count(db, "grade", "done"), 15);
 
     // No user names in any label.
-    let text = app
-        .http
-        .get(format!(
-            "{}/metrics",
-            app.url.split("/services/").next().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&app).await;
     for u in users {
         assert!(!text.contains(u), "user {u} in metrics");
     }
@@ -148,10 +142,9 @@ async fn metrics_during_a_burst_agree_with_the_database_and_status() {
 #[tokio::test]
 async fn metrics_are_not_served_through_the_proxy() {
     let app = spawn_app_with(|_| {}).await;
-    let base = app.url.split("/services/").next().unwrap().to_string();
     let r = app
         .http
-        .get(format!("{base}/metrics"))
+        .get(format!("{}/metrics", root(&app)))
         .header("X-Forwarded-For", "203.0.113.9")
         .send()
         .await

@@ -150,20 +150,12 @@ async fn a_staff_group_member_sees_the_course_regrades_and_downloads_and_is_reco
     assert_eq!(code, 200, "{page}");
     assert!(page.contains("demo 1 demo1"), "{page}");
     // The overview's queue table is what `status` prints.
-    let status = cli(&app.db_path, &["status"]);
-    let done = status
-        .lines()
-        .find(|l| l.starts_with("grade") && l.contains("done"))
-        .unwrap()
-        .split_whitespace()
-        .last()
-        .unwrap()
-        .to_string();
+    let done = crate::helpers::status_count(&app.db_path, "grade", "done");
     assert!(
         page.contains(&format!(
             "<td>grade</td><td>done</td><td class=\"n\">{done}</td>"
         )),
-        "{status}\n{page}"
+        "status says {done} done: {page}"
     );
     let (code, page) = call(&app, &stella, &routes(id)[1]).await;
     assert_eq!(code, 200);
@@ -225,12 +217,8 @@ async fn a_hub_admins_browser_form_post_needs_the_pages_xsrf_token() {
         .text()
         .await
         .unwrap();
-    let xsrf = html
-        .split("name=\"_xsrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no XSRF field (no submissions yet?): {html}"))
-        .to_string();
+    let xsrf = crate::helpers::form_field(&html, "_xsrf")
+        .unwrap_or_else(|| panic!("no XSRF field: {html}"));
     let r = browser
         .post(format!("{page}staff/repost"))
         .form(&[("course", "demo"), ("_xsrf", &xsrf)])
