@@ -130,7 +130,13 @@ impl Db {
                 Some(c) => c,
                 None => connect(&inner.path)?,
             };
-            let out = f(&conn);
+            // One snapshot for the whole closure: a read of several statements (a
+            // submission's view and its queue place) must not see a job claimed between
+            // two of them. The transaction only reads; dropping it ends it.
+            let out = conn
+                .unchecked_transaction()
+                .map_err(DbError::from)
+                .and_then(|tx| f(&tx));
             let mut pool = inner.readers.lock().expect("reader pool poisoned");
             if pool.len() < 8 {
                 pool.push(conn);
@@ -163,4 +169,31 @@ pub fn format_ms(ms: i64) -> String {
 /// Apply the schema to `conn` (for tools and tests that build a database by hand).
 pub fn migrations_apply(conn: &mut Connection) -> Result<(), DbError> {
     migrations::run(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_read_sees_one_snapshot_while_a_write_commits_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path).unwrap();
+        let count = |c: &Connection| -> Result<i64, DbError> {
+            Ok(c.query_row("SELECT COUNT(*) FROM submissions", [], |r| r.get(0))?)
+        };
+        let (before, after) = db
+            .read(move |c| {
+                let before = count(c)?;
+                // Another connection commits a submission between the two statements.
+                let other = Connection::open(&path).unwrap();
+                submissions::accept(&other, &submissions::NewSubmission::sample("u"), 3, 0)?;
+                Ok((before, count(c)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!((before, after), (0, 0));
+        assert_eq!(db.read(count).await.unwrap(), 1, "the next read sees it");
+    }
 }
