@@ -7,9 +7,10 @@ trusted side, with otter's own OKTestFile.run over a LazyGlobals namespace.
 """
 import copy
 
-from .kernel import CellTimeout, KernelDied
+from .kernel import BadReply, CellTimeout, KernelDied
 from .namespace import Fetcher, LazyGlobals
-from .notebook import code_cells
+from .notebook import assignment_name, code_cells
+from .output import text_of
 from .policy import PURE_BUILTINS, forwarded_seeds, kernel_printoptions
 from .results import Report
 
@@ -42,6 +43,8 @@ class Evaluator:
         self.report = Report()
 
     def run(self, nb_json):
+        if self._wrong_assignment(nb_json):
+            return self.report
         cells = code_cells(nb_json, self.ag.config, set(self.ag.tests))
         self.session.execute(KERNEL_PRELUDE, timeout=60, silent=True)
         self.session.request({"op": "setup", "pure_builtins": sorted(PURE_BUILTINS)},
@@ -58,7 +61,40 @@ class Evaluator:
             if q not in self.report.results:
                 self._check(q, "end")
         self.report.kernel_died = self.report.kernel_died or self.session.dead
+        self._judge_the_kernel()
         return self.report
+
+    def _wrong_assignment(self, nb_json):
+        """otter's check: a notebook that names another assignment is refused with otter's
+        sentence (a notebook that names none is graded, unlike otter, which refuses it:
+        the service already matched it to this assignment by its own metadata)."""
+        want = self.ag.config.get("assignment_name")
+        got = assignment_name(nb_json)
+        if not want or got is None or got == want:
+            return False
+        self.report.refuse("wrong_assignment",
+                           f"Received submission for assignment '{got[:100]}' (this is "
+                           f"assignment '{want}'). Check that you submitted this "
+                           f"assignment's notebook.")
+        return True
+
+    def _judge_the_kernel(self):
+        """Flag a kernel that sent messages no honest kernel sends, and refuse a
+        submission none of whose answers could be read: its kernel was made to answer
+        the grader with garbage, which only the notebook's code can do."""
+        forged = self.session.malformed_messages
+        if forged:
+            self.report.current = None
+            self.report.flag(f"the kernel sent {forged} message(s) that were not "
+                             "well-formed kernel messages")
+        if self.report.replies["bad"] and not self.report.replies["ok"]:
+            self.report.refuse(
+                "kernel_unreadable",
+                "The grader could not read any of your answers: code in your notebook "
+                "changed how its kernel answers the grader (for example by replacing "
+                "json.dumps or a part of Python the grader relies on), so it was not "
+                "graded. Remove that code, restart the kernel, run all cells and submit "
+                "again.")
 
     def _run_cell(self, cell):
         """True if the cell ran without error; errors are recorded, never fatal."""
@@ -71,9 +107,12 @@ class Evaluator:
             self.report.cell_error(cell.index, "kernel died", str(e))
             self.report.kernel_died = True
             return False
+        except BadReply as e:  # flagged with the kernel's other malformed messages
+            self.report.cell_error(cell.index, "no reply", str(e))
+            return False
         if reply.get("status") != "ok":
-            self.report.cell_error(cell.index, str(reply.get("ename", "error"))[:100],
-                                   str(reply.get("evalue", ""))[:300])
+            self.report.cell_error(cell.index, text_of(reply.get("ename", "error"), 100),
+                                   text_of(reply.get("evalue", ""), 300))
             return False
         return True
 

@@ -34,6 +34,32 @@ class CellTimeout(Exception):
     pass
 
 
+class BadReply(Exception):
+    """The kernel answered the grader with something that is not a well-formed reply.
+
+    Only student code can cause this (the helper and the kernel's messaging live in the
+    student's process, so a notebook can replace them): it is evidence about the
+    submission, never a reason for the evaluator to fail."""
+
+
+# A reply's text is bounded by the container's memory, but nothing the tests need comes
+# near this (a 57-column Data 8 table is about 30 MB): past it the reply is refused.
+MAX_REPLY_CHARS = 256 << 20
+POLL_SECS = 0.2        # how long one wait for the shell reply blocks before looking again
+IDLE_GRACE_SECS = 5.0  # how long, after its reply, we wait for the kernel's idle status
+
+
+def _parent_id(msg):
+    """The msg_id a kernel message answers, or None when the message is malformed (the
+    kernel can send anything on its channels): such a message is nobody's answer."""
+    if type(msg) is not dict or type(msg.get("parent_header")) is not dict:
+        return None
+    if type(msg.get("content")) is not dict or type(msg.get("msg_type")) is not str:
+        return None
+    msg_id = msg["parent_header"].get("msg_id")
+    return msg_id if type(msg_id) is str else None
+
+
 def _first_to_go():
     """Make the kernel the out-of-memory killer's first choice (raising one's own score
     needs no privilege): a notebook that exhausts the container's memory ends as a dead
@@ -76,6 +102,7 @@ class KernelSession:
         self.python = python
         self.output = OutputLog(log_limit)
         self.dead = False
+        self.malformed_messages = 0  # kernel messages that were nobody's answer
         self._fd_log = tempfile.TemporaryFile(prefix="kernel-fd-")  # unlinked: no path to open
 
     def start(self):
@@ -123,43 +150,75 @@ class KernelSession:
         return env
 
     def execute(self, code, timeout=None, silent=False, user_expressions=None):
-        """Run code; return the execute_reply content. Outputs go to the output log."""
+        """Run code; return the execute_reply content (a dict; whatever else is in it is
+        the kernel's word). Outputs go to the output log. Raises CellTimeout past
+        `timeout`, KernelDied, and BadReply when the kernel answers with a message that
+        is not one (only student code can make it do that)."""
         if self.dead:
             raise KernelDied("kernel is not running")
         msg_id = self.kc.execute(code, silent=silent, store_history=not silent,
                                  user_expressions=user_expressions or {},
                                  allow_stdin=False, stop_on_error=False)
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._drain_iopub(msg_id, deadline)
-        return self._shell_reply(msg_id, deadline)
+        self._idle = False
+        reply = self._await_reply(msg_id, deadline)
+        if not self._idle:
+            # The reply comes before the kernel says it is idle; the outputs between go to
+            # the log. A kernel whose status never comes costs it this grace, no more.
+            self._take_iopub(msg_id, time.monotonic() + IDLE_GRACE_SECS)
+        return reply
 
-    def _wait(self, getter, deadline):
+    def _await_reply(self, msg_id, deadline):
+        """The shell reply to msg_id, draining the outputs meanwhile (so a flood of them is
+        capped as it comes, not queued)."""
         while True:
-            left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            self._take_iopub(msg_id, None)
+            left = POLL_SECS if deadline is None else min(POLL_SECS, deadline - time.monotonic())
             if left <= 0:
                 self._interrupt()
                 raise CellTimeout()
             try:
-                return getter(timeout=left)
+                msg = self.kc.get_shell_msg(timeout=left)
             except queue.Empty:
                 if not self.km.is_alive():
                     self.dead = True
-                    raise KernelDied("kernel died")
-
-    def _drain_iopub(self, msg_id, deadline):
-        while True:
-            msg = self._wait(self.kc.get_iopub_msg, deadline)
-            if msg["parent_header"].get("msg_id") != msg_id:
+                    raise KernelDied("kernel died") from None
                 continue
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return
-            self.output.add_message(msg)
-
-    def _shell_reply(self, msg_id, deadline):
-        while True:
-            msg = self._wait(self.kc.get_shell_msg, deadline)
-            if msg["parent_header"].get("msg_id") == msg_id:
+            except Exception:  # noqa: BLE001 -- jupyter_client could not unpack it
+                msg = None
+            parent = _parent_id(msg)
+            if parent is None:
+                # Only a reply to our one request can be on the shell channel now: a
+                # message that is not one is the kernel answering with garbage.
+                self.malformed_messages += 1
+                raise BadReply("the kernel answered with a message that is not a reply")
+            if parent == msg_id:
                 return msg["content"]
+
+    def _take_iopub(self, msg_id, until):
+        """Output messages of msg_id into the log, until its idle status: what is there
+        now (until=None), or waiting until the monotonic time `until`."""
+        while not self._idle:
+            left = 0 if until is None else until - time.monotonic()
+            if until is not None and left <= 0:
+                return
+            try:
+                msg = self.kc.get_iopub_msg(timeout=max(0, min(left, POLL_SECS)))
+            except queue.Empty:
+                if until is None:
+                    return
+                continue
+            except Exception:  # noqa: BLE001 -- jupyter_client could not unpack it
+                msg = None
+            parent = _parent_id(msg)
+            if parent is None:
+                self.malformed_messages += 1
+            if parent != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                self._idle = True
+            else:
+                self.output.add_message(msg)
 
     def _interrupt(self):
         """Interrupt a runaway cell; if the kernel does not come back, kill it."""
@@ -171,19 +230,12 @@ class KernelSession:
             self.dead = True
 
     def request(self, req, timeout=None):
-        """Ask the kernel helper; returns the decoded JSON reply (a dict)."""
+        """Ask the kernel helper. Returns its JSON reply: an object whose "ok" is a bool.
+        Raises KernelDied or CellTimeout as execute() does, and BadReply for anything
+        else the kernel sends instead of such a reply."""
         expr = "__import__(%r).handle(%r)" % (HELPER_MODULE, json.dumps(req))
         reply = self.execute("", timeout=timeout, silent=True, user_expressions={"r": expr})
-        result = reply.get("user_expressions", {}).get("r", {})
-        if result.get("status") != "ok":
-            raise KernelDied("helper failed: " + str(result.get("ename", "no reply"))[:200])
-        text = ast.literal_eval(result["data"]["text/plain"])
-        if type(text) is not str:
-            raise ValueError("helper reply is not a string")
-        reply = json.loads(text)
-        if type(reply) is not dict:
-            raise ValueError("helper reply is not an object")
-        return reply
+        return _helper_reply(reply)
 
     def fd_output(self):
         self._fd_log.seek(0, os.SEEK_END)
@@ -204,3 +256,30 @@ class KernelSession:
             os.unlink(self.km.connection_file)
         except (OSError, AttributeError):
             pass
+
+
+def _helper_reply(execute_reply):
+    """The helper's reply inside an execute_reply's user_expressions, checked step by
+    step: every step that is not what the honest helper sends is a BadReply."""
+    expressions = execute_reply.get("user_expressions")
+    result = expressions.get("r") if type(expressions) is dict else None
+    if type(result) is not dict:
+        raise BadReply("the kernel's reply had no answer from the grader's helper")
+    if result.get("status") != "ok":
+        raise BadReply("the grader's helper in the kernel raised "
+                       + str(result.get("ename", "an error"))[:100])
+    data = result.get("data")
+    text = data.get("text/plain") if type(data) is dict else None
+    if type(text) is not str or len(text) > MAX_REPLY_CHARS:
+        raise BadReply("the helper's answer was not text of a sane size")
+    try:
+        text = ast.literal_eval(text)
+        if type(text) is not str:
+            raise ValueError("not a string")
+        reply = json.loads(text)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as e:
+        raise BadReply(f"the helper's answer was not a JSON string ({type(e).__name__})") \
+            from None
+    if type(reply) is not dict or type(reply.get("ok")) is not bool:
+        raise BadReply("the helper's answer was not a reply object")
+    return reply

@@ -13,9 +13,13 @@ import sys
 import types
 
 from .codec import Decoder, Encoder, Refused
-from .kernel import CellTimeout, KernelDied
-from .policy import ALLOWED_MODULES, PURE_BUILTINS, NotPlainData, StudentError, \
-    UnsupportedInTest, exception_for
+from .kernel import BadReply, CellTimeout, KernelDied
+from .output import text_of
+from .policy import ALLOWED_MODULES, IMPORTABLE_MODULES, PURE_BUILTINS, NotPlainData, \
+    StudentError, UnsupportedInTest, checked_printoptions, exception_for
+
+# What a student function may print back into a doctest (the honest helper's own cap).
+STDOUT_LIMIT = 1 << 20
 
 
 class NotAllowed(Refused):
@@ -74,14 +78,34 @@ class Fetcher:
             raise KeyError(name)
         if name not in self.cache:
             try:
-                reply = self.session.request({"op": "get", "name": name}, timeout=self.timeout)
-            except (KernelDied, CellTimeout, ValueError, SyntaxError):
-                reply = {"ok": False}
-            if not reply.get("ok"):
+                reply = self._ask({"op": "get", "name": name}, f"`{name}`")
+            except (KernelDied, CellTimeout):
+                reply = {"ok": False}  # a dead or stuck kernel defines nothing more
+            if not reply["ok"]:
                 self.undefined.add(name)
                 raise KeyError(name)
-            self.cache[name] = self._decode(reply.get("value"), f"`{name}`")
+            self.cache[name] = self._decode(self._value(reply, f"`{name}`"), f"`{name}`")
         return self.cache[name]
+
+    def _ask(self, req, what):
+        """The kernel helper's reply to `req`. A reply that is not well-formed is
+        evidence about the submission: flagged, and the case that asked fails."""
+        try:
+            reply = self.session.request(req, timeout=self.timeout)
+        except BadReply as e:
+            self.report.reply_bad()
+            self._bad(what, str(e))
+        self.report.reply_ok()
+        return reply
+
+    def _bad(self, what, why):
+        self.report.flag(f"the kernel's answer for {what} was not a well-formed reply: {why}")
+        raise NotPlainData(f"the kernel did not answer the grader for {what}") from None
+
+    def _value(self, reply, what):
+        if "value" not in reply:
+            self._bad(what, "it has no value")
+        return reply["value"]
 
     def _decode(self, value, what):
         try:
@@ -97,7 +121,8 @@ class Fetcher:
             msg = f"{what} is an object of type {r.type_name}, which cannot be checked{why}"
             self.report.flag(msg)
             raise NotPlainData(msg) from None
-        except (ValueError, TypeError, KeyError, RecursionError) as e:
+        except Exception as e:  # noqa: BLE001 -- the decoder only builds data: any
+            # error in it is data the honest encoder never sends.
             msg = f"{what} came back from the kernel as malformed data ({type(e).__name__})"
             self.report.flag(msg)
             raise NotPlainData(msg) from None
@@ -111,30 +136,33 @@ class Fetcher:
                              f"function {fn.__name__}; only plain data can be passed")
             raise UnsupportedInTest(f"cannot pass an object of type {r.type_name} to "
                                     f"{fn.__name__}() (only plain data crosses)") from None
+        what = f"a call of {fn.__name__}()"
         try:
-            reply = self.session.request(req, timeout=self.timeout)
+            reply = self._ask(req, what)
         except CellTimeout:
             raise TimeoutError(f"{fn.__name__}() did not return in time") from None
-        except (KernelDied, ValueError, SyntaxError):
+        except KernelDied:
             raise StudentError(f"{fn.__name__}() could not be run") from None
         printed = reply.get("stdout")
         if type(printed) is str and printed:
             # What the function printed, for doctest's captured stdout (as in otter).
-            sys.stdout.write(printed)
-        if not reply.get("ok"):
-            err = reply.get("error") or {}
-            raise exception_for(str(err.get("type")), str(err.get("msg")))
-        return self._decode(reply.get("value"), f"the result of {fn.__name__}(...)")
+            sys.stdout.write(printed[:STDOUT_LIMIT])
+        if not reply["ok"]:
+            err = reply.get("error")
+            if type(err) is not dict:
+                self._bad(what, "an error without its type and message")
+            raise exception_for(text_of(err.get("type"), 100), text_of(err.get("msg"), 2000))
+        return self._decode(self._value(reply, what), f"the result of {fn.__name__}(...)")
 
     def _decode_other(self, o):
         tag = o["t"]
         if tag == "fn":
-            return StudentFunction(self, int(o["id"]), str(o.get("name", "function"))[:100])
+            return StudentFunction(self, int(o["id"]), text_of(o.get("name", "function"), 100))
         if tag == "builtin" and o.get("name") in PURE_BUILTINS:
             return getattr(builtins, o["name"])
         if tag in ("module", "class"):
             return _library_object(o)
-        raise Refused(str(o.get("name", tag))[:100])
+        raise Refused(text_of(o.get("name", tag), 100))
 
     def _encode_other(self, x):
         if type(x) is StudentFunction and x._fetcher is self:
@@ -153,16 +181,31 @@ class Fetcher:
         return None
 
     def kernel_printoptions(self):
+        """The kernel's numpy print options that pass policy.checked_printoptions; what
+        does not is flagged and left out."""
+        what = "numpy's print options"
         try:
-            reply = self.session.request({"op": "printopts"}, timeout=self.timeout)
-            return self.decoder.dec(reply.get("value")) if reply.get("ok") else None
-        except Exception:
+            reply = self._ask({"op": "printopts"}, what)
+            if not reply["ok"]:
+                return None
+            opts = self.decoder.dec(self._value(reply, what))
+        except (NotPlainData, KernelDied, CellTimeout):
             return None
+        except Exception as e:  # noqa: BLE001 -- malformed data, as in _decode
+            self.report.flag(f"{what} came back from the kernel as malformed data "
+                             f"({type(e).__name__})")
+            return None
+        if opts is None:
+            return None  # the kernel has no numpy
+        wanted, refused = checked_printoptions(opts)
+        if refused:
+            self.report.flag(f"{what} from the kernel were not plain options: {refused}")
+        return wanted
 
     def seed_kernel(self, seed):
         try:
-            self.session.request({"op": "seed", "seed": seed}, timeout=self.timeout)
-        except Exception:
+            self._ask({"op": "seed", "seed": seed}, "a seed")
+        except Exception:  # noqa: BLE001 -- a kernel that will not seed only hurts itself
             pass
 
 
@@ -170,41 +213,65 @@ def _library_function(lib):
     """The trusted side's library function named [module, qualname] (e.g. numpy's
     `average`), or None.  Used only to pass a test's own library function into a student
     function by name (the kernel imports its own); a callable fetched from the kernel is
-    always a proxy, so the student never picks code that runs on the trusted side."""
+    always a proxy, so the student never picks code that runs on the trusted side.  The
+    module must be loaded already (the function came from it): nothing is imported."""
     if type(lib) is not list or len(lib) != 2 or not all(type(p) is str for p in lib):
         return None
     module, qualname = lib
     if module.split(".")[0] not in ALLOWED_MODULES:
         return None
-    try:
-        obj = importlib.import_module(module)
-        for part in qualname.split("."):
-            if part.startswith("_") or not part.isidentifier():
-                return None
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError):
+    obj = _defined_in(sys.modules.get(module), qualname)
+    if obj is None or isinstance(obj, type) or type(obj) is types.ModuleType \
+            or not callable(obj):
         return None
-    if isinstance(obj, type) or type(obj) is types.ModuleType or not callable(obj):
+    return obj
+
+
+def _defined_in(module, qualname):
+    """What `module` already defines under `qualname` (a.b.c), read from each level's own
+    __dict__: no module __getattr__ (numpy imports submodules lazily through it), no
+    descriptor, no import. None when any part is missing or private."""
+    if type(module) is not types.ModuleType or type(qualname) is not str:
         return None
+    obj = module
+    for i, part in enumerate(qualname.split(".")):
+        if part.startswith("_") or not part.isidentifier():
+            return None
+        if i and not isinstance(obj, type):
+            return None  # only classes nest further
+        obj = vars(obj).get(part)
+        if obj is None:
+            return None
     return obj
 
 
 def _library_object(o):
-    """A module or class from an allow-listed library, imported on the trusted side."""
-    name = str(o.get("name") or o.get("module"))
+    """A module or class of an allow-listed library, as the trusted side has it: a module
+    it has loaded already (at preload, while decoding, or by the test's own import), or
+    one of policy.IMPORTABLE_MODULES, which it imports. No other name the kernel sends is
+    imported: which submodules act on import (numpy.f2py.__main__ runs f2py's command
+    line) is not ours to audit, so the student never picks code that runs here."""
+    name = o.get("name") if o["t"] == "module" else o.get("module")
+    if type(name) is not str:
+        raise ValueError("the module name is not a string")
+    what = ("module " if o["t"] == "module" else "a class from ") + name[:100]
     if name.split(".")[0] not in ALLOWED_MODULES:
-        raise NotAllowed(("module " if o["t"] == "module" else "a class from ") + name[:100])
-    if name.split(".")[0] == "matplotlib":
-        os.environ.setdefault("MPLBACKEND", "Agg")  # never a GUI backend here
-    try:
-        obj = importlib.import_module(name)
-        if o["t"] == "class":
-            for part in str(o["qualname"]).split("."):
-                if part.startswith("_"):
-                    raise AttributeError(part)
-                obj = getattr(obj, part)
-            if not isinstance(obj, type):
-                raise AttributeError(o["qualname"])
-    except (ImportError, AttributeError):
-        raise NotAllowed(name[:100] + " (not installed for the grader)") from None
-    return obj
+        raise NotAllowed(what)
+    module = sys.modules.get(name)
+    if module is None and name in IMPORTABLE_MODULES:
+        if name.split(".")[0] == "matplotlib":
+            os.environ.setdefault("MPLBACKEND", "Agg")  # never a GUI backend here
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            raise NotAllowed(what + " (not installed for the grader)") from None
+    if type(module) is not types.ModuleType:
+        # An honest kernel reports what the student imported; one the grader never
+        # loads is refused like any object that cannot cross (and flagged for staff).
+        raise Refused(what, "not loaded by the grader")
+    if o["t"] == "module":
+        return module
+    cls = _defined_in(module, o.get("qualname"))
+    if not isinstance(cls, type):
+        raise NotAllowed(what + " (no such class in it)")
+    return cls

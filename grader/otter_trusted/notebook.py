@@ -76,3 +76,14 @@ def code_cells(nb_json, config, questions):
                    if q in questions]
         cells.append(Cell(i, run, checks))
     return cells
+
+
+def assignment_name(nb_json):
+    """The notebook's otter assignment name (metadata.otter.assignment_name), or None when
+    it carries none (as otter's NBMetadataConfig reads it)."""
+    try:
+        meta = json.loads(nb_json).get("metadata", {})
+        name = meta.get("otter", {}).get("assignment_name")
+    except (ValueError, AttributeError):
+        return None
+    return name if type(name) is str else None

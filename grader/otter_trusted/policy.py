@@ -13,6 +13,17 @@ ALLOWED_MODULES = frozenset({
     "functools", "operator", "datetime", "decimal", "fractions", "numpy", "pandas",
     "datascience", "scipy", "matplotlib"})  # matplotlib: Data 8 tests call plt.close()
 
+# The modules a student name may stand for that the trusted side imports when it has not
+# loaded them yet (reviewed: importing each has no effect beyond defining names). Any
+# other module of the libraries above is mapped only if the trusted side has it loaded
+# already (at preload, while decoding, or by a test's own import); no other name the
+# kernel sends is ever imported (numpy.f2py.__main__, for one, runs a command line).
+IMPORTABLE_MODULES = frozenset({
+    "math", "cmath", "statistics", "random", "string", "re", "collections", "itertools",
+    "functools", "operator", "datetime", "decimal", "fractions",
+    "numpy", "numpy.random", "numpy.linalg", "pandas", "datascience",
+    "scipy", "scipy.stats", "scipy.special", "matplotlib", "matplotlib.pyplot"})
+
 # Builtins that compute on plain data only: a student name bound to one of these is the
 # trusted builtin itself (so `f is abs` holds). Any other callable runs in the kernel.
 PURE_BUILTINS = frozenset({
@@ -85,6 +96,45 @@ def _forwarding(original, fetcher):
     return seed
 
 
+# numpy print options the kernel may report, each with the check its value must pass
+# (the kernel's word sets how arrays print in doctests, as it would in otter's kernel,
+# but only within numpy's own values; formatter and override_repr would be code).
+_PRINT_OPTIONS = {
+    "precision": lambda v: type(v) is int and 0 <= v <= 100,
+    "threshold": lambda v: type(v) is int and v >= 0,
+    "edgeitems": lambda v: type(v) is int and 0 <= v <= 10_000,
+    "linewidth": lambda v: type(v) is int and 1 <= v <= 100_000,
+    "suppress": lambda v: type(v) is bool,
+    "nanstr": lambda v: type(v) is str and len(v) <= 20,
+    "infstr": lambda v: type(v) is str and len(v) <= 20,
+    "sign": lambda v: v in ("-", "+", " "),
+    "floatmode": lambda v: v in ("fixed", "unique", "maxprec", "maxprec_equal"),
+    "legacy": lambda v: v is False or v in ("1.13", "1.21", "1.25", "2.1", "2.2"),
+}
+
+
+def checked_printoptions(opts):
+    """(options to apply, names refused) from what the kernel reported: only known
+    options, each with a value numpy itself would report."""
+    if type(opts) is not dict:
+        return {}, ["<not a dict>"]
+    wanted, refused = {}, []
+    for name, value in opts.items():
+        check = _PRINT_OPTIONS.get(name) if type(name) is str else None
+        if check is not None and _passes(check, value):
+            wanted[name] = value
+        elif name not in ("formatter", "override_repr") or value is not None:
+            refused.append(name if type(name) is str else f"<{type(name).__name__}>")
+    return wanted, refused[:10]
+
+
+def _passes(check, value):
+    try:
+        return check(value) is True
+    except TypeError:  # e.g. an unhashable value against a tuple of strings
+        return False
+
+
 @contextlib.contextmanager
 def kernel_printoptions(fetcher):
     """Apply the kernel's numpy print options (e.g. datascience's legacy='1.13') so reprs
@@ -95,11 +145,11 @@ def kernel_printoptions(fetcher):
         return
     saved = np.get_printoptions()
     opts = fetcher.kernel_printoptions() or {}
-    wanted = {k: v for k, v in opts.items() if k in saved and k != "formatter"}
+    wanted = {k: v for k, v in opts.items() if k in saved}
     try:
         np.set_printoptions(**wanted)
-    except (TypeError, ValueError):
-        pass
+    except (TypeError, ValueError):  # a combination this numpy refuses: its defaults
+        np.set_printoptions(**saved)
     try:
         yield
     finally:

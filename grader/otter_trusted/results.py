@@ -5,6 +5,9 @@ built only from PUBLIC test cases (otter's own public summary: the case's code a
 doctest failure output), plus one count line for hidden cases ("Hidden tests: 1 of 2
 passed.").  Nothing of a hidden case -- code, case name, expected or actual output, or
 the flag reasons it triggered -- goes into `feedback`.
+`student_fault` ({"kind", "message"}), when present, means the whole submission is refused
+with that sentence for the student (the service stores no score): `wrong_assignment` (otter's
+assignment-name check) or `kernel_unreadable` (no answer of the kernel could be read).
 Staff-only: `flagged`, `test_warnings`, `cell_errors`, `kernel_died`, and `audit` (added
 by __main__: which test cases use constructs that cannot cross as data; it may name hidden
 cases).
@@ -19,6 +22,18 @@ class Report:
         self.cell_errors = []
         self.kernel_died = False
         self.current = None      # question being checked, for flag context
+        self.replies = {"ok": 0, "bad": 0}  # the kernel helper's answers while checking
+        self.student_fault = None  # {"kind", "message"}: the whole submission is refused
+
+    def reply_ok(self):
+        self.replies["ok"] += 1
+
+    def reply_bad(self):
+        self.replies["bad"] += 1
+
+    def refuse(self, kind, message):
+        """The whole submission is the student's fault: no grade, this sentence."""
+        self.student_fault = {"kind": kind, "message": message}
 
     def flag(self, reason):
         entry = {"question": self.current, "reason": reason}
@@ -42,7 +57,7 @@ class Report:
             flags.append({"question": None,
                           "reason": "the kernel printed text imitating the results marker"})
         questions = [_question(q, *self.results[q]) for q in order if q in self.results]
-        return {
+        doc = {
             "version": 1,
             "questions": questions,
             "score": round(sum(q["score"] for q in questions), 5),
@@ -52,6 +67,9 @@ class Report:
             "cell_errors": self.cell_errors,
             "kernel_died": self.kernel_died,
         }
+        if self.student_fault is not None:
+            doc["student_fault"] = self.student_fault
+        return doc
 
 
 def _question(name, test_file, where):

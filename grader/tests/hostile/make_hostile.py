@@ -104,6 +104,81 @@ ATTACKS = {
                         "q3": "def vowels(s):\n    return SneakyInt(0)"}),
 }
 
+# A lying kernel (issue 19): a cell at the top replaces json.dumps for the grader's helper
+# in the kernel (only its calls: the kernel's own messages still go out), so every answer
+# the helper gives is what the student wrote. Each must end graded (or refused as the
+# student's fault), never as the evaluator's failure, and never above the honest part.
+LIE_PRELUDE = ("import json, sys\n"
+               "_real_dumps, _n = json.dumps, [0]\n"
+               "def _dumps(obj, *args, **kwargs):\n"
+               "    if sys._getframe(1).f_globals.get('__name__') != '_otter_trusted_kernel':\n"
+               "        return _real_dumps(obj, *args, **kwargs)\n"
+               "    _n[0] += 1\n"
+               "    return lie(obj, _n[0])\n"
+               "json.dumps = _dumps\n")
+LYING = {
+    # Ask the trusted side to import a module of the kernel's choice (f2py's command line
+    # runs on import of numpy.f2py.__main__), or to reach one through numpy's lazy
+    # __getattr__ (a class named f2py), or a module outside the libraries it loads.
+    "lie_module": (LIE_PRELUDE.replace("json.dumps = _dumps", "def lie(obj, n):\n"
+                   "    value = [{'t': 'module', 'name': 'numpy.f2py.__main__'},\n"
+                   "             {'t': 'class', 'module': 'numpy', 'qualname': 'f2py'},\n"
+                   "             {'t': 'module', 'name': 'numpy.f2py'},\n"
+                   "             {'t': 'module', 'name': 'os'}][n % 4]\n"
+                   "    return _real_dumps({'ok': True, 'value': value})\n"
+                   "json.dumps = _dumps"), {}),
+    # Every answer claims success with `True` and prints "True" (the issue's second case).
+    "lie_true": (LIE_PRELUDE.replace("json.dumps = _dumps", "def lie(obj, n):\n"
+                 "    return '{\"ok\": true, \"value\": true, \"stdout\": \"True\\\\n\"}'\n"
+                 "json.dumps = _dumps"), {}),
+    # Nothing but garbage: no answer can be read, so the submission is refused.
+    "lie_garbage": (LIE_PRELUDE.replace("json.dumps = _dumps", "def lie(obj, n):\n"
+                    "    return 'the grader gets nothing from me'\n"
+                    "json.dumps = _dumps"), {}),
+    # The helper itself replaced by one that raises.
+    "lie_raise": ("import sys\n"
+                  "sys.modules['_otter_trusted_kernel'].handle = lambda request: 1 / 0", {}),
+    # Nested past any parser's depth.
+    "lie_nested": (LIE_PRELUDE.replace("json.dumps = _dumps", "def lie(obj, n):\n"
+                   "    return '{\"ok\": true, \"value\": ' + '[' * 100000 + ']' * 100000 + '}'\n"
+                   "json.dumps = _dumps"), {}),
+    # Wrongly typed and malformed replies in turn: ok not a bool, no value, an error that
+    # is not an object, an array that is not base64, an unhashable key, a float that is
+    # not one, a JSON array, a scalar of the wrong size, print options that are not.
+    "lie_types": (LIE_PRELUDE.replace("json.dumps = _dumps", "def lie(obj, n):\n"
+                  "    replies = [{'ok': 'yes', 'value': 55}, {'ok': True},\n"
+                  "               {'ok': False, 'error': [1, 2]},\n"
+                  "               {'ok': True, 'value': {'t': 'ndarray', 'dtype': '<f8', 'shape': [5], 'b64': '!!'}},\n"
+                  "               {'ok': True, 'value': {'t': 'dict', 'v': [[[1], 2]]}},\n"
+                  "               {'ok': True, 'value': {'t': 'float', 'v': '1e309'}},\n"
+                  "               [1, 2, 3],\n"
+                  "               {'ok': True, 'value': {'t': 'npscalar', 'dtype': '<i8', 'b64': 'AAAA'}},\n"
+                  "               {'ok': True, 'value': {'t': 'dict', 'v': [['formatter', 'x'], ['precision', -5]]}}]\n"
+                  "    return _real_dumps(replies[n % len(replies)])\n"
+                  "json.dumps = _dumps"), {}),
+    # Oversized: a 30 MB value, 20 MB printed by every call, errors with huge names.
+    "lie_oversized": (LIE_PRELUDE.replace("json.dumps = _dumps", "def lie(obj, n):\n"
+                      "    if n % 2:\n"
+                      "        return _real_dumps({'ok': True, 'value': 'v' * (30 << 20)})\n"
+                      "    return _real_dumps({'ok': False, 'stdout': 'x' * (20 << 20),\n"
+                      "                        'error': {'type': 'E' * 10000, 'msg': 'm' * (1 << 20)}})\n"
+                      "json.dumps = _dumps"), {}),
+    # Honest answers, but around each one the kernel publishes messages of its own for the
+    # same request: an early and a duplicated idle, content that is not an object, an
+    # unrequested execute_reply, and frames that are no message at all.
+    "lie_forged": (LIE_PRELUDE.replace("json.dumps = _dumps", "def lie(obj, n):\n"
+                   "    k = get_ipython().kernel\n"
+                   "    parent = k.get_parent()\n"
+                   "    for kind, content in (('status', {'execution_state': 'idle'}),\n"
+                   "                          ('stream', b'[\"not\", \"an\", \"object\"]'),\n"
+                   "                          ('execute_reply', {'status': 'ok', 'user_expressions': {}}),\n"
+                   "                          ('status', {'execution_state': 'idle'})):\n"
+                   "        k.session.send(k.iopub_socket, kind, content, parent=parent)\n"
+                   "    k.iopub_socket.send_multipart([b'no', b'message', b'here'])\n"
+                   "    return _real_dumps(obj, allow_nan=False)\n"
+                   "json.dumps = _dumps"), {}),
+}
+
 # Attacks on the other processes and files of a grading container. They run only inside
 # the container (tests/api/trusted.rs), where the student's kernel is uid 1000 in its own
 # PID namespace: run on a developer's machine as the developer they would signal the
@@ -194,7 +269,7 @@ def cell(kind, source, **meta):
     return c
 
 
-def notebook(attack, overrides):
+def notebook(attack, overrides, assignment_name="demo1"):
     answers = {"q1": HONEST_Q1, "q2": WRONG_Q2, "q3": WRONG_Q3, **overrides}
     cells = [cell("code", INIT), cell("code", attack)]
     for q in ("q1", "q2", "q3"):
@@ -203,13 +278,24 @@ def notebook(attack, overrides):
     return {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
             "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
                                         "language": "python"},
-                         "otter": {"assignment_name": "demo1"},
+                         "otter": {"assignment_name": assignment_name},
                          "otter_service": {"course": "demo", "section": "1",
                                            "assignment": "demo1"}}}
 
 
+def wrong_assignment():
+    """Right answers, but the otter metadata of another assignment (a student who submits
+    lab99's notebook under this assignment's service metadata): otter refuses it."""
+    solved = {"q2": "def square(x):\n    return x * x",
+              "q3": "def vowels(s):\n    return sum(c in 'aeiouAEIOU' for c in s)"}
+    return notebook("pass", solved, assignment_name="lab99")
+
+
 if __name__ == "__main__":
-    for name, (attack, overrides) in {**ATTACKS, **CONTAINER_ONLY}.items():
+    for name, (attack, overrides) in {**ATTACKS, **LYING, **CONTAINER_ONLY}.items():
         path = HERE / f"{name}.ipynb"
         path.write_text(json.dumps(notebook(attack, overrides), indent=1) + "\n")
         print("wrote", path)
+    path = HERE / "wrong_assignment.ipynb"
+    path.write_text(json.dumps(wrong_assignment(), indent=1) + "\n")
+    print("wrote", path)
