@@ -75,6 +75,10 @@ def test_a_kernel_named_module_is_never_imported_here():
 def test_only_reviewed_modules_are_imported_on_demand():
     assert all(m.split(".")[0] in policy.ALLOWED_MODULES for m in policy.IMPORTABLE_MODULES)
     assert not [m for m in policy.IMPORTABLE_MODULES if "f2py" in m or "__main__" in m]
+    # A submodule is reached only through its reviewed package's own import.
+    assert namespace._importable_package("numpy.f2py.__main__") == "numpy"
+    assert namespace._importable_package("datascience.tables") == "datascience"
+    assert namespace._importable_package("os.path") is None
 
 
 def test_print_options_keep_only_numpy_values():
