@@ -197,15 +197,18 @@ class KernelSession:
 
     def _take_iopub(self, msg_id, until):
         """Output messages of msg_id into the log, until its idle status: what is there
-        now (until=None), or waiting until the monotonic time `until`."""
+        now (until=None; for at most POLL_SECS, so an endless flood of output cannot keep
+        us from the cell's deadline), or waiting until the monotonic time `until`."""
+        waiting = until is not None
+        until = until if waiting else time.monotonic() + POLL_SECS
         while not self._idle:
-            left = 0 if until is None else until - time.monotonic()
-            if until is not None and left <= 0:
+            left = until - time.monotonic()
+            if left <= 0:
                 return
             try:
-                msg = self.kc.get_iopub_msg(timeout=max(0, min(left, POLL_SECS)))
+                msg = self.kc.get_iopub_msg(timeout=min(left, POLL_SECS) if waiting else 0)
             except queue.Empty:
-                if until is None:
+                if not waiting:
                     return
                 continue
             except Exception:  # noqa: BLE001 -- jupyter_client could not unpack it

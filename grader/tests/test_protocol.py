@@ -97,3 +97,18 @@ def test_inputs_from_stdin_refuse_a_short_or_bad_input():
         proc = _serve(bad)
         assert proc.returncode == 2, (bad[:20], proc.stderr.decode()[-500:])
         assert proc.stdout == b""
+
+
+def test_a_cell_printing_without_end_still_times_out(tmp_path):
+    """The outputs are drained while the reply is awaited, never past the cell's deadline."""
+    import json
+    loop = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+            "source": "while True:\n    print('x' * 1000)"}
+    answer = dict(loop, source="answer = 55")
+    nb = tmp_path / "flood.ipynb"
+    nb.write_text(json.dumps({"cells": [loop, answer], "metadata": {}, "nbformat": 4,
+                              "nbformat_minor": 5}))
+    run = run_trusted(nb, extra=["--cell-timeout", "5"])
+    assert run.rc == 0
+    assert [e["error"] for e in run.doc["cell_errors"]] == ["timeout"]
+    assert run.scores()["q1"] == 1.0
