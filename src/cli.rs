@@ -300,6 +300,13 @@ fn status(conn: &Connection) -> anyhow::Result<()> {
         "grades flagged by the trusted evaluator: {} (dump-grades, column integrity_flags)",
         s.flagged_grades
     );
+    for f in &s.flagged_recent {
+        let reasons: String = f.reasons.chars().take(300).collect();
+        println!(
+            "  submission {} ({}, {}, {}): {reasons}",
+            f.submission_id, f.user, f.assignment, f.status
+        );
+    }
     if s.audits.is_empty() {
         println!("autograder audits: no test relies on what cannot cross as plain data");
     } else {

@@ -33,7 +33,7 @@ pub struct PhaseLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// graded | timeout | out_of_memory | no_results
+    /// graded | timeout | out_of_memory | no_results | refused
     pub outcome: &'static str,
 }
 

@@ -106,6 +106,19 @@ pub struct BrokenAutograder {
     pub checked_at: i64,
 }
 
+/// A grade the trusted evaluator flagged, as `status` lists it.
+#[derive(Debug, Clone)]
+pub struct FlaggedGrade {
+    pub submission_id: i64,
+    pub user: String,
+    /// course/section/assignment
+    pub assignment: String,
+    /// How grading ended (`graded`, `refused`...).
+    pub status: String,
+    /// The reasons, `; `-separated.
+    pub reasons: String,
+}
+
 /// What `status` shows.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -124,6 +137,8 @@ pub struct Status {
     pub database_bytes: i64,
     /// Grades the trusted evaluator flagged.
     pub flagged_grades: i64,
+    /// The newest of them, with their reasons.
+    pub flagged_recent: Vec<FlaggedGrade>,
     /// Assignments whose tests rely on what cannot cross as plain data.
     pub audits: Vec<super::checks::Audit>,
 }
@@ -214,7 +229,31 @@ pub fn status(conn: &Connection) -> Result<Status, DbError> {
             [],
             |r| r.get(0),
         )?,
+        flagged_recent: flagged_recent(conn, 5)?,
     })
+}
+
+/// The newest `limit` flagged grades.
+fn flagged_recent(conn: &Connection, limit: i64) -> Result<Vec<FlaggedGrade>, DbError> {
+    let rows = conn
+        .prepare(
+            "SELECT s.id, s.user, s.course || '/' || s.section || '/' || s.assignment,
+                    g.status, g.integrity_flags
+               FROM grades g JOIN submissions s ON s.id = g.submission_id
+              WHERE g.integrity_flags IS NOT NULL
+              ORDER BY g.id DESC LIMIT ?1",
+        )?
+        .query_map([limit], |r| {
+            Ok(FlaggedGrade {
+                submission_id: r.get(0)?,
+                user: r.get(1)?,
+                assignment: r.get(2)?,
+                status: r.get(3)?,
+                reasons: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// Autograders whose most recent check failed (a newer passing check of the same

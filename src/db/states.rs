@@ -120,6 +120,9 @@ text_enum! {
         OutOfMemory = "out_of_memory",
         /// otter ran and wrote no results because of the notebook (its kernel died...).
         NoResults = "no_results",
+        /// The evaluator refused the notebook (another assignment's; a kernel that
+        /// answered the grader with nothing readable).
+        Refused = "refused",
     }
 }
 

@@ -209,6 +209,7 @@ pub fn timeout_outcome(limit: Duration, log_tail: String) -> GradeOutcome {
             limit.as_secs()
         ),
         log_tail,
+        integrity_flags: Vec::new(),
     }
 }
 
@@ -253,6 +254,7 @@ pub fn no_results_outcome(log_tail: &str) -> GradeOutcome {
         fault,
         message: message.into(),
         log_tail: log_tail.to_string(),
+        integrity_flags: Vec::new(),
     }
 }
 

@@ -89,8 +89,11 @@ pub enum StudentFault {
     Timeout,
     /// Ran out of memory (killed by the OOM killer / memory limit).
     OutOfMemory,
-    /// otter ran but wrote no results (kernel died, `sys.exit`, wrong assignment name...).
+    /// otter ran but wrote no results (kernel died, `sys.exit`...).
     NoResults,
+    /// The evaluator refused the submission for what it is: another assignment's notebook
+    /// (otter's assignment-name check), or a kernel none of whose answers could be read.
+    Refused,
 }
 
 impl StudentFault {
@@ -100,6 +103,7 @@ impl StudentFault {
             StudentFault::Timeout => "timeout",
             StudentFault::OutOfMemory => "out_of_memory",
             StudentFault::NoResults => "no_results",
+            StudentFault::Refused => "refused",
         }
     }
 }
@@ -116,6 +120,8 @@ pub enum GradeOutcome {
         message: String,
         /// The tail of the run's output, for staff only.
         log_tail: String,
+        /// Why the trusted evaluator flagged the submission for staff (empty: nothing).
+        integrity_flags: Vec<String>,
     },
 }
 

@@ -209,11 +209,13 @@ fn new_grade(outcome: &GradeOutcome) -> Result<NewGrade, serde_json::Error> {
             fault,
             message,
             log_tail,
+            integrity_flags,
         } => NewGrade {
             status: match fault {
                 StudentFault::Timeout => GradeStatus::Timeout,
                 StudentFault::OutOfMemory => GradeStatus::OutOfMemory,
                 StudentFault::NoResults => GradeStatus::NoResults,
+                StudentFault::Refused => GradeStatus::Refused,
             },
             score: 0.0,
             max_score: 0.0,
@@ -222,7 +224,7 @@ fn new_grade(outcome: &GradeOutcome) -> Result<NewGrade, serde_json::Error> {
             public_feedback: String::new(),
             message: Some(message.clone()),
             log_tail: Some(log_tail.clone()),
-            integrity_flags: None,
+            integrity_flags: (!integrity_flags.is_empty()).then(|| integrity_flags.join("; ")),
         },
     })
 }

@@ -19,6 +19,7 @@ mod helpers;
 mod hub;
 mod intake;
 mod lab;
+mod lying_kernel;
 mod metrics;
 mod staff;
 mod trusted;

@@ -58,7 +58,7 @@ async fn honest_notebooks_score_as_with_bare_otter() {
 }
 
 /// Every hidden case's code and the result markers, none of which a student may read.
-fn must_not_show(text: &str, what: &str) {
+pub(crate) fn must_not_show(text: &str, what: &str) {
     for hidden in HIDDEN {
         assert!(
             !text.contains(hidden),
@@ -84,15 +84,25 @@ fn earned(name: &str) -> [(&'static str, f64); 3] {
     }
 }
 
-/// One hostile notebook, submitted as a student through the real service and graded in
-/// the real grader image, in a container started for it (cold) or in a warm one: it gets
-/// exactly what its honest part earns, and neither the submission's JSON nor its page
-/// shows a hidden test or a result line.
-async fn hostile_through_the_service(name: &str, warm: bool) {
-    let _shared = ENGINE.read().await;
+/// A hostile notebook (grader/tests/hostile/NAME.ipynb) submitted as a student to the
+/// real service, graded in the real grader image in a container started for it (cold)
+/// or in a warm one, and waited for. `adjust` changes the service's settings.
+pub(crate) struct Hostile {
+    pub app: crate::helpers::TestApp,
+    pub token: String,
+    pub id: i64,
+    /// The submission's JSON view when it was done.
+    pub view: serde_json::Value,
+}
+
+pub(crate) async fn submit_hostile(
+    name: &str,
+    warm: bool,
+    adjust: impl FnOnce(&mut otter_service::settings::Settings),
+) -> Hostile {
     let runner = crate::warm::warm_runner(usize::from(warm)).await;
     let app = crate::helpers::spawn_app_with_runner(
-        |_| {},
+        adjust,
         Some(runner.clone() as std::sync::Arc<dyn Runner>),
     )
     .await;
@@ -109,11 +119,25 @@ async fn hostile_through_the_service(name: &str, warm: bool) {
     let path = repo_path(&format!("grader/tests/hostile/{name}.ipynb"));
     let nb: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     let id = app.submit_ok(&token, &nb).await;
-    let v = app
+    let view = app
         .wait_done(&token, id, std::time::Duration::from_secs(180))
         .await;
-    assert_eq!(v["state"], "graded", "{name}: {v}");
-    let scores: Vec<(String, f64)> = v["grade"]["questions"]
+    assert_eq!(
+        runner.pool_stats().taken,
+        u64::from(warm),
+        "{name}: graded in a warm container: {warm}"
+    );
+    Hostile {
+        app,
+        token,
+        id,
+        view,
+    }
+}
+
+/// Per-question scores of a graded submission's view.
+pub(crate) fn question_scores(name: &str, v: &serde_json::Value) -> Vec<(String, f64)> {
+    v["grade"]["questions"]
         .as_array()
         .unwrap_or_else(|| panic!("{name}: no per-question scores in {v}"))
         .iter()
@@ -123,15 +147,30 @@ async fn hostile_through_the_service(name: &str, warm: bool) {
                 t["score"].as_f64().unwrap(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The honest part of every hostile notebook: q1 right, q2 wrong, q3 `return 0`.
+pub(crate) const HONEST: f64 = 1.0 + 0.0 + 0.66667;
+
+/// One hostile notebook through the service: it gets exactly what its honest part earns,
+/// and neither the submission's JSON nor its page shows a hidden test or a result line.
+async fn hostile_through_the_service(name: &str, warm: bool) {
+    let _shared = ENGINE.read().await;
+    let Hostile {
+        app,
+        token,
+        id,
+        view: v,
+    } = submit_hostile(name, warm, |_| {}).await;
+    assert_eq!(v["state"], "graded", "{name}: {v}");
     let want: Vec<(String, f64)> = earned(name)
         .iter()
         .map(|(q, s)| (q.to_string(), *s))
         .collect();
-    assert_eq!(scores, want, "{name}");
-    let honest = 1.0 + 0.0 + 0.66667;
+    assert_eq!(question_scores(name, &v), want, "{name}");
     assert!(
-        v["grade"]["score"].as_f64().unwrap() <= honest + 1e-6,
+        v["grade"]["score"].as_f64().unwrap() <= HONEST + 1e-6,
         "{name}: {v}"
     );
     must_not_show(&v.to_string(), &format!("{name}'s JSON"));
@@ -141,11 +180,6 @@ async fn hostile_through_the_service(name: &str, warm: bool) {
         "{name}: the page shows the grade: {page}"
     );
     must_not_show(&page, &format!("{name}'s page"));
-    assert_eq!(
-        runner.pool_stats().taken,
-        u64::from(warm),
-        "{name}: graded in a warm container: {warm}"
-    );
 }
 
 /// The hostile set through the service, one test each (grader/tests/hostile/: attacks on
@@ -195,13 +229,12 @@ mod hostile_notebook_through_the_service {
 /// the container's end is taken for an infrastructure fault.)
 #[tokio::test]
 async fn the_same_attacks_fool_a_bare_otter_run() {
-    let honest = 1.0 + 0.0 + 0.66667;
     for name in ["patch_runner", "write_results"] {
         let nb = std::fs::read(repo_path(&format!("grader/tests/hostile/{name}.ipynb"))).unwrap();
         let GradeOutcome::Graded(bare) = grade(Evaluator::Otter, nb).await else {
             panic!("{name}: bare otter graded it")
         };
-        assert!(bare.score > honest + 1e-6, "{name}: {}", bare.score);
+        assert!(bare.score > HONEST + 1e-6, "{name}: {}", bare.score);
     }
 }
 

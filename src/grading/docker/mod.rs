@@ -271,6 +271,17 @@ impl DockerRunner {
             Some(trusted::Reported::KernelDied) if !oom => {
                 return Ok(no_results_outcome(&log_tail));
             }
+            Some(trusted::Reported::Refused {
+                message,
+                integrity_flags,
+            }) => {
+                return Ok(GradeOutcome::Failed {
+                    fault: StudentFault::Refused,
+                    message,
+                    log_tail,
+                    integrity_flags,
+                });
+            }
             _ => {}
         }
         // The trusted evaluator reports a dead kernel itself (above), so ending without a
@@ -298,6 +309,7 @@ impl DockerRunner {
                     req.limits.memory_bytes / (1024 * 1024)
                 ),
                 log_tail,
+                integrity_flags: Vec::new(),
             });
         }
         Ok(no_results_outcome(&log_tail))

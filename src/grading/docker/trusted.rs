@@ -21,6 +21,13 @@ pub enum Reported {
     Graded(GradeResults),
     /// The student's kernel died: otter's "no results".
     KernelDied,
+    /// The evaluator refused the submission for what it is (another assignment's
+    /// notebook, a kernel none of whose answers could be read): the student's fault,
+    /// with a sentence for them and the flags for staff.
+    Refused {
+        message: String,
+        integrity_flags: Vec<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -32,9 +39,17 @@ struct Document {
     test_warnings: Vec<serde_json::Value>,
     #[serde(default)]
     kernel_died: bool,
+    /// The whole submission is the student's fault (`otter_trusted.results`).
+    #[serde(default)]
+    student_fault: Option<RefusedDoc>,
     /// Test case -> what in it cannot cross as plain data (`otter_trusted.audit`).
     #[serde(default)]
     audit: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct RefusedDoc {
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -68,10 +83,27 @@ pub fn parse(stdout: &[u8], key: &[u8]) -> Result<Option<Reported>, RunnerError>
         .verify_slice(&mac)
         .map_err(|_| bad("failed its integrity check (HMAC)"))?;
     let doc: Document = serde_json::from_slice(&payload).map_err(|_| bad("is not a report"))?;
+    if let Some(refused) = &doc.student_fault {
+        return Ok(Some(Reported::Refused {
+            message: refused.message.clone(),
+            integrity_flags: flag_reasons(&doc.flagged),
+        }));
+    }
     if doc.kernel_died {
         return Ok(Some(Reported::KernelDied));
     }
     Ok(Some(Reported::Graded(results(doc))))
+}
+
+/// Each flag's reason, as staff read it.
+fn flag_reasons(flagged: &[serde_json::Value]) -> Vec<String> {
+    flagged
+        .iter()
+        .map(|f| match f.get("reason").and_then(|r| r.as_str()) {
+            Some(reason) => reason.to_string(),
+            None => f.to_string(),
+        })
+        .collect()
 }
 
 /// The report as grade results: the feedback is the evaluator's public-only text per
@@ -103,14 +135,7 @@ fn results(doc: Document) -> GradeResults {
     } else {
         serde_json::json!({"flagged": doc.flagged, "test_warnings": doc.test_warnings}).to_string()
     };
-    let integrity_flags = doc
-        .flagged
-        .iter()
-        .map(|f| match f.get("reason").and_then(|r| r.as_str()) {
-            Some(reason) => reason.to_string(),
-            None => f.to_string(),
-        })
-        .collect();
+    let integrity_flags = flag_reasons(&doc.flagged);
     let autograder_audit = doc
         .audit
         .iter()
@@ -174,6 +199,17 @@ mod tests {
         assert_eq!(
             parse(&line(&died, b"k"), b"k").unwrap(),
             Some(Reported::KernelDied)
+        );
+        // A refusal wins over everything else the document says.
+        let refused = serde_json::json!({"questions": [], "kernel_died": true,
+            "student_fault": {"kind": "kernel_unreadable", "message": "could not read"},
+            "flagged": [{"question": "q1", "reason": "not a reply"}]});
+        assert_eq!(
+            parse(&line(&refused, b"k"), b"k").unwrap(),
+            Some(Reported::Refused {
+                message: "could not read".into(),
+                integrity_flags: vec!["not a reply".into()]
+            })
         );
     }
 }
