@@ -178,22 +178,33 @@ class KernelSession:
                 self._interrupt()
                 raise CellTimeout()
             try:
-                msg = self.kc.get_shell_msg(timeout=left)
+                parent, msg = self._next(self.kc.get_shell_msg, left)
             except queue.Empty:
                 if not self.km.is_alive():
                     self.dead = True
                     raise KernelDied("kernel died") from None
                 continue
-            except Exception:  # noqa: BLE001 -- jupyter_client could not unpack it
-                msg = None
-            parent = _parent_id(msg)
             if parent is None:
                 # Only a reply to our one request can be on the shell channel now: a
                 # message that is not one is the kernel answering with garbage.
-                self.malformed_messages += 1
                 raise BadReply("the kernel answered with a message that is not a reply")
             if parent == msg_id:
                 return msg["content"]
+
+    def _next(self, getter, timeout):
+        """(msg_id it answers, message) of a channel's next message; (None, None) for one
+        that is not a well-formed kernel message (counted). queue.Empty if none came."""
+        try:
+            msg = getter(timeout=timeout)
+        except queue.Empty:
+            raise
+        except Exception:  # noqa: BLE001 -- jupyter_client could not unpack it
+            msg = None
+        parent = _parent_id(msg)
+        if parent is None:
+            self.malformed_messages += 1
+            return None, None
+        return parent, msg
 
     def _take_iopub(self, msg_id, until):
         """Output messages of msg_id into the log, until its idle status: what is there
@@ -206,16 +217,12 @@ class KernelSession:
             if left <= 0:
                 return
             try:
-                msg = self.kc.get_iopub_msg(timeout=min(left, POLL_SECS) if waiting else 0)
+                parent, msg = self._next(self.kc.get_iopub_msg,
+                                         min(left, POLL_SECS) if waiting else 0)
             except queue.Empty:
                 if not waiting:
                     return
                 continue
-            except Exception:  # noqa: BLE001 -- jupyter_client could not unpack it
-                msg = None
-            parent = _parent_id(msg)
-            if parent is None:
-                self.malformed_messages += 1
             if parent != msg_id:
                 continue
             if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":

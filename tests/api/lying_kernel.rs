@@ -73,16 +73,9 @@ async fn lying_through_the_service(name: &str, warm: bool) {
     );
     // ... and on the dashboard's page of the assignment.
     let admin = hub().user_token(ADMIN_USER, None).await;
-    let page = app
-        .http
-        .get(format!("{}staff/assignments/demo/1/demo1", app.url))
-        .header("Authorization", format!("token {admin}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let route = ("GET", "staff/assignments/demo/1/demo1".into(), String::new());
+    let (code, page) = crate::staff::call(&app, &admin, &route).await;
+    assert_eq!(code, 200, "{page}");
     assert!(
         page.contains(reason(name)) && page.contains(&format!("{id}")),
         "{name}: the dashboard shows the flag: {page}"
@@ -91,25 +84,8 @@ async fn lying_through_the_service(name: &str, warm: bool) {
 
 /// Each lying notebook its own test, in a container started for it and in a warm one.
 mod lying_notebook_through_the_service {
-    macro_rules! lying {
-        ($($name:ident),* $(,)?) => {
-            /// In a container started for the job.
-            mod cold {$(
-                #[tokio::test]
-                async fn $name() {
-                    super::super::lying_through_the_service(stringify!($name), false).await
-                }
-            )*}
-            /// In a warm container (`docker.warm_containers`).
-            mod warm {$(
-                #[tokio::test]
-                async fn $name() {
-                    super::super::lying_through_the_service(stringify!($name), true).await
-                }
-            )*}
-        };
-    }
-    lying!(
+    crate::trusted::cold_and_warm!(
+        crate::lying_kernel::lying_through_the_service;
         lie_module,
         lie_true,
         lie_garbage,

@@ -75,7 +75,7 @@ fn routes(id: i64) -> Vec<(&'static str, String, String)> {
     ]
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     token: &str,
     (method, path, form): &(&str, String, String),

@@ -182,31 +182,36 @@ async fn hostile_through_the_service(name: &str, warm: bool) {
     must_not_show(&page, &format!("{name}'s page"));
 }
 
+/// One test per notebook name, run by `$run(name, warm)` in a container started for the
+/// job (module `cold`) and in a warm one (module `warm`, `docker.warm_containers`).
+macro_rules! cold_and_warm {
+    ($run:path; $($name:ident),* $(,)?) => {
+        /// In a container started for the job.
+        mod cold {$(
+            #[tokio::test]
+            async fn $name() {
+                $run(stringify!($name), false).await
+            }
+        )*}
+        /// In a warm container (`docker.warm_containers`).
+        mod warm {$(
+            #[tokio::test]
+            async fn $name() {
+                $run(stringify!($name), true).await
+            }
+        )*}
+    };
+}
+pub(crate) use cold_and_warm;
+
 /// The hostile set through the service, one test each (grader/tests/hostile/: attacks on
 /// otter, doctest, builtins and numpy from a cell; objects and subclasses that claim to
 /// equal anything; `__reduce__`; reading the tests from disk; fake results files, result
 /// lines on every path to the container's stdout, signals to every process; printing the
 /// environment and /proc).
 mod hostile_notebook_through_the_service {
-    macro_rules! hostile {
-        ($($name:ident),* $(,)?) => {
-            /// In a container started for the job.
-            mod cold {$(
-                #[tokio::test]
-                async fn $name() {
-                    super::super::hostile_through_the_service(stringify!($name), false).await
-                }
-            )*}
-            /// In a warm container (`docker.warm_containers`).
-            mod warm {$(
-                #[tokio::test]
-                async fn $name() {
-                    super::super::hostile_through_the_service(stringify!($name), true).await
-                }
-            )*}
-        };
-    }
-    hostile!(
+    crate::trusted::cold_and_warm!(
+        crate::trusted::hostile_through_the_service;
         patch_runner,
         unhide,
         always_eq,
