@@ -2,12 +2,14 @@
 //! started through the Docker Engine API. Create -> attach -> start -> send the inputs ->
 //! read capped output under our own deadline -> inspect -> always remove.
 //!
-//! Endings: results.json -> graded; our deadline -> timeout (killed); OOM-killed, or no
-//! results after otter ended normally -> a student fault with a message (the grade job
-//! still checks the autograder before charging it); anything the engine does wrong
-//! (unreachable, image missing, attach stream broken, inputs not accepted, container
-//! vanished or killed from outside) -> [`RunnerError`], retried and never charged.
+//! Endings (classified in [`ending`]): results -> graded; our deadline -> timeout (killed);
+//! OOM-killed, refused by the evaluator, or no results after otter ended normally -> a
+//! student fault with a message (the grade job still checks the autograder before charging
+//! no results); anything the engine does wrong (unreachable, image missing, attach stream
+//! broken, inputs not accepted, container vanished or killed from outside) ->
+//! [`RunnerError`], retried and never charged.
 
+mod ending;
 pub mod pool;
 pub mod spec;
 pub mod trusted;
@@ -18,7 +20,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::ContainerCreateBody;
@@ -29,8 +30,8 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::local::{last_line, no_results_outcome, tail, timeout_outcome};
-use super::{GradeOutcome, GradeRequest, Readiness, Runner, RunnerError, StudentFault, results};
+use super::local::timeout_outcome;
+use super::{GradeOutcome, GradeRequest, Readiness, Runner, RunnerError};
 
 /// The label a grader image carries when it has the trusted evaluator
 /// (scripts/build-grader-image.sh, deployment/grader/Dockerfile).
@@ -261,58 +262,17 @@ impl DockerRunner {
             .and_then(|s| s.oom_killed)
             .unwrap_or(false);
         let exit_code = inspect.state.as_ref().and_then(|s| s.exit_code);
-        let log_tail = tail(&output.stderr, req.limits.output_bytes);
-        let reported = match self.cfg.evaluator {
-            Evaluator::Otter => parse_results(&output.stdout).map(trusted::Reported::Graded),
-            Evaluator::Trusted => trusted::parse(&output.stdout, key)?,
-        };
-        match reported {
-            Some(trusted::Reported::Graded(r)) => return Ok(GradeOutcome::Graded(r)),
-            Some(trusted::Reported::KernelDied) if !oom => {
-                return Ok(no_results_outcome(&log_tail));
-            }
-            Some(trusted::Reported::Refused {
-                message,
-                integrity_flags,
-            }) => {
-                return Ok(GradeOutcome::Failed {
-                    fault: StudentFault::Refused,
-                    message,
-                    log_tail,
-                    integrity_flags,
-                });
-            }
-            _ => {}
-        }
-        // The trusted evaluator reports a dead kernel itself (above), so ending without a
-        // result line is its own failure (or the engine's), never the notebook's.
-        if !oom && self.cfg.evaluator == Evaluator::Trusted {
-            return Err(RunnerError::Internal(format!(
-                "the trusted evaluator ended without a result (exit code {}): {}",
-                exit_code.map_or("unknown".into(), |c| c.to_string()),
-                last_line(&log_tail)
-            )));
-        }
-        if !oom && ended_abnormally(exit_code) {
-            return Err(RunnerError::Internal(format!(
-                "the grading container ended abnormally (exit code {}) without results",
-                exit_code.map_or("unknown".into(), |c| c.to_string())
-            )));
-        }
-        if oom {
-            return Ok(GradeOutcome::Failed {
-                fault: StudentFault::OutOfMemory,
-                message: format!(
-                    "Your notebook used more than the {} MB of memory grading allows, so it \
-                     could not be graded. Reduce the size of the data your code builds, then \
-                     submit again.",
-                    req.limits.memory_bytes / (1024 * 1024)
-                ),
-                log_tail,
-                integrity_flags: Vec::new(),
-            });
-        }
-        Ok(no_results_outcome(&log_tail))
+        ending::classify(
+            &ending::Ended {
+                stdout: &output.stdout,
+                stderr: &output.stderr,
+                oom,
+                exit_code,
+            },
+            self.cfg.evaluator,
+            key,
+            &req.limits,
+        )
     }
 }
 
@@ -385,17 +345,6 @@ fn has_evaluator(image: &bollard::models::ImageInspect) -> bool {
         .is_some_and(|l| l.get(EVALUATOR_LABEL).is_some_and(|v| v == "otter_trusted"))
 }
 
-/// Whether a container's exit code says something outside the notebook ended it: the
-/// container was killed (a signal: 128+n, e.g. the engine stopped or someone removed it),
-/// or the runtime or shell failed (125-127), or there is no exit code at all. otter
-/// itself exits 0 or 1; a notebook that kills its own kernel makes otter exit 1.
-fn ended_abnormally(exit_code: Option<i64>) -> bool {
-    match exit_code {
-        None => true,
-        Some(c) => !(0..125).contains(&c),
-    }
-}
-
 /// How a container's run ended.
 enum Finished {
     Exited(Output),
@@ -436,16 +385,6 @@ where
         stdout,
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     })
-}
-
-/// The results.json after the marker on stdout, if complete and valid.
-fn parse_results(stdout: &[u8]) -> Option<results::GradeResults> {
-    let text = std::str::from_utf8(stdout).ok()?;
-    let encoded = text.rsplit_once(spec::RESULTS_MARKER)?.1.trim();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    results::parse(&bytes).ok()
 }
 
 #[async_trait::async_trait]
