@@ -73,7 +73,11 @@ async fn lying_through_the_service(name: &str, warm: bool) {
     );
     // ... and on the dashboard's page of the assignment.
     let admin = hub().user_token(ADMIN_USER, None).await;
-    let route = ("GET", "staff/assignments/demo/1/demo1".into(), String::new());
+    let route = (
+        "GET",
+        "staff/assignments/demo/1/demo1".into(),
+        String::new(),
+    );
     let (code, page) = crate::staff::call(&app, &admin, &route).await;
     assert_eq!(code, 200, "{page}");
     assert!(
