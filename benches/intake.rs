@@ -4,8 +4,15 @@
 //!
 //! Run: `cargo bench --bench intake` (after scripts/setup-python.sh and
 //! scripts/setup-jupyterhub.sh). Knobs: INTAKE_CLIENTS (200), INTAKE_SECS (10),
-//! INTAKE_FILL (10000, the queue depth at which RSS is read).
+//! INTAKE_FILL (10000, the queue depth at which RSS is read), INTAKE_PIN (1: on a machine
+//! with two or more cores, the service runs on one core and the load generator on the
+//! others, so the generator cannot take the service's CPU; 0: no pinning).
+//!
+//! CPU is reported apart for the service, the load generator (this process) and the rest
+//! of the machine, each per accepted submission.
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "../tests/api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
@@ -68,20 +75,6 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     kb / 1024.0
-}
-
-/// User + system CPU seconds of process `pid`.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (which may hold spaces) follow the last ')';
-    // the state letter is skipped by the parse, so utime and stime are the 11th and 12th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let ticks = f.get(10).copied().unwrap_or(0.0) + f.get(11).copied().unwrap_or(0.0);
-    ticks / 100.0
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -204,9 +197,10 @@ async fn main() {
     load(&url, &tokens, &body, tokens.len(), 30, tokens.len() as u64).await;
 
     let pid = service_pid(&service);
-    let cpu_before = cpu_secs(pid);
+    let placement = place(pid, env_or("INTAKE_PIN", 1) == 1);
+    let before = cpu::Snapshot::take(pid);
     let (ok, refused, lat, elapsed) = load(&url, &tokens, &body, clients, secs, u64::MAX).await;
-    let cpu = cpu_secs(pid) - cpu_before;
+    let after = cpu::Snapshot::take(pid);
     let rate = ok as f64 / elapsed;
     println!(
         "intake: {clients} clients, {elapsed:.1} s: {ok} accepted ({rate:.0}/s), {refused} refused; \
@@ -216,13 +210,7 @@ async fn main() {
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
     println!("intake / raw SQLite = {:.2} (target >= 0.75)", rate / raw);
-    println!(
-        "service CPU: {cpu:.1} s over {elapsed:.1} s ({:.0}% of one core, {:.0} us per submission); \
-         the load generator shares the same {} cores",
-        100.0 * cpu / elapsed,
-        1e6 * cpu / ok.max(1) as f64,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    println!("{}", after.report_since(&before, ok, &placement));
 
     let c = rusqlite::Connection::open(&service.db_path).unwrap();
     let queued: i64 = c
@@ -321,6 +309,32 @@ fn poll_cost_on(c: &rusqlite::Connection, queued: i64) {
         with_place / base,
         with_place * 500.0
     );
+}
+
+/// Pin the service to one core and this process (the load generator) to the others,
+/// when asked and the machine has two or more; says where each runs.
+fn place(service: u32, pin: bool) -> String {
+    let cores = cpu::allowed_cores();
+    let Some((&last, rest)) = cores
+        .split_last()
+        .filter(|(_, rest)| pin && !rest.is_empty())
+    else {
+        return format!(
+            "not pinned: service and load generator share {} cores",
+            cores.len()
+        );
+    };
+    if cpu::pin(service, &[last]) && cpu::pin(std::process::id(), rest) {
+        format!("service pinned to core {last}, load generator to cores {rest:?}")
+    } else {
+        // Undo a half-done pinning: both back on every core.
+        cpu::pin(service, &cores);
+        cpu::pin(std::process::id(), &cores);
+        format!(
+            "pinning refused: service and load generator share {} cores",
+            cores.len()
+        )
+    }
 }
 
 fn service_pid(s: &ServiceProcess) -> u32 {

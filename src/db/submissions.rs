@@ -62,6 +62,17 @@ impl Accepted {
     }
 }
 
+/// Identical notebooks of the same student and assignment still waiting (normally none or
+/// one). The earliest is taken in Rust: with `ORDER BY id` or `MIN(id)` SQLite prepares
+/// the statement again on every run.
+const SAME_WAITING_SQL: &str = "SELECT id FROM submissions INDEXED BY submissions_by_content
+     WHERE user = ?1 AND notebook_sha256 = ?2
+       AND course = ?3 AND section = ?4 AND assignment = ?5 AND state = 'queued'";
+
+/// How many grade jobs a student has waiting or being graded.
+const STUDENT_WAITING_SQL: &str = "SELECT COUNT(*) FROM jobs
+     WHERE kind = 'grade' AND state IN ('queued', 'running') AND user = ?1";
+
 /// Take a student's submission under `rules`: an identical one still queued is answered
 /// with itself; a student already at the cap is refused ([`DbError::StudentQueueFull`]);
 /// else it is accepted. `hash` is [`content_hash`] of the notebook, computed by the caller
@@ -74,26 +85,20 @@ pub fn submit(
     now: i64,
 ) -> Result<Accepted, DbError> {
     let same: Option<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM submissions INDEXED BY submissions_by_content
-             WHERE user = ?1 AND notebook_sha256 = ?2
-               AND course = ?3 AND section = ?4 AND assignment = ?5 AND state = 'queued'
-             ORDER BY id LIMIT 1",
-        )?
-        .query_row(
+        .prepare_cached(SAME_WAITING_SQL)?
+        .query_map(
             params![s.user, hash, s.course, s.section, s.assignment],
-            |r| r.get(0),
-        )
-        .optional()?;
+            |r| r.get::<_, i64>(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .min();
     if let Some(id) = same {
         events::record(conn, now, Some(id), None, "resubmitted_identical", &s.user)?;
         return Ok(Accepted::Duplicate(id));
     }
     let waiting: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM jobs WHERE kind = 'grade' AND state IN ('queued', 'running')
-               AND user = ?1",
-        )?
+        .prepare_cached(STUDENT_WAITING_SQL)?
         .query_row([&s.user], |r| r.get(0))?;
     if waiting as u64 >= rules.per_student {
         return Err(DbError::StudentQueueFull {
@@ -146,8 +151,20 @@ fn insert(
             |r| r.get(0),
         )?;
     events::record(conn, now, Some(id), None, "submitted", &s.user)?;
-    enqueue_grade(conn, id, max_attempts, now)?;
+    // The row was inserted `queued` with no message: only the job is missing (no
+    // `set_state`, whose UPDATE would rebuild the row, notebook and all).
+    jobs::enqueue(conn, &grade_job(id, max_attempts), now)?;
     Ok(id)
+}
+
+fn grade_job(submission_id: i64, max_attempts: i64) -> NewJob {
+    NewJob {
+        kind: JobKind::Grade,
+        submission_id,
+        grade_id: None,
+        max_attempts,
+        give_up_at: None,
+    }
 }
 
 /// Queue (another) grading of submission `id` and mark it queued.
@@ -157,15 +174,8 @@ pub fn enqueue_grade(
     max_attempts: i64,
     now: i64,
 ) -> Result<i64, DbError> {
-    let job = NewJob {
-        kind: JobKind::Grade,
-        submission_id: id,
-        grade_id: None,
-        max_attempts,
-        give_up_at: None,
-    };
     set_state(conn, id, SubmissionState::Queued, None)?;
-    jobs::enqueue(conn, &job, now)
+    jobs::enqueue(conn, &grade_job(id, max_attempts), now)
 }
 
 /// Set a submission's state and student-facing message.
@@ -384,4 +394,61 @@ pub fn latest_grade(conn: &Connection, submission_id: i64) -> Result<Option<Grad
         })
         .optional()?;
     Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    #[test]
+    fn intake_checks_are_not_prepared_again_for_each_submission() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrations_apply(&mut c).unwrap();
+        let rules = IntakeRules {
+            max_attempts: 3,
+            per_student: 100,
+        };
+        let take = |i: i64| {
+            let mut s = NewSubmission::sample(&format!("u{}", i % 2));
+            s.notebook = format!("{{\"n\": {i}}}").into_bytes();
+            let hash = content_hash(&s.notebook);
+            submit(&c, &s, &hash, &rules, i).unwrap()
+        };
+        for i in 0..50 {
+            take(i);
+        }
+        for sql in [SAME_WAITING_SQL, STUDENT_WAITING_SQL] {
+            c.prepare_cached(sql)
+                .unwrap()
+                .reset_status(StatementStatus::RePrepare);
+        }
+        for i in 50..60 {
+            take(i);
+        }
+        for sql in [SAME_WAITING_SQL, STUDENT_WAITING_SQL] {
+            let stmt = c.prepare_cached(sql).unwrap();
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
+        }
+    }
+
+    #[test]
+    fn an_identical_resubmission_is_answered_with_the_earliest_waiting_one() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrations_apply(&mut c).unwrap();
+        let rules = IntakeRules {
+            max_attempts: 3,
+            per_student: 100,
+        };
+        let s = NewSubmission::sample("u");
+        let hash = content_hash(&s.notebook);
+        // Two identical ones waiting (a staff regrade can queue an older one again).
+        let first = accept(&c, &s, 3, 0).unwrap();
+        let second = accept(&c, &s, 3, 1).unwrap();
+        assert!(second > first);
+        assert_eq!(
+            submit(&c, &s, &hash, &rules, 2).unwrap(),
+            Accepted::Duplicate(first)
+        );
+    }
 }

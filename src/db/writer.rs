@@ -34,7 +34,7 @@ where
 {
     fn run(&mut self, conn: &Connection) -> bool {
         let f = self.f.take().expect("write runs once");
-        if let Err(e) = conn.execute_batch("SAVEPOINT w") {
+        if let Err(e) = run_cached(conn, "SAVEPOINT w") {
             self.result = Some(Err(e.into()));
             return false;
         }
@@ -43,11 +43,11 @@ where
             .unwrap_or_else(|_| Err(DbError::Invalid("a database write panicked".into())));
         let ok = out.is_ok();
         let end = if ok {
-            "RELEASE w"
+            run_cached(conn, "RELEASE w")
         } else {
-            "ROLLBACK TO w; RELEASE w"
+            conn.execute_batch("ROLLBACK TO w; RELEASE w")
         };
-        if let Err(e) = conn.execute_batch(end) {
+        if let Err(e) = end {
             self.result = Some(Err(e.into()));
             return false;
         }
@@ -119,13 +119,17 @@ fn run(conn: Connection, rx: mpsc::Receiver<Box<dyn Pending>>) {
     }
 }
 
+/// Run one statement without parsing it again: each write opens and ends a savepoint.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Pending>]) -> Result<(), String> {
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(|e| e.to_string())?;
+    run_cached(conn, "BEGIN IMMEDIATE").map_err(|e| e.to_string())?;
     for task in batch.iter_mut() {
         task.run(conn);
     }
-    conn.execute_batch("COMMIT").map_err(|e| {
+    run_cached(conn, "COMMIT").map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         e.to_string()
     })
