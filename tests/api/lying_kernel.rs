@@ -8,7 +8,7 @@
 use crate::docker::ENGINE;
 use crate::helpers::cli;
 use crate::hub::{ADMIN_USER, SERVICE_TOKEN, hub};
-use crate::trusted::{HONEST, Hostile, must_not_show, question_scores, submit_hostile};
+use crate::trusted::{Hostile, question_scores, shown_to_the_student, submit_hostile};
 
 /// No answer of these kernels could be read: the submission is the student's fault.
 const UNREADABLE: [&str; 3] = ["lie_garbage", "lie_raise", "lie_nested"];
@@ -57,12 +57,7 @@ async fn lying_through_the_service(name: &str, warm: bool) {
             .collect();
         assert_eq!(question_scores(name, &v), want, "{name}");
     }
-    assert!(
-        v["grade"]["score"].as_f64().unwrap() <= HONEST + 1e-6,
-        "{v}"
-    );
-    must_not_show(&v.to_string(), &format!("{name}'s JSON"));
-    must_not_show(&app.page(&token, id).await, &format!("{name}'s page"));
+    shown_to_the_student(name, &app, &token, id, &v).await;
     // Staff see the flag and its reason: in `status`...
     let status = cli(&app.db_path, &["status"]);
     assert!(

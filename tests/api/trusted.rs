@@ -58,7 +58,7 @@ async fn honest_notebooks_score_as_with_bare_otter() {
 }
 
 /// Every hidden case's code and the result markers, none of which a student may read.
-pub(crate) fn must_not_show(text: &str, what: &str) {
+fn must_not_show(text: &str, what: &str) {
     for hidden in HIDDEN {
         assert!(
             !text.contains(hidden),
@@ -151,7 +151,7 @@ pub(crate) fn question_scores(name: &str, v: &serde_json::Value) -> Vec<(String,
 }
 
 /// The honest part of every hostile notebook: q1 right, q2 wrong, q3 `return 0`.
-pub(crate) const HONEST: f64 = 1.0 + 0.0 + 0.66667;
+const HONEST: f64 = 1.0 + 0.0 + 0.66667;
 
 /// One hostile notebook through the service: it gets exactly what its honest part earns,
 /// and neither the submission's JSON nor its page shows a hidden test or a result line.
@@ -169,17 +169,30 @@ async fn hostile_through_the_service(name: &str, warm: bool) {
         .map(|(q, s)| (q.to_string(), *s))
         .collect();
     assert_eq!(question_scores(name, &v), want, "{name}");
+    let page = shown_to_the_student(name, &app, &token, id, &v).await;
+    assert!(
+        page.contains("q3"),
+        "{name}: the page shows the grade: {page}"
+    );
+}
+
+/// What a hostile submission shows its student: no more than the honest part, and
+/// neither its JSON `v` nor its page (returned) shows a hidden test or a result line.
+pub(crate) async fn shown_to_the_student(
+    name: &str,
+    app: &crate::helpers::TestApp,
+    token: &str,
+    id: i64,
+    v: &serde_json::Value,
+) -> String {
     assert!(
         v["grade"]["score"].as_f64().unwrap() <= HONEST + 1e-6,
         "{name}: {v}"
     );
     must_not_show(&v.to_string(), &format!("{name}'s JSON"));
-    let page = app.page(&token, id).await;
-    assert!(
-        page.contains("q3"),
-        "{name}: the page shows the grade: {page}"
-    );
+    let page = app.page(token, id).await;
     must_not_show(&page, &format!("{name}'s page"));
+    page
 }
 
 /// One test per notebook name, run by `$run(name, warm)` in a container started for the
