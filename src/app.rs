@@ -142,6 +142,7 @@ impl Service {
             );
             workers.iter().for_each(|w| w.abort());
         }
+        self.app.runner.shutdown().await;
         Ok(())
     }
 

@@ -167,6 +167,11 @@ pub trait Runner: Send + Sync + 'static {
         }
     }
 
+    /// Stop keeping sandboxes ready and remove every one this runner still has (warm
+    /// containers waiting for a job, or being started). Called when the service stops,
+    /// after its workers. Backends that keep nothing ready do nothing.
+    async fn shutdown(&self) {}
+
     /// Remove leftovers of earlier runs (containers, temp dirs) that belong to no job in
     /// `live_job_ids`. Called at start. Returns how many were removed.
     async fn remove_orphans(&self, live_job_ids: &[i64]) -> Result<usize, RunnerError> {

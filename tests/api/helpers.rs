@@ -482,17 +482,22 @@ max_queued_per_student = 1000
     }
 }
 
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        if let Some(c) = &self.child {
+impl ServiceProcess {
+    /// SIGTERM, as an operator stops it: the graceful shutdown, waited for.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
             // SAFETY: signalling our own child.
             unsafe {
                 libc::kill(c.id() as i32, libc::SIGTERM);
             }
-        }
-        if let Some(mut c) = self.child.take() {
             let _ = c.wait();
         }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -127,6 +127,11 @@ pub(crate) async fn submit_hostile(
         u64::from(warm),
         "{name}: graded in a warm container: {warm}"
     );
+    // Nothing more is graded here: the warm container started after the job goes now,
+    // as when the service stops (a test's runtime ends before a drop could remove it).
+    runner.shutdown().await;
+    let left = crate::warm::containers(runner.instance(), None).await;
+    assert!(left.is_empty(), "{name}: containers left: {left:?}");
     Hostile {
         app,
         token,

@@ -35,7 +35,7 @@ pub async fn until_warm(runner: &DockerRunner, n: usize) {
 }
 
 /// Ids of the containers of `instance` whose job label is `job` (`warm`, or any: None).
-async fn containers(instance: &str, job: Option<&str>) -> Vec<String> {
+pub(crate) async fn containers(instance: &str, job: Option<&str>) -> Vec<String> {
     let docker = Docker::connect_with_defaults().unwrap();
     let mut labels = vec![format!("otter-service.instance={instance}")];
     if let Some(job) = job {
@@ -160,8 +160,20 @@ async fn an_idle_pool_empties() {
     assert_eq!(runner.pool_stats().waiting, 0);
 }
 
+/// Wait (at most 60 s) until `instance` has a warm container.
+async fn until_a_warm_container(instance: &str) {
+    let start = Instant::now();
+    while containers(instance, Some("warm")).await.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no warm container"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
-async fn a_killed_service_leaves_no_warm_container_after_its_next_start() {
+async fn a_service_leaves_no_warm_container_at_its_next_start_after_kill_9_or_when_stopped() {
     let _shared = ENGINE.read().await;
     let hub = crate::hub::hub();
     let dir = tempfile::tempdir().unwrap();
@@ -183,14 +195,7 @@ async fn a_killed_service_leaves_no_warm_container_after_its_next_start() {
     let v = crate::helpers::wait_done(&http, &service.url(), &token, id, Duration::from_secs(120))
         .await;
     assert_eq!(v["state"], "graded", "{v}");
-    let start = Instant::now();
-    while containers(&instance, Some("warm")).await.is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no warm container"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_a_warm_container(&instance).await;
     service.kill9();
     assert_eq!(
         containers(&instance, Some("warm")).await.len(),
@@ -202,5 +207,17 @@ async fn a_killed_service_leaves_no_warm_container_after_its_next_start() {
         containers(&instance, None).await,
         Vec::<String>::new(),
         "the start-up sweep removed it"
+    );
+    // Stopped as an operator stops it (SIGTERM), it removes its warm container itself.
+    let id = crate::helpers::submit_to(&http, &service.url(), &token, &sample("partial")).await;
+    let v = crate::helpers::wait_done(&http, &service.url(), &token, id, Duration::from_secs(120))
+        .await;
+    assert_eq!(v["state"], "graded", "{v}");
+    until_a_warm_container(&instance).await;
+    service.stop();
+    assert_eq!(
+        containers(&instance, None).await,
+        Vec::<String>::new(),
+        "the graceful shutdown removed it"
     );
 }

@@ -489,6 +489,23 @@ impl Runner for DockerRunner {
         }
     }
 
+    async fn shutdown(&self) {
+        let waiting = self.pool.close();
+        // A container still being started is handed back once it is up (and removed by
+        // the task that started it); wait for those, then sweep whatever of this
+        // instance is left, so a stopped service leaves no container behind.
+        let since = std::time::Instant::now();
+        while self.pool.filling() > 0 && since.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for id in waiting {
+            self.remove(&id).await;
+        }
+        if let Err(e) = self.remove_orphans(&[]).await {
+            tracing::warn!(error = %e, "could not remove this service's containers at shutdown");
+        }
+    }
+
     async fn remove_orphans(&self, live_job_ids: &[i64]) -> Result<usize, RunnerError> {
         let mine = format!("{}={}", spec::INSTANCE_LABEL, self.cfg.instance);
         let filters = HashMap::from([("label", vec![mine.as_str()])]);

@@ -135,6 +135,11 @@ impl Pool {
             .collect()
     }
 
+    /// How many containers are being started for the pool now.
+    pub fn filling(&self) -> usize {
+        self.filling.lock().expect("pool lock").values().sum()
+    }
+
     /// Whether the reaper still has to be started (true once).
     pub fn start_reaper(&self) -> bool {
         !self.reaper.swap(true, Ordering::Relaxed)
