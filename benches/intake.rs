@@ -6,7 +6,10 @@
 //! scripts/setup-jupyterhub.sh). Knobs: INTAKE_CLIENTS (200), INTAKE_SECS (10),
 //! INTAKE_FILL (10000, the queue depth at which RSS is read), INTAKE_PIN (1: on a machine
 //! with two or more cores, the service runs on one core and the load generator on the
-//! others, so the generator cannot take the service's CPU; 0: no pinning).
+//! others, so the generator cannot take the service's CPU; 0: no pinning), INTAKE_JSON
+//! (0: answers as the classic button reads them; 1: `Accept: application/json`, as the
+//! JupyterLab Submit button asks, so every 202 carries the submission's view and queue
+//! place).
 //!
 //! CPU is reported apart for the service, the load generator (this process) and the rest
 //! of the machine, each per accepted submission.
@@ -98,6 +101,11 @@ async fn load(
         .build()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(secs);
+    let accept = if env_or("INTAKE_JSON", 0) == 1 {
+        "application/json"
+    } else {
+        "*/*"
+    };
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -124,6 +132,7 @@ async fn load(
                     .post(&url)
                     .header("Authorization", format!("token {token}"))
                     .header("Content-Type", "application/json")
+                    .header("Accept", accept)
                     .body(body)
                     .send()
                     .await;
