@@ -88,6 +88,10 @@ def test_print_options_keep_only_numpy_values():
     assert wanted == {"precision": 4, "legacy": "1.13"}
     assert sorted(refused) == ["evil", "linewidth", "sign", "threshold"]
     assert policy.checked_printoptions(True) == ({}, ["<not a dict>"])
+    # A value whose comparison raises (an array's truth value) is refused, not an error.
+    import numpy
+    assert policy.checked_printoptions({"sign": numpy.array([1, 2]),
+                                        "legacy": numpy.array([1])}) == ({}, ["sign", "legacy"])
 
 
 @pytest.mark.parametrize("reply", [
