@@ -188,12 +188,8 @@ class Fetcher:
             reply = self._ask({"op": "printopts"}, what)
             if not reply["ok"]:
                 return None
-            opts = self.decoder.dec(self._value(reply, what))
+            opts = self._decode(self._value(reply, what), what)
         except (NotPlainData, KernelDied, CellTimeout):
-            return None
-        except Exception as e:  # noqa: BLE001 -- malformed data, as in _decode
-            self.report.flag(f"{what} came back from the kernel as malformed data "
-                             f"({type(e).__name__})")
             return None
         if opts is None:
             return None  # the kernel has no numpy

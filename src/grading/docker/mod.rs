@@ -490,16 +490,13 @@ impl Runner for DockerRunner {
     }
 
     async fn shutdown(&self) {
-        let waiting = self.pool.close();
-        // A container still being started is handed back once it is up (and removed by
-        // the task that started it); wait for those, then sweep whatever of this
-        // instance is left, so a stopped service leaves no container behind.
+        // Closed, the pool starts nothing more; a container still being started is
+        // handed back once it is up. Wait for those, then remove every container of this
+        // instance (the waiting ones among them), so a stopped service leaves none.
+        self.pool.close();
         let since = std::time::Instant::now();
         while self.pool.filling() > 0 && since.elapsed() < Duration::from_secs(30) {
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        for id in waiting {
-            self.remove(&id).await;
         }
         if let Err(e) = self.remove_orphans(&[]).await {
             tracing::warn!(error = %e, "could not remove this service's containers at shutdown");
