@@ -199,6 +199,7 @@ async fn burst(n: usize, workers: usize, token: &str) -> Burst {
     let after = machine_jiffies();
     let parts = engine_and_service_jiffies();
     let busy_jiffies = (after.0 - before.0) as f64;
+    runner.shutdown().await; // its warm containers go, as when the service stops
     Burst {
         secs: start.elapsed().as_secs_f64(),
         busy: busy_jiffies / (after.1 - before.1) as f64,
@@ -297,6 +298,7 @@ async fn main() {
         pooled_machine.push((machine_jiffies().0 - before.0) as f64 / tick);
     }
     let stats = pool.pool_stats();
+    pool.shutdown().await;
     let (bare_m, cpu_m, service_m) = (median(bare), median(cpu), median(service));
     let (trusted_m, pooled_m) = (median(trusted), median(pooled));
     let (bare_cpu_m, pooled_cpu_m) = (median(bare_machine), median(pooled_machine));
