@@ -13,9 +13,10 @@ use tokio::sync::{Notify, watch};
 use crate::course::CourseConfig;
 use crate::db::states::JobKind;
 use crate::db::{Db, jobs, now_ms, retention};
-use crate::grading::docker::{DockerConfig, DockerRunner, Evaluator};
+use crate::grading::docker::DockerRunner;
 use crate::grading::local::LocalRunner;
 use crate::grading::{Runner, SandboxLimits};
+use crate::hosts::api::HostApi;
 pub use crate::http::{App, AppState};
 use crate::jobs::checks::AutograderChecks;
 use crate::jobs::grade::{GradeJob, GradeJobConfig};
@@ -120,7 +121,10 @@ impl Service {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
-        let mut workers = self.start_workers(rx.clone());
+        let (mut workers, grade) = self.start_workers(rx.clone());
+        if let Some(bind) = self.app.settings.hosts.bind {
+            workers.push(self.serve_hosts(bind, grade, rx.clone()).await?);
+        }
         workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx.clone())));
         workers.push(tokio::spawn(prune_hourly(self.app.clone(), rx)));
         let router = crate::http::router(self.app.clone());
@@ -146,7 +150,45 @@ impl Service {
         Ok(())
     }
 
-    fn start_workers(&self, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    /// The grader hosts' listener (`hosts.bind`), until `stop`.
+    async fn serve_hosts(
+        &self,
+        bind: std::net::SocketAddr,
+        grade: Arc<GradeJob>,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding hosts.bind {bind}"))?;
+        let api = Arc::new(HostApi::new(
+            self.app.db.clone(),
+            grade,
+            self.app.grade_notify.clone(),
+            self.app.settings.hosts.clone(),
+            self.app.metrics.clone(),
+            stop.clone(),
+        ));
+        tracing::info!(addr = %listener.local_addr()?, "grader hosts' API listening");
+        let router = crate::hosts::api::router(api)
+            .layer(tower_http::trace::TraceLayer::new_for_http())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let mut stop = stop;
+        Ok(tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the grader hosts' API stopped");
+            }
+        }))
+    }
+
+    fn start_workers(
+        &self,
+        stop: watch::Receiver<bool>,
+    ) -> (Vec<tokio::task::JoinHandle<()>>, Arc<GradeJob>) {
         let s = &self.app.settings;
         let lease = Duration::from_secs(s.grading.lease_secs.max(3));
         let post_notify = Arc::new(Notify::new());
@@ -176,7 +218,7 @@ impl Service {
         let db = self.app.db.clone();
         let mut handles = worker::spawn(
             db.clone(),
-            grade,
+            grade.clone(),
             self.app.grade_notify.clone(),
             pool(s.grading.workers),
             stop.clone(),
@@ -195,7 +237,7 @@ impl Service {
             });
             handles.extend(worker::spawn(db, post, post_notify, pool(2), stop));
         }
-        handles
+        (handles, grade)
     }
 }
 
@@ -266,20 +308,7 @@ pub fn default_limits(s: &Settings) -> SandboxLimits {
 /// at start is not an error: the service accepts and queues, `/healthz` says why nothing
 /// is graded, and grading starts when the engine is ready.
 async fn select_runner(s: &Settings) -> anyhow::Result<Arc<dyn Runner>> {
-    let cfg = DockerConfig {
-        image: s.docker.image.clone(),
-        runtime: s.docker.runtime.clone(),
-        docker_host: s.docker.host.clone(),
-        results_bytes: s.docker.results_bytes,
-        tmpfs_bytes: s.docker.tmpfs_mb * 1024 * 1024,
-        instance: instance_id(s),
-        evaluator: match s.docker.evaluator.as_str() {
-            "otter" => Evaluator::Otter,
-            _ => Evaluator::Trusted,
-        },
-        warm: s.docker.warm_containers.unwrap_or(s.grading.workers),
-        warm_idle: std::time::Duration::from_secs(s.docker.warm_idle_secs.max(1)),
-    };
+    let cfg = s.docker.runner_config(s.grading.workers, instance_id(s));
     if s.grading.runner == "local" {
         return Ok(Arc::new(LocalRunner::new(&s.grading.python_env).await));
     }

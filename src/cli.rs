@@ -51,6 +51,38 @@ pub enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Grader hosts that pull jobs from this service (docs/grader-hosts.md).
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
+    },
+    /// Run a grader host: pull jobs from a service and grade them on this machine's
+    /// Docker engine (its own settings file; not the service's `--config`).
+    Grader {
+        /// The grader host's TOML settings (`OTTER_GRADER_*` variables override it).
+        #[arg(long, env = "OTTER_GRADER_SETTINGS")]
+        settings: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// Register a host and print its token (once: only its hash is stored).
+    Add {
+        name: String,
+        /// Tags the host offers (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+    },
+    /// Every host: state, slots, jobs in hand, last contact, version.
+    List,
+    /// Let a host finish what it holds and give it nothing new.
+    Drain { name: String },
+    /// Take a draining host back into service.
+    Resume { name: String },
+    /// Refuse a host's token from now on; its jobs go back to the queue at once and its
+    /// results are refused.
+    Revoke { name: String },
 }
 
 /// Which submissions or grades a command applies to.
@@ -123,6 +155,9 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn run_inner(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Grader { settings } = &cli.command {
+        return grader(settings.as_deref());
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     crate::telemetry::init(settings.server.log_format == "json");
     let path = settings.database.path.clone();
@@ -142,7 +177,82 @@ fn run_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Status => status(&open_read_only(&path)?),
         Command::Timeline { submission } => timeline(&open_read_only(&path)?, submission),
         Command::Backup { output } => backup(&open_read_only(&path)?, &output),
+        Command::Hosts { command } => hosts(&open_write(&path)?, command),
+        Command::Grader { .. } => unreachable!("handled before the service's settings"),
     }
+}
+
+fn grader(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let settings = crate::settings::GraderSettings::load(file)?;
+    crate::telemetry::init(settings.log_format == "json");
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(crate::hosts::grader::run(settings, shutdown_signal()))
+}
+
+fn hosts(conn: &Connection, command: HostsCommand) -> anyhow::Result<()> {
+    use crate::db::hosts;
+    use crate::db::states::HostState;
+    let set = |name: &str, state: HostState| -> anyhow::Result<usize> {
+        let tx = conn.unchecked_transaction()?;
+        let n = hosts::set_state(&tx, name, state, now_ms())?;
+        tx.commit()?;
+        Ok(n)
+    };
+    match command {
+        HostsCommand::Add { name, tags } => {
+            anyhow::ensure!(
+                !name.is_empty()
+                    && name.len() <= 64
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                "a host name is 1 to 64 letters, digits, '-', '_' or '.'"
+            );
+            let (token, sha) = crate::hosts::new_token();
+            hosts::add(conn, &name, &tags, &sha, now_ms())?;
+            eprintln!(
+                "host {name} added. Its token, shown only now (give it to the host as \
+                 OTTER_GRADER_TOKEN or its token_file):"
+            );
+            println!("{token}");
+        }
+        HostsCommand::List => {
+            println!(
+                "{:<20} {:<9} {:>5} {:>9} {:>8} {:<22} {:<10} tags",
+                "host", "state", "slots", "in hand", "graded", "last contact", "version"
+            );
+            for h in hosts::list(conn)? {
+                let seen = h
+                    .last_seen_at
+                    .map_or("never".into(), |t| format!("{}s ago", (now_ms() - t) / 1000));
+                println!(
+                    "{:<20} {:<9} {:>5} {:>9} {:>8} {:<22} {:<10} {}",
+                    h.name,
+                    h.state.as_str(),
+                    h.slots,
+                    h.in_flight,
+                    h.finished,
+                    seen,
+                    h.version.as_deref().unwrap_or("-"),
+                    h.tags.join(",")
+                );
+            }
+        }
+        HostsCommand::Drain { name } => {
+            set(&name, HostState::Draining)?;
+            println!("host {name} is draining: it finishes what it holds and gets nothing new");
+        }
+        HostsCommand::Resume { name } => {
+            set(&name, HostState::Active)?;
+            println!("host {name} takes jobs again");
+        }
+        HostsCommand::Revoke { name } => {
+            let n = set(&name, HostState::Revoked)?;
+            println!(
+                "host {name} is revoked: its token is refused; {n} job(s) it held went back \
+                 to the queue"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ pub mod course;
 pub mod db;
 pub mod export;
 pub mod grading;
+pub mod hosts;
 pub mod http;
 pub mod jobs;
 pub mod jupyterhub;

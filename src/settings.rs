@@ -23,6 +23,147 @@ pub struct Settings {
     pub grading: GradingSettings,
     pub docker: DockerSettings,
     pub lti: LtiSettings,
+    pub hosts: HostsSettings,
+}
+
+/// The grader hosts' door (docs/grader-hosts.md): a listener of its own, apart from the
+/// students' (JupyterHub proxies the students' port; hosts connect to this one directly).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostsSettings {
+    /// Address of the host API, e.g. `127.0.0.1:10102` behind a TLS proxy. Default: none
+    /// (no host can connect; the service grades only with its own workers).
+    pub bind: Option<SocketAddr>,
+    /// Accept hosts' plain HTTP from addresses other than loopback. Off by default: put a
+    /// TLS-terminating proxy on the same machine in front (its connections come from
+    /// loopback). Only for a private network the operator trusts (the tests' namespaces).
+    pub allow_plain_http: bool,
+    /// A host's lease on a job in seconds; a host renews it every third of that. A host
+    /// that misses it loses the job (it goes back to the queue) and its result is refused.
+    /// Default 30.
+    pub lease_secs: u64,
+    /// Longest a claim waits for a job before answering "nothing" (long poll). Default 20.
+    pub claim_wait_secs: u64,
+    /// Largest result a host may send, in bytes. Default 16 MiB.
+    pub max_result_bytes: usize,
+}
+
+impl Default for HostsSettings {
+    fn default() -> Self {
+        Self {
+            bind: None,
+            allow_plain_http: false,
+            lease_secs: 30,
+            claim_wait_secs: 20,
+            max_result_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A grader host's own settings (`otter-service grader --settings FILE`): which service
+/// to pull from, with what token, and its Docker engine. Environment: `OTTER_GRADER_*`,
+/// e.g. `OTTER_GRADER_TOKEN`, `OTTER_GRADER_DOCKER__HOST`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraderSettings {
+    /// The service's host API, e.g. `https://otter.example.edu:10102/`.
+    pub service_url: String,
+    /// This host's token (printed once by `otter-service hosts add`).
+    pub token: Secret,
+    /// File holding the token (a Kubernetes Secret mounted as a file); wins over `token`.
+    pub token_file: Option<PathBuf>,
+    /// Jobs graded at once. Default: number of CPU cores.
+    pub slots: usize,
+    /// Where fetched autograder zips are kept, by their SHA-256.
+    pub cache_dir: PathBuf,
+    /// Allow `http://` to a service that is not on loopback (a private network only).
+    pub allow_plain_http: bool,
+    /// The Docker engine and grader image, as for the service's own runner.
+    pub docker: DockerSettings,
+    /// Log lines as JSON (`json`) or text (`text`, default).
+    pub log_format: String,
+}
+
+impl Default for GraderSettings {
+    fn default() -> Self {
+        Self {
+            service_url: String::new(),
+            token: Secret::default(),
+            token_file: None,
+            slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            cache_dir: std::env::temp_dir().join("otter-grader-cache"),
+            allow_plain_http: false,
+            docker: DockerSettings::default(),
+            log_format: "text".into(),
+        }
+    }
+}
+
+impl GraderSettings {
+    /// Load from the defaults, `file` (if any) and `OTTER_GRADER_*`.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut fig = Figment::from(Serialized::defaults(GraderSettings::default()));
+        if let Some(path) = file {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        let mut s: GraderSettings = fig
+            .merge(Env::prefixed("OTTER_GRADER_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        if let Some(file) = &s.token_file {
+            let token = std::fs::read_to_string(file).map_err(|e| SettingsError::Bad {
+                name: "token_file",
+                problem: format!("cannot read {}: {e}", file.display()),
+            })?;
+            s.token = Secret::new(token.trim());
+        }
+        let url = url::Url::parse(&s.service_url).map_err(|e| SettingsError::Bad {
+            name: "service_url",
+            problem: format!("{:?} is not a URL: {e}", s.service_url),
+        })?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        if url.scheme() == "http" && !loopback && !s.allow_plain_http {
+            return Err(SettingsError::Bad {
+                name: "service_url",
+                problem: format!(
+                    "{url} is plain HTTP to another machine: the token would cross the \
+                     network readable; use https:// (or allow_plain_http on a private network)"
+                ),
+            });
+        }
+        if !["http", "https"].contains(&url.scheme()) {
+            return Err(SettingsError::Bad {
+                name: "service_url",
+                problem: format!("{url} is not http:// or https://"),
+            });
+        }
+        if s.token.expose().is_empty() {
+            return Err(SettingsError::Bad {
+                name: "token",
+                problem: "no token (token, token_file or OTTER_GRADER_TOKEN): \
+                          `otter-service hosts add NAME` prints one"
+                    .into(),
+            });
+        }
+        if s.slots == 0 {
+            return Err(SettingsError::Bad {
+                name: "slots",
+                problem: "a grader host needs at least one slot".into(),
+            });
+        }
+        if !["otter", "trusted"].contains(&s.docker.evaluator.as_str()) {
+            return Err(SettingsError::Bad {
+                name: "docker.evaluator",
+                problem: format!("{:?} is not one of otter, trusted", s.docker.evaluator),
+            });
+        }
+        Ok(s)
+    }
 }
 
 /// The HTTP server.
@@ -258,6 +399,32 @@ impl Default for DockerSettings {
             evaluator: "trusted".into(),
             warm_containers: None,
             warm_idle_secs: 60,
+        }
+    }
+}
+
+impl DockerSettings {
+    /// The docker runner's configuration: `warm_default` warm containers unless
+    /// `warm_containers` says, its containers named `instance`.
+    pub fn runner_config(
+        &self,
+        warm_default: usize,
+        instance: String,
+    ) -> crate::grading::docker::DockerConfig {
+        use crate::grading::docker::{DockerConfig, Evaluator};
+        DockerConfig {
+            image: self.image.clone(),
+            runtime: self.runtime.clone(),
+            docker_host: self.host.clone(),
+            results_bytes: self.results_bytes,
+            tmpfs_bytes: self.tmpfs_mb * 1024 * 1024,
+            instance,
+            evaluator: match self.evaluator.as_str() {
+                "otter" => Evaluator::Otter,
+                _ => Evaluator::Trusted,
+            },
+            warm: self.warm_containers.unwrap_or(warm_default),
+            warm_idle: std::time::Duration::from_secs(self.warm_idle_secs.max(1)),
         }
     }
 }

@@ -134,6 +134,19 @@ pub fn claim_next(
     now: i64,
     lease_ms: i64,
 ) -> Result<Option<ClaimedJob>, DbError> {
+    claim_next_as(conn, kind, now, lease_ms, None)
+}
+
+/// [`claim_next`] for grader host `host` (`None`: a worker of the service itself). A
+/// host's claim can be finished, failed or renewed only while its lease runs (see
+/// [`finish`]).
+pub fn claim_next_as(
+    conn: &Connection,
+    kind: JobKind,
+    now: i64,
+    lease_ms: i64,
+    host: Option<&str>,
+) -> Result<Option<ClaimedJob>, DbError> {
     let Some(id) = pick_next(conn, kind, now)? else {
         return Ok(None);
     };
@@ -141,11 +154,11 @@ pub fn claim_next(
     let job = conn
         .prepare_cached(
             "UPDATE jobs SET state = 'running', claim = ?1, locked_until = ?2,
-                    attempts = attempts + 1, updated_at = ?3
+                    attempts = attempts + 1, updated_at = ?3, host = ?5
              WHERE id = ?4
              RETURNING id, submission_id, grade_id, attempts, max_attempts, user",
         )?
-        .query_row(params![claim, now + lease_ms, now, id], |r| {
+        .query_row(params![claim, now + lease_ms, now, id, host], |r| {
             Ok((
                 claimed_row(r, kind, &claim)?,
                 r.get::<_, Option<String>>(5)?,
@@ -161,7 +174,10 @@ pub fn claim_next(
         )?
         .execute(params![user, now])?;
     }
-    let detail = format!("attempt {}", job.attempt);
+    let detail = match host {
+        Some(h) => format!("attempt {} on host {h}", job.attempt),
+        None => format!("attempt {}", job.attempt),
+    };
     events::record(
         conn,
         now,
@@ -285,13 +301,16 @@ pub fn renew(conn: &Connection, job: &ClaimedJob, until: i64) -> Result<bool, Db
 }
 
 /// Mark a held job done. False (and nothing changed) when the claim is stale: another
-/// worker took the job over, and only one result may be applied.
+/// worker took the job over, and only one result may be applied. A grader host's claim is
+/// also stale once its lease has expired, taken over or not: a host that missed its
+/// heartbeats may have been cut off, and its job may already run elsewhere.
 pub fn finish(conn: &Connection, job: &ClaimedJob, now: i64) -> Result<bool, DbError> {
     let n = conn
         .prepare_cached(
             "UPDATE jobs SET state = 'done', claim = NULL, locked_until = NULL, last_error = NULL,
-                    updated_at = ?1
-             WHERE id = ?2 AND claim = ?3 AND state = 'running'",
+                    updated_at = ?1, ended_lease = CASE WHEN host IS NULL THEN NULL ELSE claim END
+             WHERE id = ?2 AND claim = ?3 AND state = 'running'
+               AND (host IS NULL OR locked_until >= ?1)",
         )?
         .execute(params![now, job.id, job.claim])?;
     if n == 1 {
@@ -330,8 +349,9 @@ pub fn fail_with_backoff(
 ) -> Result<FailOutcome, DbError> {
     let give_up_at: Option<Option<i64>> = conn
         .query_row(
-            "SELECT give_up_at FROM jobs WHERE id = ?1 AND claim = ?2 AND state = 'running'",
-            params![job.id, job.claim],
+            "SELECT give_up_at FROM jobs WHERE id = ?1 AND claim = ?2 AND state = 'running'
+               AND (host IS NULL OR locked_until >= ?3)",
+            params![job.id, job.claim, now],
             |r| r.get(0),
         )
         .optional()?;
@@ -352,7 +372,9 @@ pub fn fail_with_backoff(
     };
     conn.prepare_cached(
         "UPDATE jobs SET state = ?1, run_at = ?2, claim = NULL, locked_until = NULL,
-                last_error = ?3, updated_at = ?4 WHERE id = ?5",
+                last_error = ?3, updated_at = ?4,
+                ended_lease = CASE WHEN host IS NULL THEN NULL ELSE claim END
+          WHERE id = ?5",
     )?
     .execute(params![state, at, error, now, job.id])?;
     let event = match state {

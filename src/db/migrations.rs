@@ -130,6 +130,31 @@ ALTER TABLE autograder_checks ADD COLUMN audit TEXT;
 -- in order from this index alone, without the rows.
 CREATE INDEX jobs_waiting_by_user ON jobs (kind, user, run_at, id) WHERE state = 'queued';
 "#,
+    r#"
+-- Grader hosts (db/hosts.rs): machines that pull grade jobs over HTTP with their own token.
+CREATE TABLE hosts (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    -- SHA-256 (hex) of the host's token; the token itself is shown once and never stored.
+    token_sha256  TEXT NOT NULL UNIQUE,
+    -- JSON array of the tags given at `hosts add`.
+    tags          TEXT NOT NULL,
+    -- active | draining | revoked
+    state         TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    -- What the host said in its last request.
+    last_seen_at  INTEGER,
+    slots         INTEGER NOT NULL DEFAULT 0,
+    version       TEXT,
+    images        TEXT
+);
+-- Which host holds a running grade job (NULL: a worker of the service itself); kept after
+-- the job ends, with the lease it ended under, so a host's repeated completion is known.
+ALTER TABLE jobs ADD COLUMN host TEXT;
+ALTER TABLE jobs ADD COLUMN ended_lease TEXT;
+CREATE INDEX jobs_by_ended_lease ON jobs (ended_lease) WHERE ended_lease IS NOT NULL;
+CREATE INDEX jobs_by_host ON jobs (host) WHERE state = 'running';
+"#,
 ];
 
 /// Bring the schema to the newest version.

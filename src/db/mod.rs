@@ -12,6 +12,7 @@ pub mod checks;
 pub mod dashboard;
 pub mod events;
 pub mod grades;
+pub mod hosts;
 pub mod jobs;
 mod migrations;
 pub mod retention;
@@ -61,6 +62,7 @@ struct Inner {
     path: PathBuf,
     writer: writer::Writer,
     readers: Mutex<Vec<Connection>>,
+    waiting: Arc<waiting::Waiting>,
 }
 
 /// Open a connection with the pragmas every connection needs.
@@ -115,8 +117,15 @@ impl Db {
                 path: path.to_path_buf(),
                 writer: writer::Writer::spawn(conn),
                 readers: Mutex::new(Vec::new()),
+                waiting: Arc::default(),
             }),
         })
+    }
+
+    /// The other students' waiting counts, shared between queue places (see
+    /// [`waiting::Waiting`]).
+    pub fn waiting(&self) -> Arc<waiting::Waiting> {
+        self.inner.waiting.clone()
     }
 
     /// Path of the database file.

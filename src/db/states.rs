@@ -84,6 +84,18 @@ text_enum! {
 }
 
 text_enum! {
+    /// Whether a grader host may take work.
+    HostState {
+        /// Claims jobs.
+        Active = "active",
+        /// Finishes what it holds; is given nothing new.
+        Draining = "draining",
+        /// Its token is refused; what it held went back to the queue.
+        Revoked = "revoked",
+    }
+}
+
+text_enum! {
     /// Kinds of job.
     JobKind {
         /// Grade a submission.

@@ -358,10 +358,11 @@ pub fn add_queue_places(
     views: &mut [SubmissionView],
     now: i64,
     workers: usize,
+    waiting: &waiting::Waiting,
 ) -> Result<(), DbError> {
     for v in views.iter_mut() {
         if matches!(v.state, SubmissionState::Queued | SubmissionState::Grading) {
-            v.queue = waiting::place(conn, v.id, now, workers)?;
+            v.queue = waiting::place(conn, v.id, now, workers, waiting)?;
         }
     }
     Ok(())

@@ -109,7 +109,9 @@ impl StudentFault {
 }
 
 /// How a grading run ended, when it ended for a reason that re-running would not change.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialised as a grader host sends it to the service (`ending`: `graded` or `failed`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "ending", rename_all = "snake_case")]
 pub enum GradeOutcome {
     /// otter produced results.json. Errors inside the notebook show up as lost points.
     Graded(GradeResults),

@@ -26,13 +26,14 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let name = user.name.clone();
     let workers = app.settings.grading.workers;
+    let waiting = app.db.waiting();
     let mut views = app
         .db
         .read({
             let policy = app.policy_for();
             move |c| {
                 let mut views = submissions::list_for_user(c, &name, LIST_LIMIT, policy)?;
-                submissions::add_queue_places(c, &mut views, now_ms(), workers)?;
+                submissions::add_queue_places(c, &mut views, now_ms(), workers, &waiting)?;
                 Ok(views)
             }
         })
@@ -75,6 +76,7 @@ pub(super) async fn view_of(
 ) -> Result<SubmissionView, ApiError> {
     let name = user.to_string();
     let workers = app.settings.grading.workers;
+    let waiting = app.db.waiting();
     let mut view = app
         .db
         .read({
@@ -83,7 +85,8 @@ pub(super) async fn view_of(
                 let Some(mut v) = submissions::view_for_owner(c, id, &name, policy)? else {
                     return Ok(None);
                 };
-                submissions::add_queue_places(c, std::slice::from_mut(&mut v), now_ms(), workers)?;
+                let one = std::slice::from_mut(&mut v);
+                submissions::add_queue_places(c, one, now_ms(), workers, &waiting)?;
                 Ok(Some(v))
             }
         })

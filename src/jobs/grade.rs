@@ -73,6 +73,19 @@ impl GradeJob {
             })
             .await
             .map_err(|e| Attempt::Retry(format!("database: {e}")))?;
+        self.request_for(job, claimed, sub)
+    }
+
+    /// The request for `job` (claimed at `claimed`, ms) to grade `sub`, whose state is
+    /// already `grading`; also whether its grade is posted to edX. For the service's own
+    /// workers and for the grader hosts' claims alike.
+    pub fn request_for(
+        &self,
+        job: &ClaimedJob,
+        claimed: i64,
+        sub: submissions::ToGrade,
+    ) -> Result<(GradeRequest, AssignmentNames, bool), Attempt> {
+        let id = job.submission_id;
         if job.attempt == 1 {
             self.metrics.phase("queue_wait", claimed - sub.received_at);
         }
@@ -101,74 +114,57 @@ impl GradeJob {
         Ok((request, names, post))
     }
 
-    /// A run without results is the student's only if the autograder itself grades.
-    async fn charge_or_retry(
-        &self,
-        outcome: GradeOutcome,
-        names: &AssignmentNames,
-        zip: &std::path::Path,
-        limits: &SandboxLimits,
-    ) -> Result<GradeOutcome, Attempt> {
-        match &outcome {
-            GradeOutcome::Graded(r) => {
-                self.checks
-                    .graded_with(names, zip, &r.autograder_audit)
-                    .await;
-                return Ok(outcome);
-            }
-            GradeOutcome::Failed {
-                fault: StudentFault::NoResults,
-                ..
-            } => {}
-            GradeOutcome::Failed { .. } => return Ok(outcome),
-        }
-        let check = self
-            .checks
-            .check(names, zip, limits)
-            .await
-            .map_err(|e| Attempt::Retry(e.to_string()))?;
-        if check.ok {
-            Ok(outcome)
-        } else {
-            Err(Attempt::Retry(format!(
-                "the autograder of {}/{}/{} is broken: {}",
-                names.course, names.section, names.assignment, check.detail
-            )))
-        }
-    }
-
     /// Store the outcome if our claim still holds; queue the post.
-    async fn apply(
+    pub async fn apply(
         &self,
         job: &ClaimedJob,
         outcome: GradeOutcome,
         post: bool,
         phases: Phases,
     ) -> Attempt {
-        let job2 = job.clone();
-        let horizon = self.config.post_horizon.as_millis() as i64;
-        let grade = match new_grade(&outcome) {
-            Ok(g) => g,
-            Err(e) => return Attempt::Retry(format!("cannot encode the grade: {e}")),
-        };
-        let applied = self
-            .db
-            .write(move |c| store(c, &job2, &grade, post, horizon, &phases))
-            .await;
-        match applied {
-            Ok(true) => {
-                if post {
-                    self.post_notify.notify_one();
-                }
-                self.count(&outcome, &phases);
-                Attempt::Done
-            }
+        match self.store_outcome(job, outcome, post, phases).await {
+            Ok(true) => Attempt::Done,
             Ok(false) => {
                 tracing::warn!("claim went stale while grading; result discarded");
                 Attempt::Done
             }
-            Err(e) => Attempt::Retry(format!("cannot store the grade: {e}")),
+            Err(e) => Attempt::Retry(e),
         }
+    }
+
+    /// Store the outcome if the claim on `job` still holds (true), or nothing (false: the
+    /// claim is stale); queue the post. `Err` says why it could not be stored.
+    pub async fn store_outcome(
+        &self,
+        job: &ClaimedJob,
+        outcome: GradeOutcome,
+        post: bool,
+        phases: Phases,
+    ) -> Result<bool, String> {
+        let job2 = job.clone();
+        let horizon = self.config.post_horizon.as_millis() as i64;
+        let grade = new_grade(&outcome).map_err(|e| format!("cannot encode the grade: {e}"))?;
+        let applied = self
+            .db
+            .write(move |c| store(c, &job2, &grade, post, horizon, &phases))
+            .await
+            .map_err(|e| format!("cannot store the grade: {e}"))?;
+        if applied {
+            if post {
+                self.post_notify.notify_one();
+            }
+            self.count(&outcome, &phases);
+        }
+        Ok(applied)
+    }
+
+    /// Whether grades of `names`' assignment are posted to edX.
+    pub fn posts(&self, names: &AssignmentNames) -> bool {
+        self.config.lti_enabled
+            && self
+                .courses
+                .find(&names.course, &names.section, &names.assignment)
+                .is_ok_and(|a| a.lti_block.is_some())
     }
 
     /// Metrics of a stored grade: its outcome and how long each phase took.
@@ -231,13 +227,95 @@ fn new_grade(outcome: &GradeOutcome) -> Result<NewGrade, serde_json::Error> {
 
 /// When a grading attempt's phases ended (ms), for the submission's timeline.
 #[derive(Debug, Clone, Copy)]
-struct Phases {
+pub struct Phases {
     /// The attempt began (the job was claimed).
-    claimed: i64,
+    pub claimed: i64,
     /// The sandbox was ready and the submission went in (if the runner said).
-    container_started: Option<i64>,
+    pub container_started: Option<i64>,
     /// The runner returned its outcome.
-    grading_finished: i64,
+    pub grading_finished: i64,
+}
+
+/// One grading run, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub outcome: GradeOutcome,
+    /// When the sandbox was ready (ms), if the runner said.
+    pub container_started: Option<i64>,
+    /// When the runner returned (ms).
+    pub grading_finished: i64,
+}
+
+/// Grade `request` (attempt number `attempt`) with `runner`: the outcome to store, or how
+/// the attempt ends without one. The same on the service's workers and on a grader host.
+pub async fn run_request(
+    runner: &dyn Runner,
+    checks: &AutograderChecks,
+    request: GradeRequest,
+    names: &AssignmentNames,
+    attempt: i64,
+) -> Result<Run, Attempt> {
+    if !request.autograder_zip.is_file() {
+        return Err(Attempt::Retry(format!(
+            "the autograder {} is missing on the grading machine",
+            request.autograder_zip.display()
+        )));
+    }
+    tracing::info!(runner = runner.name(), "grading");
+    let started = std::time::Instant::now();
+    let (zip, limits) = (request.autograder_zip.clone(), request.limits.clone());
+    let sandbox_ready = request.started.clone();
+    let outcome = match runner.grade(request).await {
+        Ok(o) => o,
+        // A result that fails its check is never a grade: one retry (a stream corrupted
+        // on the way), then dead, with the reason, for staff to look at.
+        Err(e @ RunnerError::Integrity(_)) if attempt >= 2 => {
+            tracing::error!(error = %e, "a second result failed its integrity check");
+            return Err(Attempt::Fatal(e.to_string()));
+        }
+        Err(e) => return Err(Attempt::Retry(e.to_string())),
+    };
+    let grading_finished = now_ms();
+    let outcome = charge_or_retry(checks, outcome, names, &zip, &limits).await?;
+    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "graded");
+    Ok(Run {
+        outcome,
+        container_started: sandbox_ready.get(),
+        grading_finished,
+    })
+}
+
+/// A run without results is the student's only if the autograder itself grades.
+async fn charge_or_retry(
+    checks: &AutograderChecks,
+    outcome: GradeOutcome,
+    names: &AssignmentNames,
+    zip: &std::path::Path,
+    limits: &SandboxLimits,
+) -> Result<GradeOutcome, Attempt> {
+    match &outcome {
+        GradeOutcome::Graded(r) => {
+            checks.graded_with(names, zip, &r.autograder_audit).await;
+            return Ok(outcome);
+        }
+        GradeOutcome::Failed {
+            fault: StudentFault::NoResults,
+            ..
+        } => {}
+        GradeOutcome::Failed { .. } => return Ok(outcome),
+    }
+    let check = checks
+        .check(names, zip, limits)
+        .await
+        .map_err(|e| Attempt::Retry(e.to_string()))?;
+    if check.ok {
+        Ok(outcome)
+    } else {
+        Err(Attempt::Retry(format!(
+            "the autograder of {}/{}/{} is broken: {}",
+            names.course, names.section, names.assignment, check.detail
+        )))
+    }
 }
 
 /// One transaction: finish the job (claim checked), record the attempt's phases, insert
@@ -295,41 +373,18 @@ impl Job for GradeJob {
             Ok(r) => r,
             Err(attempt) => return attempt,
         };
-        if !request.autograder_zip.is_file() {
-            return Attempt::Retry(format!(
-                "the autograder {} is missing on the server",
-                request.autograder_zip.display()
-            ));
-        }
-        tracing::info!(runner = self.runner.name(), "grading");
-        let started = std::time::Instant::now();
-        let (zip, limits) = (request.autograder_zip.clone(), request.limits.clone());
-        let sandbox_ready = request.started.clone();
-        let outcome = match self.runner.grade(request).await {
-            Ok(o) => o,
-            // A result that fails its check is never a grade: one retry (a stream
-            // corrupted on the way), then dead, with the reason, for staff to look at.
-            Err(e @ RunnerError::Integrity(_)) if job.attempt >= 2 => {
-                tracing::error!(error = %e, "a second result failed its integrity check");
-                return Attempt::Fatal(e.to_string());
-            }
-            Err(e) => return Attempt::Retry(e.to_string()),
+        let run = run_request(&*self.runner, &self.checks, request, &names, job.attempt).await;
+        let run = match run {
+            Ok(run) => run,
+            Err(attempt) => return attempt,
         };
         let phases = Phases {
             claimed,
-            container_started: sandbox_ready.get(),
-            grading_finished: now_ms(),
+            container_started: run.container_started,
+            grading_finished: run.grading_finished,
         };
-        let outcome = match self.charge_or_retry(outcome, &names, &zip, &limits).await {
-            Ok(o) => o,
-            Err(attempt) => return attempt,
-        };
-        tracing::info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            ?post,
-            "graded"
-        );
-        self.apply(job, outcome, post, phases).await
+        tracing::info!(?post, "storing the grade");
+        self.apply(job, run.outcome, post, phases).await
     }
 
     fn retry_delay(&self, attempt: i64) -> Duration {

@@ -190,15 +190,6 @@ impl<J: Job> Worker<J> {
         self.settle(&claimed, attempt).instrument(span).await;
     }
 
-    /// Count how an attempt ended.
-    fn count(&self, result: &'static str) {
-        let labels = AttemptLabels {
-            kind: self.job.kind().as_str(),
-            result,
-        };
-        self.config.metrics.attempts.get_or_create(&labels).inc();
-    }
-
     async fn renew(&self, claimed: &ClaimedJob) {
         let c = claimed.clone();
         let until = now_ms() + self.config.lease.as_millis() as i64;
@@ -217,41 +208,61 @@ impl<J: Job> Worker<J> {
     }
 
     async fn settle(&self, claimed: &ClaimedJob, attempt: Attempt) {
-        let (reason, permanent, at_least) = match attempt {
-            Attempt::Done => return self.count("done"),
-            Attempt::Retry(r) => (r, false, Duration::ZERO),
-            Attempt::RetryAfter(r, at_least) => (r, false, at_least),
-            Attempt::Fatal(r) => (r, true, Duration::ZERO),
+        settle(&self.db, &self.job, &self.config.metrics, claimed, attempt).await
+    }
+}
+
+/// Record how an attempt at `claimed` ended: nothing more for `Done` (the job stored its
+/// result), else a retry after the job's backoff or, out of attempts or for a fatal
+/// fault, a dead job; the job's `on_failure` runs in the same write. A stale claim
+/// changes nothing. Used by the service's workers and for the grader hosts' attempts.
+pub async fn settle<J: Job>(
+    db: &Db,
+    job: &Arc<J>,
+    metrics: &Metrics,
+    claimed: &ClaimedJob,
+    attempt: Attempt,
+) {
+    let count = |result: &'static str| {
+        let labels = AttemptLabels {
+            kind: job.kind().as_str(),
+            result,
         };
-        let job = self.job.clone();
-        let c = claimed.clone();
-        let delay = job.retry_delay(claimed.attempt).max(at_least).as_millis() as i64;
-        let r = reason.clone();
-        let res = self
-            .db
-            .write(move |conn| {
-                let out = jobs::fail_with_backoff(conn, &c, &r, delay, permanent, now_ms())?;
-                if out != FailOutcome::Stale {
-                    job.on_failure(conn, &c, &r, out == FailOutcome::Dead)?;
-                }
-                Ok(out)
-            })
-            .await;
-        match res {
-            Ok(FailOutcome::Retry { run_at }) => {
-                self.count("retry");
-                tracing::warn!(reason = %reason, retry_in_ms = run_at - now_ms(), "attempt failed; will retry")
+        metrics.attempts.get_or_create(&labels).inc();
+    };
+    let (reason, permanent, at_least) = match attempt {
+        Attempt::Done => return count("done"),
+        Attempt::Retry(r) => (r, false, Duration::ZERO),
+        Attempt::RetryAfter(r, at_least) => (r, false, at_least),
+        Attempt::Fatal(r) => (r, true, Duration::ZERO),
+    };
+    let j = job.clone();
+    let c = claimed.clone();
+    let delay = job.retry_delay(claimed.attempt).max(at_least).as_millis() as i64;
+    let r = reason.clone();
+    let res = db
+        .write(move |conn| {
+            let out = jobs::fail_with_backoff(conn, &c, &r, delay, permanent, now_ms())?;
+            if out != FailOutcome::Stale {
+                j.on_failure(conn, &c, &r, out == FailOutcome::Dead)?;
             }
-            Ok(FailOutcome::Dead) => {
-                self.count("dead");
-                tracing::error!(reason = %reason, "job is dead")
-            }
-            Ok(FailOutcome::Stale) => {
-                self.count("stale");
-                tracing::warn!("attempt failed on a stale claim; ignored")
-            }
-            Err(e) => tracing::error!(error = %e, "cannot record a failed attempt"),
+            Ok(out)
+        })
+        .await;
+    match res {
+        Ok(FailOutcome::Retry { run_at }) => {
+            count("retry");
+            tracing::warn!(reason = %reason, retry_in_ms = run_at - now_ms(), "attempt failed; will retry")
         }
+        Ok(FailOutcome::Dead) => {
+            count("dead");
+            tracing::error!(reason = %reason, "job is dead")
+        }
+        Ok(FailOutcome::Stale) => {
+            count("stale");
+            tracing::warn!("attempt failed on a stale claim; ignored")
+        }
+        Err(e) => tracing::error!(error = %e, "cannot record a failed attempt"),
     }
 }
 
