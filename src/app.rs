@@ -30,6 +30,8 @@ use crate::settings::Settings;
 pub struct Service {
     pub app: AppState,
     listener: TcpListener,
+    /// The grader hosts' listener (`hosts.bind`), bound with the students'.
+    hosts_listener: Option<TcpListener>,
     outcomes: Option<Arc<dyn OutcomesClient>>,
 }
 
@@ -79,6 +81,14 @@ impl Service {
         let listener = TcpListener::bind(settings.server.bind)
             .await
             .with_context(|| format!("binding {}", settings.server.bind))?;
+        let hosts_listener = match settings.hosts.bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .await
+                    .with_context(|| format!("binding hosts.bind {bind}"))?,
+            ),
+            None => None,
+        };
         let h = &settings.hub;
         let auth = Auth::new(
             hub,
@@ -105,6 +115,7 @@ impl Service {
         Ok(Self {
             app,
             listener,
+            hosts_listener,
             outcomes,
         })
     }
@@ -117,13 +128,13 @@ impl Service {
     /// Serve until `stop` resolves; then stop claiming, let running work finish up to the
     /// grace period, and return.
     pub async fn run(
-        self,
+        mut self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (tx, rx) = watch::channel(false);
         let (mut workers, grade) = self.start_workers(rx.clone());
-        if let Some(bind) = self.app.settings.hosts.bind {
-            workers.push(self.serve_hosts(bind, grade, rx.clone()).await?);
+        if let Some(listener) = self.hosts_listener.take() {
+            workers.push(self.serve_hosts(listener, grade, rx.clone())?);
         }
         workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx.clone())));
         workers.push(tokio::spawn(prune_hourly(self.app.clone(), rx)));
@@ -151,15 +162,12 @@ impl Service {
     }
 
     /// The grader hosts' listener (`hosts.bind`), until `stop`.
-    async fn serve_hosts(
+    fn serve_hosts(
         &self,
-        bind: std::net::SocketAddr,
+        listener: TcpListener,
         grade: Arc<GradeJob>,
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-        let listener = TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("binding hosts.bind {bind}"))?;
         let api = Arc::new(HostApi::new(
             self.app.db.clone(),
             grade,

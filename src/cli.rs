@@ -203,7 +203,9 @@ fn hosts(conn: &Connection, command: HostsCommand) -> anyhow::Result<()> {
             anyhow::ensure!(
                 !name.is_empty()
                     && name.len() <= 64
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
                 "a host name is 1 to 64 letters, digits, '-', '_' or '.'"
             );
             let (token, sha) = crate::hosts::new_token();
@@ -220,9 +222,9 @@ fn hosts(conn: &Connection, command: HostsCommand) -> anyhow::Result<()> {
                 "host", "state", "slots", "in hand", "graded", "last contact", "version"
             );
             for h in hosts::list(conn)? {
-                let seen = h
-                    .last_seen_at
-                    .map_or("never".into(), |t| format!("{}s ago", (now_ms() - t) / 1000));
+                let seen = h.last_seen_at.map_or("never".into(), |t| {
+                    format!("{}s ago", (now_ms() - t) / 1000)
+                });
                 println!(
                     "{:<20} {:<9} {:>5} {:>9} {:>8} {:<22} {:<10} {}",
                     h.name,

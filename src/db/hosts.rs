@@ -100,7 +100,8 @@ pub fn by_token(conn: &Connection, token_sha256: &str) -> Result<Option<Host>, D
 
 /// Record what `host` said about itself.
 pub fn seen(conn: &Connection, host: &str, seen: &Seen, now: i64) -> Result<(), DbError> {
-    let images = serde_json::to_string(&seen.images).map_err(|e| DbError::Invalid(e.to_string()))?;
+    let images =
+        serde_json::to_string(&seen.images).map_err(|e| DbError::Invalid(e.to_string()))?;
     conn.prepare_cached(
         "UPDATE hosts SET last_seen_at = ?2, slots = ?3, version = ?4, images = ?5
           WHERE name = ?1",
@@ -206,7 +207,12 @@ pub fn requeue_held(conn: &Connection, host: &str, why: &str, now: i64) -> Resul
         .query_map(params![host, now, why], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (job, submission) in &held {
-        submissions::set_state(conn, *submission, SubmissionState::Queued, Some(REQUEUED_MESSAGE))?;
+        submissions::set_state(
+            conn,
+            *submission,
+            SubmissionState::Queued,
+            Some(REQUEUED_MESSAGE),
+        )?;
         events::record(conn, now, Some(*submission), Some(*job), "job_retry", why)?;
     }
     Ok(held.len())
@@ -221,7 +227,9 @@ pub fn set_state(
     now: i64,
 ) -> Result<usize, DbError> {
     let now_state: Option<HostState> = conn
-        .query_row("SELECT state FROM hosts WHERE name = ?1", [name], |r| r.get(0))
+        .query_row("SELECT state FROM hosts WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
         .optional()?;
     match now_state {
         None => return Err(DbError::Invalid(format!("no host named {name:?}"))),
@@ -302,16 +310,28 @@ mod tests {
         assert!(held(&c, "h1", &lease, 1_999).unwrap().is_some());
         assert!(held(&c, "h1", &lease, 2_001).unwrap().is_none());
         assert!(!renew(&c, "h1", &lease, 2_001, 9_000).unwrap());
-        assert!(!jobs::finish(&c, &job, 2_001).unwrap(), "an expired host lease stores nothing");
+        assert!(
+            !jobs::finish(&c, &job, 2_001).unwrap(),
+            "an expired host lease stores nothing"
+        );
         // Taken over by h2: h1's lease is void for good.
         let again = claim(&c, "h2", 2_002, 1_000).unwrap().unwrap();
         assert_eq!((again.id, again.attempt), (job.id, 2));
         assert!(!jobs::finish(&c, &job, 2_003).unwrap());
         assert!(jobs::finish(&c, &again, 2_003).unwrap());
         assert!(!jobs::finish(&c, &again, 2_004).unwrap(), "once only");
-        assert!(ended(&c, "h2", &again.claim).unwrap(), "known as ended: a repeat is answered");
-        assert!(!ended(&c, "h1", &again.claim).unwrap(), "but only to its host");
-        assert!(!ended(&c, "h1", &lease).unwrap(), "a lease taken over never ended well");
+        assert!(
+            ended(&c, "h2", &again.claim).unwrap(),
+            "known as ended: a repeat is answered"
+        );
+        assert!(
+            !ended(&c, "h1", &again.claim).unwrap(),
+            "but only to its host"
+        );
+        assert!(
+            !ended(&c, "h1", &lease).unwrap(),
+            "a lease taken over never ended well"
+        );
     }
 
     #[test]
@@ -322,11 +342,20 @@ mod tests {
         accept(&c, &NewSubmission::sample("ben"), 3, 2).unwrap();
         let job = claim(&c, "h1", 10, 60_000).unwrap().unwrap();
         set_state(&c, "h1", HostState::Draining, 11).unwrap();
-        assert!(claim(&c, "h1", 12, 60_000).unwrap().is_none(), "draining: nothing new");
-        assert!(held(&c, "h1", &job.claim, 13).unwrap().is_some(), "but keeps its job");
+        assert!(
+            claim(&c, "h1", 12, 60_000).unwrap().is_none(),
+            "draining: nothing new"
+        );
+        assert!(
+            held(&c, "h1", &job.claim, 13).unwrap().is_some(),
+            "but keeps its job"
+        );
         assert_eq!(set_state(&c, "h1", HostState::Revoked, 14).unwrap(), 1);
         assert!(held(&c, "h1", &job.claim, 15).unwrap().is_none());
-        assert!(!jobs::finish(&c, &job, 15).unwrap(), "a revoked host's result is refused");
+        assert!(
+            !jobs::finish(&c, &job, 15).unwrap(),
+            "a revoked host's result is refused"
+        );
         // Back in the queue at once, for anyone.
         add(&c, "h2", &[], "bb", 0).unwrap();
         let next: Vec<i64> = (0..2)
@@ -338,7 +367,10 @@ mod tests {
         assert_eq!(hosts[0].tags, vec!["gpu".to_string()]);
         assert_eq!((hosts[1].name.as_str(), hosts[1].in_flight), ("h2", 2));
         assert!(set_state(&c, "nobody", HostState::Revoked, 0).is_err());
-        assert!(set_state(&c, "h1", HostState::Active, 20).is_err(), "revoked for good");
+        assert!(
+            set_state(&c, "h1", HostState::Active, 20).is_err(),
+            "revoked for good"
+        );
         assert_eq!(by_token(&c, "bb").unwrap().unwrap().name, "h2");
         assert!(by_token(&c, "zz").unwrap().is_none());
     }

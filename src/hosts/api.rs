@@ -102,7 +102,10 @@ pub fn router(api: Api) -> Router {
         .route(&format!("{p}/leases/{{lease}}/release"), post(release))
         .route(&format!("{p}/autograders/{{sha256}}"), get(autograder))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(api.clone(), authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            authenticate,
+        ))
         .with_state(api)
 }
 
@@ -287,8 +290,13 @@ async fn take_one(api: &Api, host: &str) -> Result<Option<Work>, Refused> {
         };
         match described {
             Ok(work) => {
-                tracing::info!(host, job_id = job.id, submission_id = job.submission_id,
-                    attempt = job.attempt, "job given to a grader host");
+                tracing::info!(
+                    host,
+                    job_id = job.id,
+                    submission_id = job.submission_id,
+                    attempt = job.attempt,
+                    "job given to a grader host"
+                );
                 return Ok(Some(work));
             }
             Err(attempt) => {
@@ -304,15 +312,12 @@ async fn describe(
     request: crate::grading::GradeRequest,
     names: AssignmentNames,
 ) -> Result<Work, Attempt> {
-    let sha256 = api
-        .zip_sha256(&request.autograder_zip)
-        .await
-        .map_err(|e| {
-            Attempt::Retry(format!(
-                "the autograder {} is missing on the server: {e}",
-                request.autograder_zip.display()
-            ))
-        })?;
+    let sha256 = api.zip_sha256(&request.autograder_zip).await.map_err(|e| {
+        Attempt::Retry(format!(
+            "the autograder {} is missing on the server: {e}",
+            request.autograder_zip.display()
+        ))
+    })?;
     Ok(Work {
         lease: job.claim.clone(),
         lease_secs: api.settings.lease_secs.max(3),
@@ -416,10 +421,7 @@ async fn complete(
     };
     check_outcome(&outcome).map_err(|e| Refused::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let sub = job.submission_id;
-    let (course, section, assignment) = api
-        .db
-        .read(move |c| hosts::assignment_of(c, sub))
-        .await?;
+    let (course, section, assignment) = api.db.read(move |c| hosts::assignment_of(c, sub)).await?;
     let names = AssignmentNames {
         course,
         section,
@@ -486,7 +488,11 @@ async fn release(
         Ok(job) => job,
         Err(repeat) => return Ok(repeat),
     };
-    let reason = format!("host {} gave the job back: {}", host.name, cap(&release.reason));
+    let reason = format!(
+        "host {} gave the job back: {}",
+        host.name,
+        cap(&release.reason)
+    );
     let grade = api.grade.clone();
     api.db
         .write(move |c| {

@@ -152,7 +152,10 @@ impl GraderHost {
         let mut pause = Duration::from_secs(1);
         while !*stop.borrow() {
             if !self.runner.readiness().await.ready {
-                tracing::warn!(slot = n, "the runner is not ready; claiming nothing for now");
+                tracing::warn!(
+                    slot = n,
+                    "the runner is not ready; claiming nothing for now"
+                );
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                     _ = stop.changed() => {}
@@ -176,8 +179,12 @@ impl GraderHost {
                 Ok(r) => match r.json::<Work>().await {
                     Ok(work) => {
                         pause = Duration::from_secs(1);
-                        let span = tracing::info_span!("job", job_id = work.job_id,
-                            submission_id = work.submission_id, attempt = work.attempt);
+                        let span = tracing::info_span!(
+                            "job",
+                            job_id = work.job_id,
+                            submission_id = work.submission_id,
+                            attempt = work.attempt
+                        );
                         self.work(work).instrument(span).await;
                     }
                     Err(e) => tracing::error!(error = %e, "the service's job could not be read"),
@@ -225,7 +232,8 @@ impl GraderHost {
             }
         };
         if !lost {
-            self.send(&lease, &completion, Instant::now() + every * 3).await;
+            self.send(&lease, &completion, Instant::now() + every * 3)
+                .await;
         }
     }
 
@@ -234,7 +242,11 @@ impl GraderHost {
         let mut pause = Duration::from_millis(500);
         loop {
             match self
-                .call(&format!("leases/{lease}/complete"), completion, Duration::from_secs(30))
+                .call(
+                    &format!("leases/{lease}/complete"),
+                    completion,
+                    Duration::from_secs(30),
+                )
                 .await
             {
                 Ok(_) => return tracing::info!("result sent"),
@@ -290,9 +302,7 @@ impl GraderHost {
         match run_request(&*self.runner, &self.checks, request, &names, work.attempt).await {
             Ok(run) => Completion::Graded {
                 outcome: run.outcome,
-                sandbox_ready_after_ms: run
-                    .container_started
-                    .map(|t| (t - received).max(0) as u64),
+                sandbox_ready_after_ms: run.container_started.map(|t| (t - received).max(0) as u64),
                 finished_after_ms: (run.grading_finished - received).max(0) as u64,
             },
             Err(Attempt::Fatal(reason)) => Completion::Fatal { reason },
@@ -351,7 +361,9 @@ async fn check(r: reqwest::Response) -> Result<reqwest::Response, CallError> {
         .map(|r| r.error)
         .unwrap_or_else(|_| text.chars().take(300).collect());
     if code.is_server_error() {
-        Err(CallError::Transient(format!("the service failed ({code}): {why}")))
+        Err(CallError::Transient(format!(
+            "the service failed ({code}): {why}"
+        )))
     } else {
         Err(CallError::Refused(code, why))
     }

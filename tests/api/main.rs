@@ -16,6 +16,7 @@ mod fairness;
 mod faults;
 mod grading;
 mod helpers;
+mod hosts;
 mod hub;
 mod intake;
 mod lab;
