@@ -434,6 +434,28 @@ fn status(conn: &Connection) -> anyhow::Result<()> {
             }
         }
     }
+    let hosts = crate::db::hosts::list(conn)?;
+    if !hosts.is_empty() {
+        let live: Vec<_> = hosts
+            .iter()
+            .filter(|h| h.state != crate::db::states::HostState::Revoked)
+            .collect();
+        println!(
+            "grader hosts: {} ({} slots, {} jobs in hand; otter-service hosts list)",
+            live.len(),
+            live.iter().map(|h| h.slots).sum::<i64>(),
+            live.iter().map(|h| h.in_flight).sum::<i64>()
+        );
+        for h in &live {
+            let seen = h.last_seen_at.map_or("never".into(), |t| {
+                format!("{}s ago", (now_ms() - t) / 1000)
+            });
+            println!(
+                "  {} ({}): {} slots, {} in hand, last contact {seen}",
+                h.name, h.state, h.slots, h.in_flight
+            );
+        }
+    }
     println!(
         "database size: {:.1} MiB",
         s.database_bytes as f64 / 1048576.0

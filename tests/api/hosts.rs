@@ -151,6 +151,11 @@ async fn a_grader_host_grades_what_the_service_queues_as_its_own_workers_would()
         .unwrap_or_else(|| panic!("{list}"));
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!((cols[1], cols[2], cols[4]), ("active", "2", "3"), "{list}");
+    let status = cli(&app.db_path, &["status"]);
+    assert!(
+        status.contains("grader hosts: 1 (2 slots, 0 jobs in hand"),
+        "{status}"
+    );
     let timeline = cli(&app.db_path, &["timeline", &ids[0].1.to_string()]);
     assert!(timeline.contains("on host h1"), "{timeline}");
     // Stopped as Kubernetes stops a pod: it leaves no container behind.
@@ -360,4 +365,48 @@ async fn a_lease_is_the_only_way_to_a_grade_and_it_ends_with_expiry_takeover_or_
     assert_eq!(v["grade"]["score"], 2.0);
     // What the fenced-off hosts sent never became a grade.
     assert_eq!(grades_of(&app.db_path, "leasecy"), 1);
+}
+
+/// The hostile notebooks (grader/tests/hostile/) through a grader host: each earns exactly
+/// its honest part, as through the service's own runner (tests/api/trusted.rs), and shows
+/// its student no hidden test and no result line.
+#[tokio::test]
+async fn the_hostile_set_through_a_host_earns_what_it_earns_locally() {
+    let _shared = ENGINE.read().await;
+    let port = free_port();
+    let app = service(port, |_| {}).await;
+    let token = add_host(&app.db_path, "hostile-host");
+    let _host = GraderProcess::start(port, &token, 2);
+    let student = hub().user_token("hostmallory", None).await;
+    let names = [
+        "patch_runner",
+        "unhide",
+        "always_eq",
+        "int_subclass",
+        "numpy_subclass",
+        "reduce",
+        "monkeypatch",
+        "read_tests",
+        "fake_marker",
+        "write_results",
+        "signal_all",
+        "stdout_everywhere",
+        "print_env",
+    ];
+    let mut ids = Vec::new();
+    for name in names {
+        let path = crate::helpers::repo_path(&format!("grader/tests/hostile/{name}.ipynb"));
+        let nb: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        ids.push((name, app.submit_ok(&student, &nb).await));
+    }
+    for (name, id) in ids {
+        let v = app.wait_done(&student, id, Duration::from_secs(300)).await;
+        assert_eq!(v["state"], "graded", "{name}: {v}");
+        let want: Vec<(String, f64)> = crate::trusted::earned(name)
+            .iter()
+            .map(|(q, s)| (q.to_string(), *s))
+            .collect();
+        assert_eq!(questions(&v), want, "{name}");
+        crate::trusted::shown_to_the_student(name, &app, &student, id, &v).await;
+    }
 }

@@ -73,7 +73,7 @@ fn must_not_show(text: &str, what: &str) {
 /// Per-question scores a hostile notebook (grader/tests/hostile/make_hostile.py) earns:
 /// its honest part is q1 right, q2 wrong and q3 `return 0` (2/3); an attack that answers
 /// with objects that cannot cross as data fails those questions instead.
-fn earned(name: &str) -> [(&'static str, f64); 3] {
+pub(crate) fn earned(name: &str) -> [(&'static str, f64); 3] {
     match name {
         "always_eq" | "int_subclass" | "reduce" | "numpy_subclass" => {
             [("q1", 1.0), ("q2", 0.0), ("q3", 0.0)]
