@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Validate the deployment files offline: Kubernetes manifests against the Kubernetes API
-# schemas (kubernetes-validate, which bundles them), the compose file against the Compose
-# specification (check-jsonschema's vendored schema), the Helm values fragment as YAML,
-# and the JupyterHub config snippets as Python. Idempotent venv in
-# ~/.cache/otter-service/deploy-check-venv. Writes nothing into the work tree.
+# schemas (kubernetes-validate, which bundles them), the KEDA ScaledObject against our own
+# schema of it (deployment/kubernetes/schemas/; KEDA's CRDs are not in kubernetes-validate),
+# the compose file against the Compose specification (check-jsonschema's vendored schema),
+# how the grader-host pieces name each other (scripts/check-deployment-wiring.py), the
+# Helm values fragment as YAML, and the JupyterHub config snippets as Python. Idempotent
+# venv in ~/.cache/otter-service/deploy-check-venv. Writes nothing into the work tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -18,7 +20,14 @@ if [ "$(cat "$venv/.otter-stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 echo "== Kubernetes manifests"
-"$venv/bin/kubernetes-validate" --strict --quiet deployment/kubernetes/otter-service.yaml
+"$venv/bin/kubernetes-validate" --strict --quiet \
+  deployment/kubernetes/otter-service.yaml deployment/kubernetes/grader-hosts.yaml
+echo "== KEDA ScaledObject (our schema, itself checked against its metaschema)"
+"$venv/bin/check-jsonschema" --check-metaschema deployment/kubernetes/schemas/keda-scaledobject.schema.json
+"$venv/bin/check-jsonschema" --schemafile deployment/kubernetes/schemas/keda-scaledobject.schema.json \
+  deployment/kubernetes/grader-autoscaling.yaml
+echo "== grader hosts wiring"
+"$venv/bin/python" scripts/check-deployment-wiring.py
 echo "== compose file"
 "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deployment/local/compose.yaml
 echo "== YAML and Python fragments"
