@@ -71,6 +71,9 @@ pub struct Metrics {
     jobs: Family<JobLabels, Gauge>,
     oldest_wait: Family<KindLabels, Gauge<f64, AtomicU64>>,
     database_bytes: Gauge,
+    hosts: Gauge,
+    host_slots: Gauge,
+    host_slots_busy: Gauge,
 }
 
 fn phase_histogram() -> Histogram {
@@ -90,6 +93,9 @@ impl Default for Metrics {
             jobs: Family::default(),
             oldest_wait: Family::default(),
             database_bytes: Gauge::default(),
+            hosts: Gauge::default(),
+            host_slots: Gauge::default(),
+            host_slots_busy: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -130,6 +136,21 @@ impl Default for Metrics {
             "database_bytes",
             "Size of the SQLite database",
             m.database_bytes.clone(),
+        );
+        registry.register(
+            "grader_hosts",
+            "Grader hosts that are active and asked for work in the last minute",
+            m.hosts.clone(),
+        );
+        registry.register(
+            "grader_host_slots",
+            "Slots of those hosts in all: size the pool on (queued + running) / slots",
+            m.host_slots.clone(),
+        );
+        registry.register(
+            "grader_host_slots_busy",
+            "Grade jobs held by grader hosts now",
+            m.host_slots_busy.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -198,6 +219,9 @@ impl Metrics {
                 .set(oldest);
         }
         self.database_bytes.set(status.database_bytes);
+        self.hosts.set(status.hosts.connected);
+        self.host_slots.set(status.hosts.slots);
+        self.host_slots_busy.set(status.hosts.busy);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -276,6 +276,41 @@ pub fn list(conn: &Connection) -> Result<Vec<HostView>, DbError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A host that asked for work within this long counts as connected.
+pub const CONNECTED_WITHIN_MS: i64 = 60_000;
+
+/// The grading capacity of the hosts, for an autoscaler (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Capacity {
+    /// Active hosts that asked for work within [`CONNECTED_WITHIN_MS`].
+    pub connected: i64,
+    /// Their slots in all.
+    pub slots: i64,
+    /// Grade jobs held by hosts now.
+    pub busy: i64,
+}
+
+/// The hosts' capacity at `now`.
+pub fn capacity(conn: &Connection, now: i64) -> Result<Capacity, DbError> {
+    let (connected, slots): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(slots), 0) FROM hosts
+              WHERE state = 'active' AND last_seen_at >= ?1",
+        )?
+        .query_row([now - CONNECTED_WITHIN_MS], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let busy: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND kind = 'grade'
+               AND host IS NOT NULL",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok(Capacity {
+        connected,
+        slots,
+        busy,
+    })
+}
+
 fn json_list(text: String) -> Vec<String> {
     serde_json::from_str(&text).unwrap_or_default()
 }

@@ -151,6 +151,8 @@ pub struct Queue {
     pub oldest_queued: Vec<(JobKind, i64)>,
     /// Size of the database file, in bytes.
     pub database_bytes: i64,
+    /// The grader hosts' capacity.
+    pub hosts: super::hosts::Capacity,
 }
 
 /// Read the queue's state and the database size.
@@ -176,6 +178,7 @@ pub fn queue(conn: &Connection) -> Result<Queue, DbError> {
         jobs,
         oldest_queued,
         database_bytes,
+        hosts: super::hosts::capacity(conn, super::now_ms())?,
     })
 }
 

@@ -158,6 +158,24 @@ async fn a_grader_host_grades_what_the_service_queues_as_its_own_workers_would()
     );
     let timeline = cli(&app.db_path, &["timeline", &ids[0].1.to_string()]);
     assert!(timeline.contains("on host h1"), "{timeline}");
+    // What an autoscaler reads: one host connected, its two slots.
+    let root = app.url.trim_end_matches(crate::helpers::PREFIX);
+    let metrics = reqwest::get(format!("{root}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "otter_grader_hosts 1",
+        "otter_grader_host_slots 2",
+        "otter_grader_host_slots_busy 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
     // Stopped as Kubernetes stops a pod: it leaves no container behind.
     host.stop();
     let left = crate::warm::containers(&host.instance, None).await;

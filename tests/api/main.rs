@@ -4,6 +4,7 @@
 mod auth;
 mod backup;
 mod browser;
+mod cluster;
 mod crash;
 mod deployment;
 mod docker;
@@ -17,6 +18,7 @@ mod faults;
 mod grading;
 mod helpers;
 mod hosts;
+mod hosts_cluster;
 mod hub;
 mod intake;
 mod lab;

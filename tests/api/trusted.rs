@@ -17,7 +17,7 @@ const HIDDEN: [&str; 5] = [
     "vowels('') == 0",
 ];
 
-async fn grade(evaluator: Evaluator, notebook: Vec<u8>) -> GradeOutcome {
+pub(crate) async fn grade(evaluator: Evaluator, notebook: Vec<u8>) -> GradeOutcome {
     let _shared = ENGINE.read().await;
     let mut cfg = config();
     cfg.evaluator = evaluator;
@@ -40,7 +40,7 @@ async fn grade(evaluator: Evaluator, notebook: Vec<u8>) -> GradeOutcome {
     runner.grade(req).await.expect("no infrastructure fault")
 }
 
-fn per_question(o: &GradeOutcome) -> Vec<(String, f64)> {
+pub(crate) fn per_question(o: &GradeOutcome) -> Vec<(String, f64)> {
     match o {
         GradeOutcome::Graded(r) => r.tests.iter().map(|t| (t.name.clone(), t.score)).collect(),
         other => panic!("not graded: {other:?}"),

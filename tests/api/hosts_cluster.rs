@@ -1,0 +1,352 @@
+//! Grader hosts on several real machines (tests/api/cluster.rs: network namespaces, each
+//! with its own Docker engine): a burst spread over them, and the faults a pool of
+//! machines has (a host and its engine killed, a host cut off past its lease, the service
+//! restarted under the hosts' leases).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use otter_service::grading::docker::Evaluator;
+use rusqlite::Connection;
+
+use crate::cluster::{self, SERVICE_ADDR};
+use crate::edx::{SECRET, StandIn};
+use crate::helpers::{
+    ServiceProcess, TestApp, cli, copy_of, sample, spawn_app_with, submit_to, wait_done,
+};
+use crate::hub::{free_port, hub};
+
+const NOTEBOOKS: [&str; 3] = ["correct", "partial", "error"];
+
+fn count(db: &Path, sql: &str) -> i64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Per-question scores of each notebook with the service's own runner on this machine.
+async fn expected() -> HashMap<&'static str, Vec<(String, f64)>> {
+    let _shared = crate::docker::ENGINE.read().await;
+    let mut want = HashMap::new();
+    for name in NOTEBOOKS {
+        let nb = sample(name).to_string().into_bytes();
+        let o = crate::trusted::grade(Evaluator::Trusted, nb).await;
+        want.insert(name, crate::trusted::per_question(&o));
+    }
+    want
+}
+
+fn add_host(db: &Path, name: &str) -> String {
+    cli(db, &["hosts", "add", name]).trim().to_string()
+}
+
+/// `hosts list` as (name -> (state, in hand, graded)).
+fn hosts(db: &Path) -> HashMap<String, (String, i64, i64)> {
+    cli(db, &["hosts", "list"])
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (
+                c[0].to_string(),
+                (
+                    c[1].to_string(),
+                    c[3].parse().unwrap(),
+                    c[4].parse().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The in-process service grading only through hosts, on the bridge's address.
+async fn service(port: u16, lease_secs: u64, edx: Option<&StandIn>) -> TestApp {
+    spawn_app_with(|s| {
+        s.grading.workers = 0;
+        s.hosts.bind = Some(format!("{SERVICE_ADDR}:{port}").parse().unwrap());
+        s.hosts.allow_plain_http = true;
+        s.hosts.lease_secs = lease_secs;
+        if let Some(edx) = edx {
+            crate::edx_posting::lti(s, edx, SECRET);
+        }
+    })
+    .await
+}
+
+/// Students 0..n each submit `per` distinct copies, cycling through the notebooks.
+async fn burst(
+    app: &TestApp,
+    prefix: &str,
+    students: usize,
+    per: usize,
+) -> Vec<(String, String, &'static str, i64)> {
+    let mut subs = Vec::new();
+    for j in 0..per {
+        for i in 0..students {
+            let user = format!("{prefix}{i}");
+            let token = hub().user_token(&user, None).await;
+            let name = NOTEBOOKS[(i + j) % NOTEBOOKS.len()];
+            let id = app.submit_ok(&token, &copy_of(&sample(name), j)).await;
+            subs.push((user, token, name, id));
+        }
+    }
+    subs
+}
+
+/// Every submission graded (not failed, not dead: nothing charged), exactly once, with
+/// the scores the local runner gives.
+async fn all_graded_once(
+    app: &TestApp,
+    subs: &[(String, String, &'static str, i64)],
+    want: &HashMap<&'static str, Vec<(String, f64)>>,
+    limit: Duration,
+) {
+    for (user, token, name, id) in subs {
+        let v = app.wait_done(token, *id, limit).await;
+        assert_eq!(v["state"], "graded", "{user} {name}: {v}");
+        assert_eq!(
+            &crate::trusted::question_scores(name, &v),
+            &want[name],
+            "{user} {name}"
+        );
+    }
+    let n = subs.len() as i64;
+    assert_eq!(
+        count(&app.db_path, "SELECT COUNT(*) FROM grades"),
+        n,
+        "one grade each"
+    );
+    assert_eq!(
+        count(
+            &app.db_path,
+            "SELECT COUNT(DISTINCT submission_id) FROM grades"
+        ),
+        n
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_ten_students_is_graded_once_each_over_three_hosts() {
+    let _turn = cluster::TURN.lock().await;
+    let want = expected().await;
+    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
+        .await
+        .unwrap();
+    let edx = StandIn::start(&[]);
+    let port = free_port();
+    let app = service(port, 30, Some(&edx)).await;
+    let mut procs = Vec::new();
+    for h in &c.hosts {
+        let token = add_host(&app.db_path, &format!("net{}", h.index));
+        procs.push(h.start_grader(port, &token, 2));
+    }
+    let subs = burst(&app, "burst", 10, 6).await;
+    assert_eq!(subs.len(), 60);
+    all_graded_once(&app, &subs, &want, Duration::from_secs(900)).await;
+    // Spread over every host.
+    let spread = hosts(&app.db_path);
+    for h in &c.hosts {
+        let (_, _, graded) = spread[&format!("net{}", h.index)];
+        assert!(graded > 0, "host net{} graded nothing: {spread:?}", h.index);
+    }
+    // edX (its own outcomes code) holds each student's counting score: their latest.
+    for i in 0..10 {
+        let (user, token, _, id) = subs
+            .iter()
+            .rev()
+            .find(|s| s.0 == format!("burst{i}"))
+            .unwrap();
+        let v = crate::edx_posting::wait_post(&app.http, &app.url, token, *id, "posted").await;
+        let fraction =
+            v["grade"]["score"].as_f64().unwrap() / v["grade"]["max_score"].as_f64().unwrap();
+        let held = edx.holds(user).await.unwrap_or(-1.0);
+        assert!(
+            (held - fraction).abs() < 1e-6,
+            "{user}: edX holds {held}, counting {v}"
+        );
+    }
+    for mut p in procs {
+        p.stop();
+    }
+}
+
+/// The host holding the most jobs, once hosts hold some.
+async fn a_busy_host(db: &Path) -> String {
+    let start = Instant::now();
+    loop {
+        let busy = hosts(db)
+            .into_iter()
+            .filter(|(_, (_, held, _))| *held > 0)
+            .max_by_key(|(_, (_, held, _))| *held);
+        if let Some((name, _)) = busy {
+            return name;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no host took a job"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_and_its_engine_killed_mid_burst_lose_nothing_and_charge_nothing() {
+    let _turn = cluster::TURN.lock().await;
+    let want = expected().await;
+    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
+        .await
+        .unwrap();
+    let port = free_port();
+    let app = service(port, 6, None).await;
+    let mut procs = Vec::new();
+    for h in &c.hosts {
+        let token = add_host(&app.db_path, &format!("kill{}", h.index));
+        procs.push(h.start_grader(port, &token, 2));
+    }
+    let subs = burst(&app, "killed", 6, 3).await;
+    let victim = a_busy_host(&app.db_path).await;
+    let k: usize = victim.trim_start_matches("kill").parse().unwrap();
+    let held = hosts(&app.db_path)[&victim].1;
+    procs[k].kill9();
+    c.hosts[k].kill_engine();
+    all_graded_once(&app, &subs, &want, Duration::from_secs(600)).await;
+    // What it held was graded elsewhere, in a later attempt on another host.
+    let retaken = count(
+        &app.db_path,
+        &format!(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'grade' AND attempts > 1 AND host != '{victim}'"
+        ),
+    );
+    assert!(retaken >= held.min(1), "held {held}, retaken {retaken}");
+    // Its engine comes back (stopping what ran under the killed one), left clean for the
+    // next test.
+    c.hosts[k].start_engine();
+    c.hosts[k].remove_containers();
+    for mut p in procs {
+        p.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_cut_off_past_its_lease_has_its_late_results_refused() {
+    let _turn = cluster::TURN.lock().await;
+    let want = expected().await;
+    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
+        .await
+        .unwrap();
+    let port = free_port();
+    let app = service(port, 3, None).await;
+    let mut procs = Vec::new();
+    for h in &c.hosts {
+        let token = add_host(&app.db_path, &format!("cut{}", h.index));
+        procs.push(h.start_grader(port, &token, 1));
+    }
+    let subs = burst(&app, "cutoff", 4, 2).await;
+    let victim = a_busy_host(&app.db_path).await;
+    let k: usize = victim.trim_start_matches("cut").parse().unwrap();
+    c.hosts[k].link(false);
+    // Longer than its lease (3 s): the job is taken over by the others.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    c.hosts[k].link(true);
+    all_graded_once(&app, &subs, &want, Duration::from_secs(600)).await;
+    // The job it held was taken over; the cut host's result never became a grade.
+    let retaken = count(&app.db_path, "SELECT COUNT(*) FROM jobs WHERE attempts > 1");
+    assert!(retaken >= 1, "nothing was taken over from the cut host");
+    let start = Instant::now();
+    let told = |log: &str| {
+        [
+            "lease lost",
+            "refused the result",
+            "could not be sent before the lease ran out",
+        ]
+        .iter()
+        .any(|w| log.contains(w))
+    };
+    while !told(&procs[k].log()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            procs[k].log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        count(&app.db_path, "SELECT COUNT(*) FROM grades"),
+        subs.len() as i64
+    );
+    for mut p in procs {
+        p.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_restarted_under_the_hosts_leases_grades_each_once() {
+    let _turn = cluster::TURN.lock().await;
+    let want = expected().await;
+    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, hosts_port) = (free_port(), free_port());
+    let extra = format!(
+        "workers = 0\n[hosts]\nbind = \"{SERVICE_ADDR}:{hosts_port}\"\nallow_plain_http = true\n\
+         lease_secs = 30\n"
+    );
+    let toml = ServiceProcess::toml(dir.path(), port, &hub().api_url, "unused", &extra);
+    let mut service = ServiceProcess::start(dir.path(), port, &toml);
+    let mut procs = Vec::new();
+    for h in &c.hosts {
+        let token = add_host(&service.db_path, &format!("rs{}", h.index));
+        procs.push(h.start_grader(hosts_port, &token, 2));
+    }
+    let http = reqwest::Client::new();
+    let mut subs = Vec::new();
+    for i in 0..12 {
+        let user = format!("restart{}", i % 4);
+        let token = hub().user_token(&user, None).await;
+        let name = NOTEBOOKS[i % 3];
+        let id = submit_to(&http, &service.url(), &token, &copy_of(&sample(name), i)).await;
+        subs.push((token, name, id));
+    }
+    a_busy_host(&service.db_path).await;
+    let held: Vec<i64> = {
+        let c = Connection::open(&service.db_path).unwrap();
+        let mut q = c
+            .prepare("SELECT id FROM jobs WHERE state = 'running' AND host IS NOT NULL")
+            .unwrap();
+        q.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    service.kill9();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    service.restart();
+    for (token, name, id) in &subs {
+        let v = wait_done(&http, &service.url(), token, *id, Duration::from_secs(600)).await;
+        assert_eq!(v["state"], "graded", "{v}");
+        assert_eq!(&crate::trusted::question_scores(name, &v), &want[name]);
+    }
+    assert_eq!(count(&service.db_path, "SELECT COUNT(*) FROM grades"), 12);
+    // Leases are rows: the hosts went on with the jobs they held and completed them after
+    // the restart, in the same attempt. (A claim answered in the instant of the kill
+    // reaches no host and is taken over after its lease: hence "most".)
+    let kept = held
+        .iter()
+        .filter(|id| {
+            count(
+                &service.db_path,
+                &format!("SELECT attempts FROM jobs WHERE id = {id}"),
+            ) == 1
+        })
+        .count();
+    assert!(
+        !held.is_empty() && kept * 2 > held.len(),
+        "held {held:?}, kept {kept}"
+    );
+    for mut p in procs {
+        p.stop();
+    }
+}
