@@ -3,7 +3,7 @@
 # machine happens to have installed. In a temp dir: a clean Debian bookworm root
 # (debootstrap --variant=minbase, plus sudo), with none of the tools the scripts install;
 # then, inside a chroot, the repository's own scripts install the system packages they
-# need (npm, python3-venv, docker.io, debootstrap, chromium, curl), once as root and once as
+# need (npm, python3-venv, docker.io, debootstrap, chromium, curl, iproute2), once as root and once as
 # a non-root user with passwordless sudo.
 #
 # apt runs for real (apt-get update downloads the package lists) but the installs are
@@ -90,7 +90,7 @@ checks=(
   "bash scripts/test.sh --system-packages"
   "bash scripts/demo.sh --system-packages"
   "OTTER_DEMO_RUNNER=local bash scripts/demo.sh --system-packages"
-  ". scripts/lib.sh; for n in npm python3-venv docker debootstrap chromium curl; do ensure_system_packages \$n; done"
+  ". scripts/lib.sh; for n in npm python3-venv docker debootstrap chromium curl iproute2; do ensure_system_packages \$n; done"
   ". scripts/lib.sh; as_root DEBIAN_FRONTEND=noninteractive sh -c 'test \"\$(id -u)\" = 0 && test \"\$DEBIAN_FRONTEND\" = noninteractive'"
 )
 run_checks() {  # run_checks WHO RUNNER...

@@ -93,7 +93,8 @@ apt_install() {
 
 # need_package NEED  Succeeds when what NEED stands for is already on this machine, and
 # prints the Debian package that provides it. The needs of the scripts:
-#   npm  python3-venv  docker  debootstrap  chromium  curl
+#   npm  python3-venv  docker  debootstrap  chromium  curl  iproute2 (the grader hosts'
+#   network namespaces in the tests)
 # A user's PATH on Debian has no sbin directories, where dockerd and debootstrap live.
 have() { PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$1" >/dev/null 2>&1; }
 need_package() {
@@ -104,6 +105,7 @@ need_package() {
     debootstrap)  have debootstrap ;;
     chromium)     have chromium ;;
     curl)         have curl ;;
+    iproute2)     have ip ;;
     *) echo "error: need_package: unknown need '$1'" >&2; return 2 ;;
   esac
   local rc=$?

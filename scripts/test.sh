@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== [%s] %s\n' "$(date +%T)" "$*"; }
 
-step "system packages (npm, python3-venv, docker.io, debootstrap, chromium, curl)"
-ensure_system_packages npm python3-venv docker debootstrap chromium curl
+step "system packages (npm, python3-venv, docker.io, debootstrap, chromium, curl, iproute2)"
+ensure_system_packages npm python3-venv docker debootstrap chromium curl iproute2
 [ "${1:-}" = --system-packages ] && exit 0
 
 step "otter-grader environment (local runner)"; bash scripts/setup-python.sh
