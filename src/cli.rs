@@ -174,7 +174,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<()> {
             println!("queued {n} grade(s) for posting to edX");
             Ok(())
         }
-        Command::Status => status(&open_read_only(&path)?),
+        Command::Status => status(&open_read_only(&path)?, &settings),
         Command::Timeline { submission } => timeline(&open_read_only(&path)?, submission),
         Command::Backup { output } => backup(&open_read_only(&path)?, &output),
         Command::Hosts { command } => hosts(&open_write(&path)?, command),
@@ -365,7 +365,7 @@ fn timeline(conn: &Connection, submission: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn status(conn: &Connection) -> anyhow::Result<()> {
+fn status(conn: &Connection, settings: &Settings) -> anyhow::Result<()> {
     let s = staff::status(conn)?;
     println!("{:<12} {:<8} {:>8}", "job", "state", "count");
     for (kind, state, n) in &s.jobs {
@@ -455,6 +455,37 @@ fn status(conn: &Connection) -> anyhow::Result<()> {
                 h.name, h.state, h.slots, h.in_flight
             );
         }
+    }
+    match crate::course::CourseConfig::load(
+        &settings.course.config,
+        &settings.course.materials_root,
+    ) {
+        Ok(courses) => {
+            let local = settings.grading.workers > 0;
+            let needs = |c: &str, s: &str, a: &str| {
+                courses
+                    .find(c, s, a)
+                    .ok()
+                    .map(|a| (a.needs(), a.local_ok()))
+            };
+            for u in crate::db::hosts::unroutable(conn, now_ms(), local, needs)? {
+                println!(
+                    "no grader can take {} queued job(s) of {}/{}/{} (oldest {}s): they need a \
+                     connected host offering {}",
+                    u.jobs,
+                    u.course,
+                    u.section,
+                    u.assignment,
+                    (now_ms() - u.oldest) / 1000,
+                    if u.needs.is_empty() {
+                        "anything (none is connected)".to_string()
+                    } else {
+                        u.needs.join(", ")
+                    }
+                );
+            }
+        }
+        Err(e) => println!("(which queued jobs no grader can take: the course config: {e})"),
     }
     println!(
         "database size: {:.1} MiB",

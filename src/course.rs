@@ -34,6 +34,11 @@ pub struct Overrides {
     /// The grader image for these assignments (one with the course's packages, built by
     /// `scripts/build-grader-image.sh --requirements FILE IMAGE`).
     pub image: Option<String>,
+    /// Tags a grader host must offer to grade these assignments (`otter-service hosts add
+    /// NAME --tags ...`): a GPU, a site's licence, a pool. Only hosts grade them (the
+    /// service's own workers offer no tags). An assignment's own list replaces its
+    /// section's.
+    pub requires: Option<Vec<String>>,
 }
 
 impl Overrides {
@@ -48,6 +53,7 @@ impl Overrides {
             lti: self.lti.or(base.lti),
             post_score: self.post_score.clone().or_else(|| base.post_score.clone()),
             image: self.image.clone().or_else(|| base.image.clone()),
+            requires: self.requires.clone().or_else(|| base.requires.clone()),
         }
     }
 }
@@ -96,6 +102,26 @@ impl Assignment {
     /// The assignment's own grader image, if its course config names one.
     pub fn image(&self) -> Option<&str> {
         self.overrides.image.as_deref()
+    }
+
+    /// What a grader host must offer to grade this assignment: its `requires` tags and,
+    /// when it names one, its own grader image. Empty: any host, and the service's own
+    /// workers.
+    pub fn needs(&self) -> Vec<String> {
+        let mut needs: Vec<String> = self.overrides.requires.clone().unwrap_or_default();
+        needs.extend(self.overrides.image.clone());
+        needs.sort();
+        needs.dedup();
+        needs
+    }
+
+    /// Whether the service's own workers may grade it (it requires no tags; a course
+    /// image is checked by the runner itself).
+    pub fn local_ok(&self) -> bool {
+        self.overrides
+            .requires
+            .as_ref()
+            .is_none_or(|r| r.is_empty())
     }
 
     /// The sandbox limits for this assignment: course-config overrides over `defaults`.
@@ -235,6 +261,17 @@ impl CourseConfig {
     }
 
     /// Every assignment, as `(course, section, assignment, details)`.
+    /// The assignments a grader cannot take (`can` says no), as the JSON array of
+    /// `[course, section, assignment]` that a claim skips (`[]`: none).
+    pub fn excluded(&self, can: impl Fn(&Assignment) -> bool) -> String {
+        let out: Vec<[&str; 3]> = self
+            .assignments()
+            .filter(|(_, _, _, a)| !can(a))
+            .map(|(c, s, a, _)| [c, s, a])
+            .collect();
+        serde_json::to_string(&out).expect("strings serialise")
+    }
+
     pub fn assignments(&self) -> impl Iterator<Item = (&str, &str, &str, &Assignment)> {
         self.courses.iter().flat_map(|(c, secs)| {
             secs.iter().flat_map(move |(s, asgs)| {
@@ -255,6 +292,7 @@ const OVERRIDE_KEYS: &[&str] = &[
     "lti",
     "post_score",
     "image",
+    "requires",
 ];
 
 /// Refuse keys the service does not know, naming them: a misspelt `time_limit` must stop

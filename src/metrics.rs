@@ -74,6 +74,7 @@ pub struct Metrics {
     hosts: Gauge,
     host_slots: Gauge,
     host_slots_busy: Gauge,
+    unroutable: Gauge,
 }
 
 fn phase_histogram() -> Histogram {
@@ -96,6 +97,7 @@ impl Default for Metrics {
             hosts: Gauge::default(),
             host_slots: Gauge::default(),
             host_slots_busy: Gauge::default(),
+            unroutable: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -152,6 +154,12 @@ impl Default for Metrics {
             "Grade jobs held by grader hosts now",
             m.host_slots_busy.clone(),
         );
+        registry.register(
+            "jobs_unroutable",
+            "Queued grade jobs that no grader can take now: their assignment requires tags or \
+             an image that no connected host offers (otter-service status names them)",
+            m.unroutable.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -185,8 +193,10 @@ impl Metrics {
             .observe(ms.max(0) as f64 / 1000.0);
     }
 
-    /// The text exposition, with the queue and database read from `status` at `now`.
-    pub fn encode(&self, status: &Queue, now: i64) -> String {
+    /// The text exposition, with the queue and database read from `status` at `now`,
+    /// and `unroutable` queued grade jobs that no grader can take.
+    pub fn encode(&self, status: &Queue, unroutable: i64, now: i64) -> String {
+        self.unroutable.set(unroutable);
         for kind in [JobKind::Grade, JobKind::PostScore] {
             for state in [
                 JobState::Queued,

@@ -78,6 +78,10 @@ pub struct GraderSettings {
     pub cache_dir: PathBuf,
     /// Allow `http://` to a service that is not on loopback (a private network only).
     pub allow_plain_http: bool,
+    /// Course grader images this host's engine has besides `docker.image` (built with
+    /// `scripts/build-grader-image.sh --requirements ...`): it is given the assignments
+    /// that name them.
+    pub images: Vec<String>,
     /// The Docker engine and grader image, as for the service's own runner.
     pub docker: DockerSettings,
     /// Log lines as JSON (`json`) or text (`text`, default).
@@ -93,6 +97,7 @@ impl Default for GraderSettings {
             slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
             cache_dir: std::env::temp_dir().join("otter-grader-cache"),
             allow_plain_http: false,
+            images: Vec::new(),
             docker: DockerSettings::default(),
             log_format: "text".into(),
         }

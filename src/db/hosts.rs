@@ -110,13 +110,15 @@ pub fn seen(conn: &Connection, host: &str, seen: &Seen, now: i64) -> Result<(), 
     Ok(())
 }
 
-/// Claim the next grade job for `host`, leased until `now + lease_ms`. Nothing for a
-/// host that is not active.
+/// Claim the next grade job for `host`, leased until `now + lease_ms`, skipping the
+/// assignments in `exclude` (see [`jobs::claim_next_as`]). Nothing for a host that is not
+/// active.
 pub fn claim(
     conn: &Connection,
     host: &str,
     now: i64,
     lease_ms: i64,
+    exclude: &str,
 ) -> Result<Option<ClaimedJob>, DbError> {
     let state: Option<HostState> = conn
         .prepare_cached("SELECT state FROM hosts WHERE name = ?1")?
@@ -125,7 +127,7 @@ pub fn claim(
     if state != Some(HostState::Active) {
         return Ok(None);
     }
-    let job = jobs::claim_next_as(conn, JobKind::Grade, now, lease_ms, Some(host))?;
+    let job = jobs::claim_next_as(conn, JobKind::Grade, now, lease_ms, Some(host), exclude)?;
     if let Some(j) = &job {
         submissions::set_state(conn, j.submission_id, SubmissionState::Grading, None)?;
     }
@@ -311,6 +313,67 @@ pub fn capacity(conn: &Connection, now: i64) -> Result<Capacity, DbError> {
     })
 }
 
+/// Queued grade jobs of one assignment that no grader can take now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unroutable {
+    pub course: String,
+    pub section: String,
+    pub assignment: String,
+    /// What a host must offer (tags, its image).
+    pub needs: Vec<String>,
+    pub jobs: i64,
+    /// When the oldest of them was queued (ms).
+    pub oldest: i64,
+}
+
+/// The queued grade jobs that no grader can take at `now`: their assignment's needs
+/// (`needs_of`: `None` for an assignment the config no longer has, which any grader
+/// settles) are offered by no connected active host, and the service's own workers
+/// (`local`: whether it has any) cannot take it (`Some((needs, local_ok))`).
+pub fn unroutable(
+    conn: &Connection,
+    now: i64,
+    local: bool,
+    needs_of: impl Fn(&str, &str, &str) -> Option<(Vec<String>, bool)>,
+) -> Result<Vec<Unroutable>, DbError> {
+    let offers: Vec<Vec<String>> = list(conn)?
+        .into_iter()
+        .filter(|h| {
+            h.state == HostState::Active
+                && h.last_seen_at
+                    .is_some_and(|t| t >= now - CONNECTED_WITHIN_MS)
+        })
+        .map(|h| h.tags.into_iter().chain(h.images).collect())
+        .collect();
+    let waiting: Vec<(String, String, String, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT s.course, s.section, s.assignment, COUNT(*), MIN(j.created_at)
+               FROM jobs j JOIN submissions s ON s.id = j.submission_id
+              WHERE j.kind = 'grade' AND j.state = 'queued'
+              GROUP BY s.course, s.section, s.assignment",
+        )?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(waiting
+        .into_iter()
+        .filter_map(|(course, section, assignment, jobs, oldest)| {
+            let (needs, local_ok) = needs_of(&course, &section, &assignment)?;
+            let someone =
+                (local && local_ok) || offers.iter().any(|o| needs.iter().all(|n| o.contains(n)));
+            (!someone).then_some(Unroutable {
+                course,
+                section,
+                assignment,
+                needs,
+                jobs,
+                oldest,
+            })
+        })
+        .collect())
+}
+
 fn json_list(text: String) -> Vec<String> {
     serde_json::from_str(&text).unwrap_or_default()
 }
@@ -333,7 +396,7 @@ mod tests {
         add(&c, "h2", &[], "bb", 0).unwrap();
         assert!(add(&c, "h1", &[], "cc", 0).is_err(), "names are unique");
         let sub = accept(&c, &NewSubmission::sample("ann"), 3, 1).unwrap();
-        let job = claim(&c, "h1", 10, 1_000).unwrap().unwrap();
+        let job = claim(&c, "h1", 10, 1_000, "[]").unwrap().unwrap();
         assert_eq!(job.submission_id, sub);
         let lease = job.claim.clone();
         // Another host's name with the right lease, or the right host with another lease.
@@ -350,7 +413,7 @@ mod tests {
             "an expired host lease stores nothing"
         );
         // Taken over by h2: h1's lease is void for good.
-        let again = claim(&c, "h2", 2_002, 1_000).unwrap().unwrap();
+        let again = claim(&c, "h2", 2_002, 1_000, "[]").unwrap().unwrap();
         assert_eq!((again.id, again.attempt), (job.id, 2));
         assert!(!jobs::finish(&c, &job, 2_003).unwrap());
         assert!(jobs::finish(&c, &again, 2_003).unwrap());
@@ -370,15 +433,47 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_skips_the_assignments_its_host_cannot_grade_and_keeps_the_turns() {
+        let c = conn();
+        add(&c, "plain", &[], "aa", 0).unwrap();
+        let gpu_job = |user: &str, at| {
+            let mut s = NewSubmission::sample(user);
+            s.assignment = "gpu-lab".into();
+            accept(&c, &s, 3, at).unwrap()
+        };
+        let first = gpu_job("ann", 1);
+        let other = accept(&c, &NewSubmission::sample("ben"), 3, 2).unwrap();
+        let skip = r#"[["c","1","gpu-lab"]]"#;
+        let got = claim(&c, "plain", 10, 60_000, skip).unwrap().unwrap();
+        assert_eq!(
+            got.submission_id, other,
+            "ann's turn comes first, but not to this host"
+        );
+        assert!(
+            claim(&c, "plain", 11, 60_000, skip).unwrap().is_none(),
+            "left waiting"
+        );
+        let taken = claim(&c, "plain", 12, 60_000, "[]").unwrap().unwrap();
+        assert_eq!(taken.submission_id, first, "a host that can take it does");
+        // An expired lease of a skipped assignment is not taken over by this host either.
+        assert!(
+            claim(&c, "plain", 70_000, 60_000, skip)
+                .unwrap()
+                .is_some_and(|j| j.submission_id == other)
+        );
+        assert!(claim(&c, "plain", 70_001, 60_000, skip).unwrap().is_none());
+    }
+
+    #[test]
     fn revoking_puts_what_the_host_holds_back_and_drained_hosts_get_nothing() {
         let c = conn();
         add(&c, "h1", &["gpu".into()], "aa", 0).unwrap();
         accept(&c, &NewSubmission::sample("ann"), 3, 1).unwrap();
         accept(&c, &NewSubmission::sample("ben"), 3, 2).unwrap();
-        let job = claim(&c, "h1", 10, 60_000).unwrap().unwrap();
+        let job = claim(&c, "h1", 10, 60_000, "[]").unwrap().unwrap();
         set_state(&c, "h1", HostState::Draining, 11).unwrap();
         assert!(
-            claim(&c, "h1", 12, 60_000).unwrap().is_none(),
+            claim(&c, "h1", 12, 60_000, "[]").unwrap().is_none(),
             "draining: nothing new"
         );
         assert!(
@@ -394,7 +489,12 @@ mod tests {
         // Back in the queue at once, for anyone.
         add(&c, "h2", &[], "bb", 0).unwrap();
         let next: Vec<i64> = (0..2)
-            .map(|_| claim(&c, "h2", 16, 60_000).unwrap().unwrap().submission_id)
+            .map(|_| {
+                claim(&c, "h2", 16, 60_000, "[]")
+                    .unwrap()
+                    .unwrap()
+                    .submission_id
+            })
             .collect();
         assert!(next.contains(&job.submission_id));
         let hosts = list(&c).unwrap();

@@ -134,20 +134,36 @@ pub fn claim_next(
     now: i64,
     lease_ms: i64,
 ) -> Result<Option<ClaimedJob>, DbError> {
-    claim_next_as(conn, kind, now, lease_ms, None)
+    claim_next_as(conn, kind, now, lease_ms, None, NO_EXCLUSIONS)
 }
 
-/// [`claim_next`] for grader host `host` (`None`: a worker of the service itself). A
-/// host's claim can be finished, failed or renewed only while its lease runs (see
-/// [`finish`]).
+/// No assignment is skipped by a claim.
+pub const NO_EXCLUSIONS: &str = "[]";
+
+/// True for a job (`j`) of an assignment in the JSON array `?N` of
+/// `[course, section, assignment]` (see `CourseConfig::excluded`); nothing is looked up
+/// when the array is empty.
+fn excluded(n: u8) -> String {
+    format!(
+        "(?{n} <> '[]' AND (SELECT json_array(s.course, s.section, s.assignment)
+                             FROM submissions s WHERE s.id = j.submission_id)
+                          IN (SELECT value FROM json_each(?{n})))"
+    )
+}
+
+/// [`claim_next`] for grader host `host` (`None`: a worker of the service itself),
+/// skipping the jobs of the assignments in `exclude` (a JSON array of `[course, section,
+/// assignment]`: those this grader cannot take). A host's claim can be finished, failed
+/// or renewed only while its lease runs (see [`finish`]).
 pub fn claim_next_as(
     conn: &Connection,
     kind: JobKind,
     now: i64,
     lease_ms: i64,
     host: Option<&str>,
+    exclude: &str,
 ) -> Result<Option<ClaimedJob>, DbError> {
-    let Some(id) = pick_next(conn, kind, now)? else {
+    let Some(id) = pick_next(conn, kind, now, exclude)? else {
         return Ok(None);
     };
     let claim = uuid::Uuid::new_v4().to_string();
@@ -203,13 +219,20 @@ fn claimed_row(r: &rusqlite::Row<'_>, kind: JobKind, claim: &str) -> rusqlite::R
 }
 
 /// The id of the job [`claim_next`] should take.
-fn pick_next(conn: &Connection, kind: JobKind, now: i64) -> Result<Option<i64>, DbError> {
+fn pick_next(
+    conn: &Connection,
+    kind: JobKind,
+    now: i64,
+    exclude: &str,
+) -> Result<Option<i64>, DbError> {
     let expired: Option<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM jobs WHERE kind = ?1 AND state = 'running' AND locked_until < ?2
-               AND attempts < max_attempts ORDER BY locked_until, id LIMIT 1",
-        )?
-        .query_row(params![kind, now], |r| r.get(0))
+        .prepare_cached(&format!(
+            "SELECT id FROM jobs j WHERE kind = ?1 AND state = 'running' AND locked_until < ?2
+               AND attempts < max_attempts AND NOT {}
+             ORDER BY locked_until, id LIMIT 1",
+            excluded(3)
+        ))?
+        .query_row(params![kind, now, exclude], |r| r.get(0))
         .optional()?;
     if expired.is_some() {
         return Ok(expired);
@@ -228,28 +251,30 @@ fn pick_next(conn: &Connection, kind: JobKind, now: i64) -> Result<Option<i64>, 
             .optional()?);
     }
     let user: Option<Option<String>> = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT j.user FROM jobs j LEFT JOIN grading_turns t ON t.user = j.user
               WHERE j.kind = ?1 AND j.state = 'queued' AND j.run_at <= ?2
-                AND j.attempts < j.max_attempts
+                AND j.attempts < j.max_attempts AND NOT {}
               GROUP BY j.user
               ORDER BY (SELECT COUNT(*) FROM jobs r
                          WHERE r.kind = ?1 AND r.state = 'running' AND r.user IS j.user),
                        MAX(COALESCE(t.last_claimed_at, 0)), MIN(j.run_at)
               LIMIT 1",
-        )?
-        .query_row(params![kind, now], |r| r.get(0))
+            excluded(3)
+        ))?
+        .query_row(params![kind, now, exclude], |r| r.get(0))
         .optional()?;
     let Some(user) = user else {
         return Ok(None);
     };
     Ok(conn
-        .prepare_cached(
-            "SELECT id FROM jobs WHERE kind = ?1 AND state = 'queued' AND run_at <= ?2
-               AND attempts < max_attempts AND user IS ?3
+        .prepare_cached(&format!(
+            "SELECT id FROM jobs j WHERE kind = ?1 AND state = 'queued' AND run_at <= ?2
+               AND attempts < max_attempts AND user IS ?3 AND NOT {}
              ORDER BY run_at, id LIMIT 1",
-        )?
-        .query_row(params![kind, now, user], |r| r.get(0))
+            excluded(4)
+        ))?
+        .query_row(params![kind, now, user, exclude], |r| r.get(0))
         .optional()?)
 }
 

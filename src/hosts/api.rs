@@ -239,12 +239,18 @@ async fn claim(
     );
     let deadline = Instant::now() + wait;
     let mut stopping = api.stopping.clone();
+    // What this host offers: its tags (given by staff) and the images it has; it is given
+    // only jobs whose assignment needs no more.
+    let offers: Vec<String> = host.tags.iter().chain(&claim.images).cloned().collect();
+    let exclude = api
+        .courses
+        .excluded(|a| a.needs().iter().all(|n| offers.contains(n)));
     loop {
         // Register for a wake-up before looking, so a job queued in between is not missed.
         let notified = api.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if let Some(work) = take_one(&api, &host.name).await? {
+        if let Some(work) = take_one(&api, &host.name, &exclude).await? {
             return Ok(axum::Json(work).into_response());
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -263,10 +269,10 @@ async fn claim(
 /// Claim the next job for `host` and describe it; jobs that cannot be described (their
 /// assignment left the course config, its zip is missing) are settled as the service's
 /// own workers would and the next is tried.
-async fn take_one(api: &Api, host: &str) -> Result<Option<Work>, Refused> {
+async fn take_one(api: &Api, host: &str, exclude: &str) -> Result<Option<Work>, Refused> {
     let lease_ms = (api.settings.lease_secs.max(3) * 1000) as i64;
     loop {
-        let (h, grade) = (host.to_string(), api.grade.clone());
+        let (h, grade, ex) = (host.to_string(), api.grade.clone(), exclude.to_string());
         let claimed = api
             .db
             .write(move |c| {
@@ -274,7 +280,7 @@ async fn take_one(api: &Api, host: &str) -> Result<Option<Work>, Refused> {
                 for dead in jobs::reap_exhausted(c, JobKind::Grade, now)? {
                     grade.on_failure(c, &dead, jobs::WORKER_STOPPED, true)?;
                 }
-                let Some(job) = hosts::claim(c, &h, now, lease_ms)? else {
+                let Some(job) = hosts::claim(c, &h, now, lease_ms, &ex)? else {
                     return Ok(None);
                 };
                 let sub = submissions::to_grade(c, job.submission_id)?;

@@ -33,7 +33,8 @@ struct GraderHost {
     base: url::Url,
     token: String,
     slots: u32,
-    image: String,
+    /// The images it offers: its default and its course images.
+    images: Vec<String>,
     cache: PathBuf,
     runner: Arc<dyn Runner>,
     checks: AutograderChecks,
@@ -75,7 +76,9 @@ pub async fn run(
         base,
         token: settings.token.expose().to_string(),
         slots: settings.slots as u32,
-        image: settings.docker.image.clone(),
+        images: std::iter::once(settings.docker.image.clone())
+            .chain(settings.images.iter().cloned())
+            .collect(),
         cache: settings.cache_dir.clone(),
         checks: AutograderChecks::in_memory(runner.clone()),
         runner: runner.clone(),
@@ -165,7 +168,7 @@ impl GraderHost {
             let claim = Claim {
                 slots: self.slots,
                 version: env!("CARGO_PKG_VERSION").into(),
-                images: vec![self.image.clone()],
+                images: self.images.clone(),
                 wait_secs: Some(20),
             };
             // A claim in flight when the host stops is dropped: a job given to it in that

@@ -80,7 +80,21 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Resp
         ));
     }
     let queue = app.db.read(db_staff::queue).await?;
-    let body = app.metrics.encode(&queue, crate::db::now_ms());
+    let (courses, local) = (app.courses.clone(), app.settings.grading.workers > 0);
+    let unroutable = app
+        .db
+        .read(move |c| {
+            let needs = |c: &str, s: &str, a: &str| {
+                courses
+                    .find(c, s, a)
+                    .ok()
+                    .map(|a| (a.needs(), a.local_ok()))
+            };
+            crate::db::hosts::unroutable(c, crate::db::now_ms(), local, needs)
+        })
+        .await?;
+    let stuck = unroutable.iter().map(|u| u.jobs).sum();
+    let body = app.metrics.encode(&queue, stuck, crate::db::now_ms());
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -387,6 +387,11 @@ impl Job for GradeJob {
         self.apply(job, run.outcome, post, phases).await
     }
 
+    /// Assignments that require tags are graded only by grader hosts that offer them.
+    fn exclusions(&self) -> String {
+        self.courses.excluded(|a| a.local_ok())
+    }
+
     fn retry_delay(&self, attempt: i64) -> Duration {
         backoff(self.config.retry_base, attempt, Duration::from_secs(600))
     }

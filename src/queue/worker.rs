@@ -38,6 +38,12 @@ pub trait Job: Send + Sync + 'static {
     /// Delay before attempt `attempt + 1`.
     fn retry_delay(&self, attempt: i64) -> Duration;
 
+    /// The assignments whose jobs these workers must not claim, as the JSON array the
+    /// queue's claim skips (see `CourseConfig::excluded`). Default: none.
+    fn exclusions(&self) -> String {
+        jobs::NO_EXCLUSIONS.into()
+    }
+
     /// Whether jobs can run now. While not, workers claim nothing (so no attempt is
     /// spent on a backend that is down) and look again after `idle_poll`. Default: yes.
     async fn ready(&self) -> bool {
@@ -126,7 +132,7 @@ impl<J: Job> Worker<J> {
                     for dead in jobs::reap_exhausted(c, kind, now)? {
                         job.on_failure(c, &dead, jobs::WORKER_STOPPED, true)?;
                     }
-                    jobs::claim_next(c, kind, now, lease_ms)
+                    jobs::claim_next_as(c, kind, now, lease_ms, None, &job.exclusions())
                 })
                 .await;
             match claimed {

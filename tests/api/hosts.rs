@@ -428,3 +428,89 @@ async fn the_hostile_set_through_a_host_earns_what_it_earns_locally() {
         crate::trusted::shown_to_the_student(name, &app, &student, id, &v).await;
     }
 }
+
+/// An assignment that requires a tag: neither the service's own worker nor a host
+/// without the tag takes it; staff see it waiting for such a host (`status`, /metrics);
+/// a host with the tag grades it.
+#[tokio::test]
+async fn a_job_that_needs_a_tag_nobody_has_is_shown_waiting_until_a_host_with_it_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("course-config.json");
+    std::fs::write(
+        &config,
+        r#"{"demo": {"1": {"course_id": "BerkeleyX+Demo1+2026", "subpath_to_zips": "demo",
+            "assignments": {"demo1": {"lti_block": "0123456789abcdef0123456789abcdef",
+                                      "requires": ["gpu"]}}}}}"#,
+    )
+    .unwrap();
+    let port = free_port();
+    let app = spawn_app_with(|s| {
+        // One worker of the service's own (the local runner), which must leave it alone.
+        s.grading.workers = 1;
+        s.course.config = config.clone();
+        s.hosts.bind = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    })
+    .await;
+    let plain = FakeHost::new(port, &add_host(&app.db_path, "plain"));
+    let out = cli(&app.db_path, &["hosts", "add", "gpu-1", "--tags", "gpu"]);
+    let gpu = FakeHost::new(port, out.trim());
+    let student = hub().user_token("tagged", None).await;
+    let id = app.submit_ok(&student, &sample("correct")).await;
+    assert_eq!(
+        plain.claim().await.0,
+        204,
+        "a host without the tag gets nothing"
+    );
+    assert_eq!(app.status(&student, id).await.1["state"], "queued");
+    let config_arg = config.to_str().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_otter-service"))
+        .arg("status")
+        .env("OTTER_DATABASE__PATH", &app.db_path)
+        .env("OTTER_COURSE__CONFIG", config_arg)
+        .env(
+            "OTTER_COURSE__MATERIALS_ROOT",
+            crate::helpers::repo_path("course_config/materials"),
+        )
+        .env("OTTER_GRADING__WORKERS", "1")
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("no grader can take 1 queued job(s) of demo/1/demo1")
+            && status.contains("offering gpu"),
+        "{status}"
+    );
+    let root = app.url.trim_end_matches(crate::helpers::PREFIX);
+    let metrics = || async {
+        reqwest::get(format!("{root}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(
+        metrics()
+            .await
+            .lines()
+            .any(|l| l == "otter_jobs_unroutable 1")
+    );
+    // The host with the tag takes it; nothing is left waiting for nobody.
+    let (code, work) = gpu.claim().await;
+    assert_eq!(
+        (code, work["submission_id"].as_i64()),
+        (200, Some(id)),
+        "{work}"
+    );
+    assert!(
+        metrics()
+            .await
+            .lines()
+            .any(|l| l == "otter_jobs_unroutable 0")
+    );
+    assert_eq!(gpu.complete(&lease(&work), 5.0).await.0, 200);
+    assert_eq!(
+        app.wait_done(&student, id, Duration::from_secs(10)).await["grade"]["score"],
+        5.0
+    );
+}
