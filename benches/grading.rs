@@ -12,7 +12,11 @@
 //!    service and the warm-up of the container that replaces the one used) against those
 //!    of 1 (the engine's included);
 //! 5. burst: 50 submissions at once with the defaults (trusted, warm containers), with 1,
-//!    2 and 3 concurrent containers: how busy the machine's cores were (/proc/stat).
+//!    2 and 3 concurrent containers: how busy the machine's cores were (/proc/stat);
+//! 6. remote: the same grade as 4 through a grader host (the service with `workers = 0`
+//!    and a real `otter-service grader` process with one slot and a warm container on
+//!    the same engine: claim by long poll, the autograder fetched once by its hash,
+//!    heartbeat, result over HTTP), against 4, run in the same loop.
 //!
 //! Run: `cargo bench --bench grading` (after scripts/test.sh's setup). Knobs: GRADE_RUNS
 //! (5), GRADE_BURST (50).
@@ -223,6 +227,55 @@ struct Burst {
     stats: otter_service::grading::docker::PoolStats,
 }
 
+/// A grader host process; stopped (SIGTERM: it drains and removes its containers) on drop.
+struct HostProcess(std::process::Child);
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// The service grading only through hosts, and one host on this engine with one slot
+/// and one warm container.
+async fn remote_service() -> (helpers::TestApp, HostProcess) {
+    let port = hub::free_port();
+    let app = spawn_app_with_runner(
+        |s| {
+            s.grading.workers = 0;
+            s.hosts.bind = Some(format!("127.0.0.1:{port}").parse().unwrap());
+        },
+        Some(docker_runner(Evaluator::Trusted, 0).await as Arc<dyn Runner>),
+    )
+    .await;
+    let token = helpers::cli(&app.db_path, &["hosts", "add", "bench-host"]);
+    let dir = std::env::temp_dir().join(format!("otter-bench-host-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let settings = dir.join("grader.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "service_url = \"http://127.0.0.1:{port}/\"\nslots = 1\ncache_dir = \"{}\"\n\
+             [docker]\ninstance_id = \"otter-bench-host\"\nwarm_containers = 1\n",
+            dir.join("cache").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_otter-service"))
+        .args(["grader", "--settings"])
+        .arg(&settings)
+        .env("OTTER_GRADER_TOKEN", token.trim())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("grader.log")).unwrap())
+        .spawn()
+        .expect("start the grader host");
+    (app, HostProcess(child))
+}
+
 /// Poll the status every 20 ms (the tests' helper polls every 250 ms, too coarse here).
 async fn wait_graded(app: &helpers::TestApp, token: &str, id: i64) {
     loop {
@@ -258,6 +311,7 @@ async fn main() {
     let trusted_app = one_at_a_time(docker_runner(Evaluator::Trusted, 0).await).await;
     let pool = docker_runner(Evaluator::Trusted, 1).await;
     let pooled_app = one_at_a_time(pool.clone()).await;
+    let (remote_app, _host) = remote_service().await;
     let tick = clock_ticks();
     let (mut bare, mut cpu, mut bare_machine) = (Vec::new(), Vec::new(), Vec::new());
     let (mut service, mut trusted, mut pooled, mut pooled_machine) =
@@ -268,6 +322,11 @@ async fn main() {
         .submit_ok(&token, &copy_of(&sample("correct"), 9999))
         .await;
     wait_graded(&pooled_app, &token, first).await;
+    let first = remote_app
+        .submit_ok(&token, &copy_of(&sample("correct"), 9998))
+        .await;
+    wait_graded(&remote_app, &token, first).await;
+    let mut remote = Vec::new();
     // A grade's CPU is counted until the machine has settled: the warm container that
     // replaces the one used goes on importing after `docker start` returns. The same
     // window for both, so the idle machine's own CPU weighs alike.
@@ -296,6 +355,12 @@ async fn main() {
         until_warm(&pool, 1).await;
         tokio::time::sleep(settle).await;
         pooled_machine.push((machine_jiffies().0 - before.0) as f64 / tick);
+        // The host's replacement container had the settle time to warm up too.
+        let start = Instant::now();
+        let id = remote_app.submit_ok(&token, &sample("correct")).await;
+        wait_graded(&remote_app, &token, id).await;
+        remote.push(start.elapsed().as_secs_f64());
+        tokio::time::sleep(settle).await;
     }
     let stats = pool.pool_stats();
     pool.shutdown().await;
@@ -324,7 +389,12 @@ async fn main() {
         "machine CPU-seconds per graded submission, one at a time (4 s to settle included): {pooled_cpu_m:.2} with warm containers (its replacement's warm-up included) vs {bare_cpu_m:.2} bare = {:.3} (target <= 1.0)",
         pooled_cpu_m / bare_cpu_m
     );
-    drop((app, trusted_app, pooled_app));
+    let remote_m = median(remote);
+    println!(
+        "through a grader host, warm containers: median {remote_m:.2} s = {:.3}x of the same grade on the service's own runner (target <= 1.1)",
+        remote_m / pooled_m
+    );
+    drop((app, trusted_app, pooled_app, remote_app));
 
     // One container more than cores keeps the CPUs busy while containers start and stop.
     for workers in [1, 2, 3] {

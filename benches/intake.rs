@@ -206,7 +206,7 @@ async fn main() {
     load(&url, &tokens, &body, tokens.len(), 30, tokens.len() as u64).await;
 
     let pid = service_pid(&service);
-    let placement = place(pid, env_or("INTAKE_PIN", 1) == 1);
+    let placement = cpu::place_apart(pid, env_or("INTAKE_PIN", 1) == 1);
     let before = cpu::Snapshot::take(pid);
     let (ok, refused, lat, elapsed) = load(&url, &tokens, &body, clients, secs, u64::MAX).await;
     let after = cpu::Snapshot::take(pid);
@@ -327,32 +327,6 @@ fn poll_cost_on(c: &rusqlite::Connection, queued: i64) {
         with_shared / base,
         with_shared * 500.0
     );
-}
-
-/// Pin the service to one core and this process (the load generator) to the others,
-/// when asked and the machine has two or more; says where each runs.
-fn place(service: u32, pin: bool) -> String {
-    let cores = cpu::allowed_cores();
-    let Some((&last, rest)) = cores
-        .split_last()
-        .filter(|(_, rest)| pin && !rest.is_empty())
-    else {
-        return format!(
-            "not pinned: service and load generator share {} cores",
-            cores.len()
-        );
-    };
-    if cpu::pin(service, &[last]) && cpu::pin(std::process::id(), rest) {
-        format!("service pinned to core {last}, load generator to cores {rest:?}")
-    } else {
-        // Undo a half-done pinning: both back on every core.
-        cpu::pin(service, &cores);
-        cpu::pin(std::process::id(), &cores);
-        format!(
-            "pinning refused: service and load generator share {} cores",
-            cores.len()
-        )
-    }
 }
 
 fn service_pid(s: &ServiceProcess) -> u32 {

@@ -112,6 +112,16 @@ impl Snapshot {
         }
     }
 
+    /// Wall seconds, the service's and the generator's CPU seconds since `earlier`.
+    #[allow(dead_code)] // the intake benchmark prints `report_since` instead
+    pub fn spent_since(&self, earlier: &Snapshot) -> (f64, f64, f64) {
+        (
+            (self.at - earlier.at).as_secs_f64(),
+            self.service - earlier.service,
+            self.generator - earlier.generator,
+        )
+    }
+
     /// What was spent since `earlier`, per accepted submission (`n` of them).
     pub fn report_since(&self, earlier: &Snapshot, n: u64, placement: &str) -> String {
         let wall = (self.at - earlier.at).as_secs_f64();
@@ -129,6 +139,32 @@ impl Snapshot {
             generator / wall,
             per(generator),
             others / wall,
+        )
+    }
+}
+
+/// Pin the service to one core and this process (the load generator) to the others,
+/// when asked and the machine has two or more; says where each runs.
+pub fn place_apart(service: u32, apart: bool) -> String {
+    let cores = allowed_cores();
+    let Some((&last, rest)) = cores
+        .split_last()
+        .filter(|(_, rest)| apart && !rest.is_empty())
+    else {
+        return format!(
+            "not pinned: service and load generator share {} cores",
+            cores.len()
+        );
+    };
+    if pin(service, &[last]) && pin(std::process::id(), rest) {
+        format!("service pinned to core {last}, load generator to cores {rest:?}")
+    } else {
+        // Undo a half-done pinning: both back on every core.
+        pin(service, &cores);
+        pin(std::process::id(), &cores);
+        format!(
+            "pinning refused: service and load generator share {} cores",
+            cores.len()
         )
     }
 }

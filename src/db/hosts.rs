@@ -199,11 +199,18 @@ pub fn renew(
 /// spent stays counted (as any attempt that ended on our side; never the student's), and
 /// the old lease is void. Returns how many.
 pub fn requeue_held(conn: &Connection, host: &str, why: &str, now: i64) -> Result<usize, DbError> {
+    // One without an attempt left expires now instead: the next claim ends it `dead`
+    // (every queued job has an attempt left; see `jobs::requeue_expired`).
+    conn.prepare_cached(
+        "UPDATE jobs SET locked_until = 0, last_error = ?3, updated_at = ?2
+          WHERE host = ?1 AND state = 'running' AND attempts >= max_attempts",
+    )?
+    .execute(params![host, now, why])?;
     let held: Vec<(i64, i64)> = conn
         .prepare_cached(
             "UPDATE jobs SET state = 'queued', claim = NULL, locked_until = NULL, run_at = ?2,
                     last_error = ?3, updated_at = ?2
-              WHERE host = ?1 AND state = 'running'
+              WHERE host = ?1 AND state = 'running' AND attempts < max_attempts
               RETURNING id, submission_id",
         )?
         .query_map(params![host, now, why], |r| Ok((r.get(0)?, r.get(1)?)))?

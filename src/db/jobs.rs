@@ -140,14 +140,18 @@ pub fn claim_next(
 /// No assignment is skipped by a claim.
 pub const NO_EXCLUSIONS: &str = "[]";
 
-/// True for a job (`j`) of an assignment in the JSON array `?N` of
-/// `[course, section, assignment]` (see `CourseConfig::excluded`); nothing is looked up
-/// when the array is empty.
-fn excluded(n: u8) -> String {
+/// A condition that leaves out the jobs (`j`) of the assignments in the JSON array `?N`
+/// of `[course, section, assignment]` (see `CourseConfig::excluded`), or nothing when
+/// `exclude` is empty: then the statement reads no row the index does not hold (the
+/// parameter is still bound, and unused).
+fn not_excluded(n: u8, exclude: &str) -> String {
+    if exclude == NO_EXCLUSIONS {
+        return format!("AND ?{n} = ?{n}");
+    }
     format!(
-        "(?{n} <> '[]' AND (SELECT json_array(s.course, s.section, s.assignment)
-                             FROM submissions s WHERE s.id = j.submission_id)
-                          IN (SELECT value FROM json_each(?{n})))"
+        "AND (SELECT json_array(s.course, s.section, s.assignment)
+                FROM submissions s WHERE s.id = j.submission_id)
+             NOT IN (SELECT value FROM json_each(?{n}))"
     )
 }
 
@@ -228,9 +232,9 @@ fn pick_next(
     let expired: Option<i64> = conn
         .prepare_cached(&format!(
             "SELECT id FROM jobs j WHERE kind = ?1 AND state = 'running' AND locked_until < ?2
-               AND attempts < max_attempts AND NOT {}
+               AND attempts < max_attempts {}
              ORDER BY locked_until, id LIMIT 1",
-            excluded(3)
+            not_excluded(3, exclude)
         ))?
         .query_row(params![kind, now, exclude], |r| r.get(0))
         .optional()?;
@@ -238,31 +242,74 @@ fn pick_next(
         return Ok(expired);
     }
     if kind == JobKind::PostScore {
-        return Ok(conn
-            .prepare_cached(
-                "SELECT id FROM jobs j
-                  WHERE kind = ?1 AND state = 'queued' AND run_at <= ?2
-                    AND attempts < max_attempts
-                    AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.post_key = j.post_key
-                                       AND r.state = 'running')
-                  ORDER BY run_at, id LIMIT 1",
-            )?
-            .query_row(params![kind, now], |r| r.get(0))
-            .optional()?);
+        return pick_post(conn, kind, now);
     }
+    // Students' submissions first; staff regrades only when none is due.
+    for class in [STUDENT, REGRADE] {
+        if let Some(id) = pick_grade(conn, kind, now, exclude, class)? {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// Priority classes of grade jobs (`jobs.priority`): a student's submission.
+pub const STUDENT: i64 = 0;
+/// A staff regrade: claimed only when no student's job is due.
+pub const REGRADE: i64 = 1;
+
+/// Put job `id` in priority class `class`.
+pub fn set_priority(conn: &Connection, id: i64, class: i64) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE jobs SET priority = ?2 WHERE id = ?1")?
+        .execute(params![id, class])?;
+    Ok(())
+}
+
+/// The post job whose turn it is: the oldest due one whose student and assignment has
+/// no post running.
+fn pick_post(conn: &Connection, kind: JobKind, now: i64) -> Result<Option<i64>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM jobs j
+              WHERE kind = ?1 AND state = 'queued' AND run_at <= ?2
+                AND attempts < max_attempts
+                AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.post_key = j.post_key
+                                   AND r.state = 'running')
+              ORDER BY run_at, id LIMIT 1",
+        )?
+        .query_row(params![kind, now], |r| r.get(0))
+        .optional()?)
+}
+
+/// The grade job of priority class `class` whose turn it is.
+fn pick_grade(
+    conn: &Connection,
+    kind: JobKind,
+    now: i64,
+    exclude: &str,
+    class: i64,
+) -> Result<Option<i64>, DbError> {
+    // Each student with a due job once, from the waiting jobs' index alone (no row is
+    // read unless some assignments are excluded); then their running jobs (few: at most
+    // the graders' slots) and when they were last served.
     let user: Option<Option<String>> = conn
         .prepare_cached(&format!(
-            "SELECT j.user FROM jobs j LEFT JOIN grading_turns t ON t.user = j.user
-              WHERE j.kind = ?1 AND j.state = 'queued' AND j.run_at <= ?2
-                AND j.attempts < j.max_attempts AND NOT {}
-              GROUP BY j.user
-              ORDER BY (SELECT COUNT(*) FROM jobs r
-                         WHERE r.kind = ?1 AND r.state = 'running' AND r.user IS j.user),
-                       MAX(COALESCE(t.last_claimed_at, 0)), MIN(j.run_at)
+            "WITH due AS (
+                SELECT j.user, MIN(j.run_at) AS first FROM jobs j INDEXED BY jobs_waiting_by_class
+                 WHERE j.kind = ?1 AND j.priority = ?4 AND j.state = 'queued'
+                   AND j.run_at <= ?2 {}
+                 GROUP BY j.user),
+              busy AS (
+                SELECT user, COUNT(*) AS n FROM jobs
+                 WHERE kind = ?1 AND state = 'running' GROUP BY user)
+             SELECT due.user FROM due
+               LEFT JOIN busy ON busy.user IS due.user
+               LEFT JOIN grading_turns t ON t.user = due.user
+              ORDER BY COALESCE(busy.n, 0), COALESCE(t.last_claimed_at, 0), due.first
               LIMIT 1",
-            excluded(3)
+            not_excluded(3, exclude)
         ))?
-        .query_row(params![kind, now, exclude], |r| r.get(0))
+        .query_row(params![kind, now, exclude, class], |r| r.get(0))
         .optional()?;
     let Some(user) = user else {
         return Ok(None);
@@ -270,11 +317,11 @@ fn pick_next(
     Ok(conn
         .prepare_cached(&format!(
             "SELECT id FROM jobs j WHERE kind = ?1 AND state = 'queued' AND run_at <= ?2
-               AND attempts < max_attempts AND user IS ?3 AND NOT {}
+               AND attempts < max_attempts AND user IS ?3 AND priority = ?5 {}
              ORDER BY run_at, id LIMIT 1",
-            excluded(4)
+            not_excluded(4, exclude)
         ))?
-        .query_row(params![kind, now, user, exclude], |r| r.get(0))
+        .query_row(params![kind, now, user, exclude, class], |r| r.get(0))
         .optional()?)
 }
 
@@ -293,8 +340,8 @@ pub fn reap_exhausted(
     let mut stmt = conn.prepare_cached(
         "UPDATE jobs SET state = 'dead', claim = NULL, locked_until = NULL, last_error = ?3,
                 updated_at = ?2
-         WHERE kind = ?1 AND attempts >= max_attempts
-           AND (state = 'queued' OR (state = 'running' AND locked_until < ?2))
+         WHERE kind = ?1 AND state = 'running' AND locked_until < ?2
+           AND attempts >= max_attempts
          RETURNING id, submission_id, grade_id, attempts, max_attempts",
     )?;
     let reaped: Vec<ClaimedJob> = stmt
@@ -418,12 +465,22 @@ pub fn fail_with_backoff(
 }
 
 /// At start: make every job whose lease has expired claimable now. Returns how many.
-/// Their attempts stay counted.
+/// Their attempts stay counted; one with no attempt left stays an expired claim, which
+/// the next claim's [`reap_exhausted`] ends `dead`.
+///
+/// Every queued job has an attempt left: the claim's fairness query relies on it (it
+/// reads only the waiting jobs' index). A queued job without one, which older versions
+/// could leave, is turned into such an expired claim here.
 pub fn requeue_expired(conn: &Connection, now: i64) -> Result<usize, DbError> {
+    conn.execute(
+        "UPDATE jobs SET state = 'running', locked_until = 0, updated_at = ?1
+         WHERE state = 'queued' AND attempts >= max_attempts",
+        [now],
+    )?;
     let n = conn.execute(
         "UPDATE jobs SET state = 'queued', claim = NULL, locked_until = NULL, run_at = ?1,
                 updated_at = ?1
-         WHERE state = 'running' AND locked_until < ?1",
+         WHERE state = 'running' AND locked_until < ?1 AND attempts < max_attempts",
         [now],
     )?;
     Ok(n)

@@ -304,3 +304,36 @@ fn identical_resubmissions_and_the_per_student_cap() {
         Accepted::New(_)
     ));
 }
+
+#[test]
+fn staff_regrades_wait_while_any_students_submission_is_due() {
+    let c = conn();
+    // A regrade of three older submissions, queued first...
+    let regraded: Vec<i64> = (0..3)
+        .map(|i| submit_as(&c, &format!("old{i}"), i))
+        .collect();
+    let jobs: Vec<i64> = c
+        .prepare("SELECT id FROM jobs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for j in &jobs {
+        set_priority(&c, *j, REGRADE).unwrap();
+    }
+    // ...then two students submit.
+    let fresh = [submit_as(&c, "ann", 10), submit_as(&c, "ben", 11)];
+    let order: Vec<i64> = (0..5)
+        .map(|t| {
+            claim_next(&c, JobKind::Grade, 100 + t, 500)
+                .unwrap()
+                .unwrap()
+                .submission_id
+        })
+        .collect();
+    assert_eq!(&order[..2], &fresh, "students first: {order:?}");
+    let mut rest = order[2..].to_vec();
+    rest.sort();
+    assert_eq!(rest, regraded, "then the regrades, all of them");
+}

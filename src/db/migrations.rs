@@ -155,6 +155,15 @@ ALTER TABLE jobs ADD COLUMN ended_lease TEXT;
 CREATE INDEX jobs_by_ended_lease ON jobs (ended_lease) WHERE ended_lease IS NOT NULL;
 CREATE INDEX jobs_by_host ON jobs (host) WHERE state = 'running';
 "#,
+    r#"
+-- Priority class of a grade job: 0 = a student's submission, 1 = a staff regrade, which
+-- is claimed only when no student's job is due (a regrade of a whole course must not
+-- hold back the students who submit meanwhile).
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+-- The claim's fairness query reads each student's first due job per class from here.
+CREATE INDEX jobs_waiting_by_class ON jobs (kind, priority, user, run_at, id)
+    WHERE state = 'queued';
+"#,
 ];
 
 /// Bring the schema to the newest version.

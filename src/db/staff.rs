@@ -48,7 +48,8 @@ pub fn regrade(
         ids.retain(|id| r.ids.contains(id));
     }
     for id in &ids {
-        submissions::enqueue_grade(conn, *id, max_attempts, now)?;
+        let job = submissions::enqueue_grade(conn, *id, max_attempts, now)?;
+        jobs::set_priority(conn, job, jobs::REGRADE)?;
         events::record(conn, now, Some(*id), None, "regrade_requested", &r.by)?;
     }
     Ok(ids)

@@ -224,13 +224,15 @@ async fn claim(
         version: claim.version.chars().take(64).collect(),
         images: claim.images.clone(),
     };
-    let name = host.name.clone();
-    api.db
-        .write(move |c| hosts::seen(c, &name, &seen, now_ms()))
-        .await?;
     if host.state == HostState::Draining {
+        let name = host.name.clone();
+        api.db
+            .write(move |c| hosts::seen(c, &name, &seen, now_ms()))
+            .await?;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
+    // Recorded in the first look's write (one transaction per claim, not two).
+    let mut seen = Some(seen);
     let wait = Duration::from_secs(
         claim
             .wait_secs
@@ -250,7 +252,7 @@ async fn claim(
         let notified = api.notify.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if let Some(work) = take_one(&api, &host.name, &exclude).await? {
+        if let Some(work) = take_one(&api, &host.name, &exclude, seen.take()).await? {
             return Ok(axum::Json(work).into_response());
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -269,14 +271,23 @@ async fn claim(
 /// Claim the next job for `host` and describe it; jobs that cannot be described (their
 /// assignment left the course config, its zip is missing) are settled as the service's
 /// own workers would and the next is tried.
-async fn take_one(api: &Api, host: &str, exclude: &str) -> Result<Option<Work>, Refused> {
+async fn take_one(
+    api: &Api,
+    host: &str,
+    exclude: &str,
+    mut seen: Option<Seen>,
+) -> Result<Option<Work>, Refused> {
     let lease_ms = (api.settings.lease_secs.max(3) * 1000) as i64;
     loop {
         let (h, grade, ex) = (host.to_string(), api.grade.clone(), exclude.to_string());
+        let said = seen.take();
         let claimed = api
             .db
             .write(move |c| {
                 let now = now_ms();
+                if let Some(said) = &said {
+                    hosts::seen(c, &h, said, now)?;
+                }
                 for dead in jobs::reap_exhausted(c, JobKind::Grade, now)? {
                     grade.on_failure(c, &dead, jobs::WORKER_STOPPED, true)?;
                 }
