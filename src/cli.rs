@@ -218,15 +218,20 @@ fn hosts(conn: &Connection, command: HostsCommand) -> anyhow::Result<()> {
         }
         HostsCommand::List => {
             println!(
-                "{:<20} {:<9} {:>5} {:>9} {:>8} {:<22} {:<10} tags",
-                "host", "state", "slots", "in hand", "graded", "last contact", "version"
+                "{:<20} {:<9} {:>5} {:>9} {:>8} {:<22} {:<10} {:<16} images",
+                "host", "state", "slots", "in hand", "graded", "last contact", "version", "tags"
             );
             for h in hosts::list(conn)? {
                 let seen = h.last_seen_at.map_or("never".into(), |t| {
                     format!("{}s ago", (now_ms() - t) / 1000)
                 });
+                let tags = if h.tags.is_empty() {
+                    "-".to_string()
+                } else {
+                    h.tags.join(",")
+                };
                 println!(
-                    "{:<20} {:<9} {:>5} {:>9} {:>8} {:<22} {:<10} {}",
+                    "{:<20} {:<9} {:>5} {:>9} {:>8} {:<22} {:<10} {:<16} {}",
                     h.name,
                     h.state.as_str(),
                     h.slots,
@@ -234,7 +239,8 @@ fn hosts(conn: &Connection, command: HostsCommand) -> anyhow::Result<()> {
                     h.finished,
                     seen,
                     h.version.as_deref().unwrap_or("-"),
-                    h.tags.join(",")
+                    tags,
+                    h.images.join(",")
                 );
             }
         }

@@ -76,9 +76,25 @@ fn nav<'a>(app: &'a AppState, staff: &'a Staff) -> Nav<'a> {
 /// `GET {prefix}staff`: the courses' assignments and the whole queue.
 pub async fn overview(State(app): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
     let courses = staff.courses.clone();
-    let (rows, queue) = app
+    let (config, local) = (app.courses.clone(), app.settings.grading.workers > 0);
+    let (rows, queue, hosts, stuck) = app
         .db
-        .read(move |c| Ok((dashboard::assignments(c, &courses)?, db_staff::queue(c)?)))
+        .read(move |c| {
+            let needs = |co: &str, s: &str, a: &str| {
+                config
+                    .find(co, s, a)
+                    .ok()
+                    .map(|a| (a.needs(), a.local_ok()))
+            };
+            let mut stuck = crate::db::hosts::unroutable(c, now_ms(), local, needs)?;
+            stuck.retain(|u| courses.contains(&u.course));
+            Ok((
+                dashboard::assignments(c, &courses)?,
+                db_staff::queue(c)?,
+                crate::db::hosts::list(c)?,
+                stuck,
+            ))
+        })
         .await?;
     let p = app.settings.server.prefix.as_str();
     let now = now_ms();
@@ -98,6 +114,17 @@ pub async fn overview(State(app): State<AppState>, staff: Staff) -> Result<Respo
         @for (kind, at) in &queue.oldest_queued {
             p { "Oldest waiting " (kind.as_str()) " job: " ((now - at) / 1000) " s." }
         }
+        @for u in &stuck {
+            p.dead #unroutable {
+                "No grader can take " (u.jobs) " waiting submission(s) of " (u.course) " "
+                (u.section) " " (u.assignment) ": they need a connected grader host offering "
+                (u.needs.join(", ")) "."
+            }
+        }
+        @if !hosts.is_empty() {
+            h2 { "Grader hosts" }
+            (hosts_table(&hosts, now))
+        }
         h2 { "Assignments" }
         (assignment_table(p, &rows, now))
         @if waiting {
@@ -106,6 +133,31 @@ pub async fn overview(State(app): State<AppState>, staff: Staff) -> Result<Respo
         }
     };
     Ok(Html(layout(&nav(&app, &staff), "Course staff", body)).into_response())
+}
+
+fn hosts_table(hosts: &[crate::db::hosts::HostView], now: i64) -> Markup {
+    html! {
+        table #hosts {
+            thead { tr {
+                th { "host" } th { "state" } th { "slots" } th { "in hand" } th { "graded" }
+                th { "last contact" } th { "version" } th { "tags" } th { "images" }
+            } }
+            tbody {
+                @for h in hosts {
+                    tr {
+                        td { (h.name) } td { (h.state.as_str()) } td.n { (h.slots) }
+                        td.n { (h.in_flight) } td.n { (h.finished) }
+                        td { @match h.last_seen_at {
+                            Some(t) => { ((now - t) / 1000) " s ago" }
+                            None => { "never" }
+                        } }
+                        td { (h.version.as_deref().unwrap_or("")) } td { (h.tags.join(", ")) }
+                        td { (h.images.join(", ")) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn assignment_table(p: &str, rows: &[AssignmentRow], now: i64) -> Markup {

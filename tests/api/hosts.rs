@@ -438,7 +438,7 @@ async fn a_job_that_needs_a_tag_nobody_has_is_shown_waiting_until_a_host_with_it
     let config = dir.path().join("course-config.json");
     std::fs::write(
         &config,
-        r#"{"demo": {"1": {"course_id": "BerkeleyX+Demo1+2026", "subpath_to_zips": "demo",
+        r#"{"demo": {"1": {"course_id": "BerkeleyX+Demo1+2026", "subpath_to_zips": "demo", "staff_group": "demo-staff",
             "assignments": {"demo1": {"lti_block": "0123456789abcdef0123456789abcdef",
                                       "requires": ["gpu"]}}}}}"#,
     )
@@ -449,6 +449,8 @@ async fn a_job_that_needs_a_tag_nobody_has_is_shown_waiting_until_a_host_with_it
         s.grading.workers = 1;
         s.course.config = config.clone();
         s.hosts.bind = Some(format!("127.0.0.1:{port}").parse().unwrap());
+        // The service reads staff's groups with its own token (the staff page below).
+        s.hub.api_token = otter_service::secret::Secret::new(crate::hub::SERVICE_TOKEN);
     })
     .await;
     let plain = FakeHost::new(port, &add_host(&app.db_path, "plain"));
@@ -494,6 +496,21 @@ async fn a_job_that_needs_a_tag_nobody_has_is_shown_waiting_until_a_host_with_it
             .await
             .lines()
             .any(|l| l == "otter_jobs_unroutable 1")
+    );
+    // And on the staff dashboard, with the hosts.
+    hub().add_to_group("demo-staff", "tagstaff").await;
+    let staff = hub().user_token("tagstaff", None).await;
+    let get = ("GET", "staff".to_string(), String::new());
+    let (code, page) = crate::staff::call(&app, &staff, &get).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("No grader can take 1 waiting submission(s) of demo 1 demo1")
+            && page.contains("offering gpu"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>plain</td>") && page.contains("<td>gpu-1</td>"),
+        "{page}"
     );
     // The host with the tag takes it; nothing is left waiting for nobody.
     let (code, work) = gpu.claim().await;
