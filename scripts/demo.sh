@@ -121,6 +121,8 @@ c.JupyterHub.services = [
             "OTTER_DATABASE__PATH": "$state/otter-service.db",
             "OTTER_GRADING__RUNNER": "$runner",
             "OTTER_GRADING__PYTHON_ENV": "$otter_venv",
+            # The grader hosts' door, on loopback (see the message at the end).
+            "OTTER_HOSTS__BIND": "127.0.0.1:10102",
             "RUST_LOG": "info",
         },
     },
@@ -166,6 +168,11 @@ otter-service is running (grading runner: $runner: $why).
     curl -H "Authorization: token $token" -H "Content-Type: application/json" \\
       --data-binary @course_config/materials/demo/demo1-solved.ipynb http://127.0.0.1:8000/services/otter_grade/
   Grades: $bin dump-grades   (with OTTER_DATABASE__PATH=$state/otter-service.db)
+  Attach a grader host (docs/grader-hosts.md; here on this machine's engine), in another
+  terminal: register it, then run it with the token that prints:
+    OTTER_DATABASE__PATH=$state/otter-service.db $bin hosts add my-host
+    OTTER_GRADER_SERVICE_URL=http://127.0.0.1:10102/ OTTER_GRADER_TOKEN=<the token> $bin grader
+  It grades beside the service's own workers; \`hosts list\` shows what it graded.
 Ctrl-C stops JupyterHub and the service.
 MSG
 wait $hub_pid

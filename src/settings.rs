@@ -112,7 +112,12 @@ impl GraderSettings {
             fig = fig.merge(Toml::file_exact(path));
         }
         let mut s: GraderSettings = fig
-            .merge(Env::prefixed("OTTER_GRADER_").split("__"))
+            // OTTER_GRADER_SETTINGS names the file (the command line's --settings).
+            .merge(
+                Env::prefixed("OTTER_GRADER_")
+                    .ignore(&["settings"])
+                    .split("__"),
+            )
             .extract()
             .map_err(Box::new)?;
         if let Some(file) = &s.token_file {
@@ -704,5 +709,36 @@ mod example_file {
             defaults.database.retention_days
         );
         assert_eq!(from_file.lti.post_score, defaults.lti.post_score);
+    }
+}
+
+#[cfg(test)]
+mod grader_tests {
+    use super::*;
+
+    fn load(toml: &str) -> Result<GraderSettings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("grader.toml");
+        std::fs::write(&f, toml).unwrap();
+        GraderSettings::load(Some(&f)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_grader_host_needs_a_token_and_tls_to_another_machine() {
+        let ok = load("service_url = \"http://127.0.0.1:10102/\"\ntoken = \"oth_x\"\nslots = 2\n")
+            .unwrap();
+        assert_eq!((ok.slots, ok.token.expose()), (2, "oth_x"));
+        let e = load("service_url = \"http://127.0.0.1:10102/\"\n").unwrap_err();
+        assert!(e.contains("hosts add"), "{e}");
+        let e =
+            load("service_url = \"http://otter.example.edu:10102/\"\ntoken = \"t\"\n").unwrap_err();
+        assert!(e.contains("plain HTTP to another machine"), "{e}");
+        load("service_url = \"https://otter.example.edu/\"\ntoken = \"t\"\n").unwrap();
+        load("service_url = \"http://10.0.0.2/\"\ntoken = \"t\"\nallow_plain_http = true\n")
+            .unwrap();
+        let e = load("service_url = \"ftp://x/\"\ntoken = \"t\"\n").unwrap_err();
+        assert!(e.contains("not http"), "{e}");
+        let e = load("service_url = \"https://x/\"\ntoken = \"t\"\nslotz = 2\n").unwrap_err();
+        assert!(e.contains("slotz"), "{e}");
     }
 }

@@ -127,6 +127,18 @@ pub fn claim(
     if state != Some(HostState::Active) {
         return Ok(None);
     }
+    // No more jobs in hand than the slots it said it has (graderqueue's
+    // max_concurrent_tasks): a host that asks past them hoards nothing.
+    let (slots, held): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT slots, (SELECT COUNT(*) FROM jobs WHERE host = ?1 AND state = 'running'
+                              AND locked_until >= ?2)
+               FROM hosts WHERE name = ?1",
+        )?
+        .query_row(params![host, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if held >= slots {
+        return Ok(None);
+    }
     let job = jobs::claim_next_as(conn, JobKind::Grade, now, lease_ms, Some(host), exclude)?;
     if let Some(j) = &job {
         submissions::set_state(conn, j.submission_id, SubmissionState::Grading, None)?;
@@ -396,11 +408,41 @@ mod tests {
         c
     }
 
+    /// Register `name` and let it say it has 4 slots.
+    fn host(c: &Connection, name: &str, token_sha: &str, tags: &[String]) {
+        add(c, name, tags, token_sha, 0).unwrap();
+        let said = Seen {
+            slots: 4,
+            ..Seen::default()
+        };
+        seen(c, name, &said, 0).unwrap();
+    }
+
+    #[test]
+    fn a_host_holds_no_more_jobs_than_its_slots() {
+        let c = conn();
+        host(&c, "small", "aa", &[]);
+        let said = Seen {
+            slots: 1,
+            ..Seen::default()
+        };
+        seen(&c, "small", &said, 0).unwrap();
+        accept(&c, &NewSubmission::sample("ann"), 3, 1).unwrap();
+        accept(&c, &NewSubmission::sample("ben"), 3, 2).unwrap();
+        assert!(claim(&c, "small", 10, 1_000, "[]").unwrap().is_some());
+        assert!(
+            claim(&c, "small", 11, 1_000, "[]").unwrap().is_none(),
+            "one slot, one job"
+        );
+        // Its lease ran out: that job no longer counts (it is anyone's to take over).
+        assert!(claim(&c, "small", 2_000, 1_000, "[]").unwrap().is_some());
+    }
+
     #[test]
     fn a_lease_is_the_holders_only_while_it_runs() {
         let c = conn();
-        add(&c, "h1", &[], "aa", 0).unwrap();
-        add(&c, "h2", &[], "bb", 0).unwrap();
+        host(&c, "h1", "aa", &[]);
+        host(&c, "h2", "bb", &[]);
         assert!(add(&c, "h1", &[], "cc", 0).is_err(), "names are unique");
         let sub = accept(&c, &NewSubmission::sample("ann"), 3, 1).unwrap();
         let job = claim(&c, "h1", 10, 1_000, "[]").unwrap().unwrap();
@@ -442,7 +484,7 @@ mod tests {
     #[test]
     fn a_claim_skips_the_assignments_its_host_cannot_grade_and_keeps_the_turns() {
         let c = conn();
-        add(&c, "plain", &[], "aa", 0).unwrap();
+        host(&c, "plain", "aa", &[]);
         let gpu_job = |user: &str, at| {
             let mut s = NewSubmission::sample(user);
             s.assignment = "gpu-lab".into();
@@ -474,7 +516,7 @@ mod tests {
     #[test]
     fn revoking_puts_what_the_host_holds_back_and_drained_hosts_get_nothing() {
         let c = conn();
-        add(&c, "h1", &["gpu".into()], "aa", 0).unwrap();
+        host(&c, "h1", "aa", &["gpu".into()]);
         accept(&c, &NewSubmission::sample("ann"), 3, 1).unwrap();
         accept(&c, &NewSubmission::sample("ben"), 3, 2).unwrap();
         let job = claim(&c, "h1", 10, 60_000, "[]").unwrap().unwrap();
@@ -494,7 +536,7 @@ mod tests {
             "a revoked host's result is refused"
         );
         // Back in the queue at once, for anyone.
-        add(&c, "h2", &[], "bb", 0).unwrap();
+        host(&c, "h2", "bb", &[]);
         let next: Vec<i64> = (0..2)
             .map(|_| {
                 claim(&c, "h2", 16, 60_000, "[]")

@@ -531,3 +531,43 @@ async fn a_job_that_needs_a_tag_nobody_has_is_shown_waiting_until_a_host_with_it
         5.0
     );
 }
+
+/// A host's "retry" and "fatal" answers go through the same attempt rules as the
+/// service's own: a retry is queued again (never charged), a fatal one ends the
+/// submission `dead` for staff with the host's reason, nothing stored as a grade.
+#[tokio::test]
+async fn a_hosts_failures_follow_the_attempt_rules() {
+    let port = free_port();
+    let app = service(port, |s| s.grading.retry_base_secs = 0).await;
+    let h = FakeHost::new(port, &add_host(&app.db_path, "failing"));
+    let student = hub().user_token("failhost", None).await;
+    let id = app.submit_ok(&student, &sample("correct")).await;
+    let (_, work) = h.claim().await;
+    let retry = json!({"result": "retry", "reason": "the engine is down"}).to_string();
+    let (code, _) = h
+        .post(&format!("leases/{}/complete", lease(&work)), retry)
+        .await;
+    assert_eq!(code, 200);
+    let (_, again) = h.claim().await;
+    assert_eq!(
+        (again["submission_id"].as_i64(), again["attempt"].as_i64()),
+        (Some(id), Some(2))
+    );
+    let fatal = json!({"result": "fatal", "reason": "a second result failed its check"});
+    let (code, _) = h
+        .post(
+            &format!("leases/{}/complete", lease(&again)),
+            fatal.to_string(),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let v = app.wait_done(&student, id, Duration::from_secs(10)).await;
+    assert_eq!(v["state"], "dead", "{v}");
+    assert!(v["grade"].is_null(), "{v}");
+    assert_eq!(grades_of(&app.db_path, "failhost"), 0);
+    let status = cli(&app.db_path, &["status"]);
+    assert!(
+        status.contains("on host failing: a second result failed its check"),
+        "{status}"
+    );
+}

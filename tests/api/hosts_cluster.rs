@@ -350,3 +350,108 @@ async fn the_service_restarted_under_the_hosts_leases_grades_each_once() {
         p.stop();
     }
 }
+
+/// A host on another machine speaking plain HTTP is refused unless the operator allowed
+/// it (hosts.allow_plain_http): its token would cross the network readable. The refusal
+/// says what to do, and the token was never looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_from_another_machine_is_refused_unless_allowed() {
+    let _turn = cluster::TURN.lock().await;
+    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
+        .await
+        .unwrap();
+    let port = free_port();
+    let app = spawn_app_with(|s| {
+        s.grading.workers = 0;
+        s.hosts.bind = Some(format!("{SERVICE_ADDR}:{port}").parse().unwrap());
+    })
+    .await;
+    let token = add_host(&app.db_path, "far");
+    let mut host = c.hosts[0].start_grader(port, &token, 1);
+    let start = Instant::now();
+    while !host
+        .log()
+        .contains("plain HTTP from another machine is refused")
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", host.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!host.log().contains(&token), "the token is never logged");
+    let list = hosts(&app.db_path);
+    assert_eq!(list["far"].0, "active");
+    assert_eq!(
+        count(
+            &app.db_path,
+            "SELECT COUNT(*) FROM hosts WHERE last_seen_at IS NOT NULL"
+        ),
+        0,
+        "refused before anything it said was taken"
+    );
+    host.stop();
+}
+
+/// A host that floods the service with nonsense (unknown leases, malformed bodies,
+/// oversize results, claims past its slots) gets 4xx answers, and students are served
+/// and graded meanwhile by the other hosts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_host_gets_refusals_and_everyone_else_is_served() {
+    let _turn = cluster::TURN.lock().await;
+    let want = expected().await;
+    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
+        .await
+        .unwrap();
+    let port = free_port();
+    let app = service(port, 30, None).await;
+    let token = add_host(&app.db_path, "honest");
+    let mut honest = c.hosts[1].start_grader(port, &token, 2);
+    let bad = add_host(&app.db_path, "flood");
+    let base = format!("http://{SERVICE_ADDR}:{port}/v1/");
+    let http = reqwest::Client::new();
+    let flood = tokio::spawn(async move {
+        let mut codes = HashMap::new();
+        let big = "x".repeat(17 * 1024 * 1024);
+        for i in 0..600 {
+            let (path, body) = match i % 4 {
+                0 => (
+                    format!("leases/{i}-no-such-lease/complete"),
+                    r#"{"result":"retry","reason":"x"}"#.to_string(),
+                ),
+                1 => ("claim".to_string(), "{not json".to_string()),
+                2 => (format!("leases/{i}/heartbeat"), String::new()),
+                _ if i % 100 == 3 => ("leases/x/complete".to_string(), big.clone()),
+                _ => (
+                    format!("leases/{i}/release"),
+                    r#"{"reason":"x"}"#.to_string(),
+                ),
+            };
+            let oversize = body.len() > 16 * 1024 * 1024;
+            let code = http
+                .post(format!("{base}{path}"))
+                .bearer_auth(&bad)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            let code = match code {
+                Ok(code) => code,
+                // The service answers 413 and may close the connection while the body is
+                // still being sent: the client then sees the connection end instead.
+                Err(_) if oversize => 413,
+                Err(e) => panic!("request {i}: {e}"),
+            };
+            *codes.entry(code).or_insert(0) += 1;
+        }
+        codes
+    });
+    let subs = burst(&app, "flooded", 4, 2).await;
+    let codes = flood.await.unwrap();
+    assert!(
+        codes.keys().all(|c| (400..500).contains(c)),
+        "every nonsense request gets a 4xx: {codes:?}"
+    );
+    all_graded_once(&app, &subs, &want, Duration::from_secs(600)).await;
+    let (code, _) = app.healthz().await;
+    assert_ne!(code, 500);
+    honest.stop();
+}
