@@ -377,11 +377,7 @@ impl NetHost {
             .stderr(out)
             .spawn()
             .expect("start the grader host in its namespace");
-        stop_at_exit(child.id());
-        HostProcess {
-            child: Some(child),
-            log,
-        }
+        HostProcess::new(child, log)
     }
 }
 
@@ -392,6 +388,15 @@ pub struct HostProcess {
 }
 
 impl HostProcess {
+    /// A started grader host whose output goes to `log`; stopped at exit at the latest.
+    pub fn new(child: Child, log: PathBuf) -> Self {
+        stop_at_exit(child.id());
+        HostProcess {
+            child: Some(child),
+            log,
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -2,8 +2,8 @@
 //! a real `otter-service grader` process on the real Docker engine, and the host API's
 //! fences tried the way a cut-off, revoked or impostor host would.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::docker::ENGINE;
 use crate::helpers::{TestApp, cli, sample, spawn_app_with};
-use crate::hub::{free_port, hub, stop_at_exit};
+use crate::hub::{free_port, hub};
 
 /// The service with no workers of its own and the host API on `port`.
 async fn service(
@@ -35,11 +35,10 @@ fn add_host(db: &Path, name: &str) -> String {
     token
 }
 
-/// A real grader host process.
+/// A real grader host process on this machine's engine.
 struct GraderProcess {
-    child: Option<Child>,
+    process: crate::cluster::HostProcess,
     instance: String,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -69,34 +68,20 @@ impl GraderProcess {
             .stderr(out)
             .spawn()
             .expect("start the grader host");
-        stop_at_exit(child.id());
         Self {
-            child: Some(child),
+            process: crate::cluster::HostProcess::new(child, log),
             instance,
-            log,
             _dir: dir,
         }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     /// SIGTERM, as Kubernetes stops a pod; waited for.
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling our own child.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
-            }
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for GraderProcess {
-    fn drop(&mut self) {
-        self.stop();
+        self.process.stop();
     }
 }
 

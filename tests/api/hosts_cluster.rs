@@ -61,6 +61,28 @@ fn hosts(db: &Path) -> HashMap<String, (String, i64, i64)> {
         .collect()
 }
 
+/// The cluster of three namespaces with their engines (made on first use).
+async fn up() -> &'static cluster::Cluster {
+    tokio::task::spawn_blocking(|| cluster::cluster(3))
+        .await
+        .unwrap()
+}
+
+/// One grader host in each namespace of `c`, registered as `{prefix}{k}` with `slots`,
+/// pulling from the host API on `port` of the service whose database is `db`.
+fn pool(
+    c: &cluster::Cluster,
+    db: &Path,
+    port: u16,
+    prefix: &str,
+    slots: usize,
+) -> Vec<cluster::HostProcess> {
+    c.hosts
+        .iter()
+        .map(|h| h.start_grader(port, &add_host(db, &format!("{prefix}{}", h.index)), slots))
+        .collect()
+}
+
 /// The in-process service grading only through hosts, on the bridge's address.
 async fn service(port: u16, lease_secs: u64, edx: Option<&StandIn>) -> TestApp {
     spawn_app_with(|s| {
@@ -131,17 +153,11 @@ async fn all_graded_once(
 async fn a_burst_from_ten_students_is_graded_once_each_over_three_hosts() {
     let _turn = cluster::TURN.lock().await;
     let want = expected().await;
-    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
-        .await
-        .unwrap();
+    let c = up().await;
     let edx = StandIn::start(&[]);
     let port = free_port();
     let app = service(port, 30, Some(&edx)).await;
-    let mut procs = Vec::new();
-    for h in &c.hosts {
-        let token = add_host(&app.db_path, &format!("net{}", h.index));
-        procs.push(h.start_grader(port, &token, 2));
-    }
+    let procs = pool(c, &app.db_path, port, "net", 2);
     let subs = burst(&app, "burst", 10, 6).await;
     assert_eq!(subs.len(), 60);
     all_graded_once(&app, &subs, &want, Duration::from_secs(900)).await;
@@ -195,16 +211,10 @@ async fn a_busy_host(db: &Path) -> String {
 async fn a_host_and_its_engine_killed_mid_burst_lose_nothing_and_charge_nothing() {
     let _turn = cluster::TURN.lock().await;
     let want = expected().await;
-    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
-        .await
-        .unwrap();
+    let c = up().await;
     let port = free_port();
     let app = service(port, 6, None).await;
-    let mut procs = Vec::new();
-    for h in &c.hosts {
-        let token = add_host(&app.db_path, &format!("kill{}", h.index));
-        procs.push(h.start_grader(port, &token, 2));
-    }
+    let mut procs = pool(c, &app.db_path, port, "kill", 2);
     let subs = burst(&app, "killed", 6, 3).await;
     let victim = a_busy_host(&app.db_path).await;
     let k: usize = victim.trim_start_matches("kill").parse().unwrap();
@@ -233,16 +243,10 @@ async fn a_host_and_its_engine_killed_mid_burst_lose_nothing_and_charge_nothing(
 async fn a_host_cut_off_past_its_lease_has_its_late_results_refused() {
     let _turn = cluster::TURN.lock().await;
     let want = expected().await;
-    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
-        .await
-        .unwrap();
+    let c = up().await;
     let port = free_port();
     let app = service(port, 3, None).await;
-    let mut procs = Vec::new();
-    for h in &c.hosts {
-        let token = add_host(&app.db_path, &format!("cut{}", h.index));
-        procs.push(h.start_grader(port, &token, 1));
-    }
+    let procs = pool(c, &app.db_path, port, "cut", 1);
     let subs = burst(&app, "cutoff", 4, 2).await;
     let victim = a_busy_host(&app.db_path).await;
     let k: usize = victim.trim_start_matches("cut").parse().unwrap();
@@ -285,9 +289,7 @@ async fn a_host_cut_off_past_its_lease_has_its_late_results_refused() {
 async fn the_service_restarted_under_the_hosts_leases_grades_each_once() {
     let _turn = cluster::TURN.lock().await;
     let want = expected().await;
-    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
-        .await
-        .unwrap();
+    let c = up().await;
     let dir = tempfile::tempdir().unwrap();
     let (port, hosts_port) = (free_port(), free_port());
     let extra = format!(
@@ -296,11 +298,7 @@ async fn the_service_restarted_under_the_hosts_leases_grades_each_once() {
     );
     let toml = ServiceProcess::toml(dir.path(), port, &hub().api_url, "unused", &extra);
     let mut service = ServiceProcess::start(dir.path(), port, &toml);
-    let mut procs = Vec::new();
-    for h in &c.hosts {
-        let token = add_host(&service.db_path, &format!("rs{}", h.index));
-        procs.push(h.start_grader(hosts_port, &token, 2));
-    }
+    let procs = pool(c, &service.db_path, hosts_port, "rs", 2);
     let http = reqwest::Client::new();
     let mut subs = Vec::new();
     for i in 0..12 {
@@ -357,9 +355,7 @@ async fn the_service_restarted_under_the_hosts_leases_grades_each_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_from_another_machine_is_refused_unless_allowed() {
     let _turn = cluster::TURN.lock().await;
-    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
-        .await
-        .unwrap();
+    let c = up().await;
     let port = free_port();
     let app = spawn_app_with(|s| {
         s.grading.workers = 0;
@@ -397,9 +393,7 @@ async fn plain_http_from_another_machine_is_refused_unless_allowed() {
 async fn a_flooding_host_gets_refusals_and_everyone_else_is_served() {
     let _turn = cluster::TURN.lock().await;
     let want = expected().await;
-    let c = tokio::task::spawn_blocking(|| cluster::cluster(3))
-        .await
-        .unwrap();
+    let c = up().await;
     let port = free_port();
     let app = service(port, 30, None).await;
     let token = add_host(&app.db_path, "honest");
@@ -425,7 +419,14 @@ async fn a_flooding_host_gets_refusals_and_everyone_else_is_served() {
                 ),
             };
             let oversize = body.len() > 16 * 1024 * 1024;
-            let code = http
+            // An oversize body on a connection of its own: the service closes it after
+            // its 413, and a pooled connection it closed must not carry the next request.
+            let client = if oversize {
+                reqwest::Client::new()
+            } else {
+                http.clone()
+            };
+            let code = client
                 .post(format!("{base}{path}"))
                 .bearer_auth(&bad)
                 .header("content-type", "application/json")
