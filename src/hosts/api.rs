@@ -224,15 +224,6 @@ async fn claim(
         version: claim.version.chars().take(64).collect(),
         images: claim.images.clone(),
     };
-    if host.state == HostState::Draining {
-        let name = host.name.clone();
-        api.db
-            .write(move |c| hosts::seen(c, &name, &seen, now_ms()))
-            .await?;
-        return Ok(StatusCode::NO_CONTENT.into_response());
-    }
-    // Recorded in the first look's write (one transaction per claim, not two).
-    let mut seen = Some(seen);
     let wait = Duration::from_secs(
         claim
             .wait_secs
@@ -241,6 +232,21 @@ async fn claim(
     );
     let deadline = Instant::now() + wait;
     let mut stopping = api.stopping.clone();
+    if host.state == HostState::Draining {
+        let name = host.name.clone();
+        api.db
+            .write(move |c| hosts::seen(c, &name, &seen, now_ms()))
+            .await?;
+        // Nothing for it, after the whole poll: a drained host's slots would otherwise
+        // ask again at once, in a loop.
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = stopping.changed() => {}
+        }
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    // Recorded in the first look's write (one transaction per claim, not two).
+    let mut seen = Some(seen);
     // What this host offers: its tags (given by staff) and the images it has; it is given
     // only jobs whose assignment needs no more.
     let offers: Vec<String> = host.tags.iter().chain(&claim.images).cloned().collect();

@@ -173,12 +173,22 @@ impl GraderHost {
             };
             // A claim in flight when the host stops is dropped: a job given to it in that
             // instant comes back to the queue when its lease runs out.
+            let asked = Instant::now();
             let answer = tokio::select! {
                 a = self.call("claim", &claim, Duration::from_secs(40)) => a,
                 _ = stop.changed() => break,
             };
             match answer {
-                Ok(r) if r.status() == StatusCode::NO_CONTENT => pause = Duration::from_secs(1),
+                Ok(r) if r.status() == StatusCode::NO_CONTENT => {
+                    pause = Duration::from_secs(1);
+                    // "Nothing" at once (a service that does not hold the poll): not a loop.
+                    if asked.elapsed() < pause {
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                }
                 Ok(r) => match r.json::<Work>().await {
                     Ok(work) => {
                         pause = Duration::from_secs(1);

@@ -359,10 +359,16 @@ async fn a_lease_is_the_only_way_to_a_grade_and_it_ends_with_expiry_takeover_or_
     assert_eq!(back["submission_id"].as_i64(), Some(id3));
     // A drained host gets nothing new but keeps what it holds.
     cli(&app.db_path, &["hosts", "drain", "h1"]);
-    assert_eq!(h1.heartbeat(&lease(&back)).await, 200);
     let dee = hub().user_token("leasedee", None).await;
     app.submit_ok(&dee, &nb).await;
-    assert_eq!(h1.claim().await.0, 204);
+    assert_eq!(h1.heartbeat(&lease(&back)).await, 200);
+    let t = Instant::now();
+    let short = json!({"slots": 1, "version": "test", "wait_secs": 1}).to_string();
+    assert_eq!(h1.post("claim", short).await.0, 204);
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "the drained host's poll is held"
+    );
     assert_eq!(h1.complete(&lease(&back), 2.0).await.0, 200);
     let v = app.wait_done(&cy, id3, Duration::from_secs(10)).await;
     assert_eq!(v["grade"]["score"], 2.0);
