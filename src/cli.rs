@@ -468,12 +468,7 @@ fn status(conn: &Connection, settings: &Settings) -> anyhow::Result<()> {
     ) {
         Ok(courses) => {
             let local = settings.grading.workers > 0;
-            let needs = |c: &str, s: &str, a: &str| {
-                courses
-                    .find(c, s, a)
-                    .ok()
-                    .map(|a| (a.needs(), a.local_ok()))
-            };
+            let needs = |c: &str, s: &str, a: &str| courses.grader_needs(c, s, a);
             for u in crate::db::hosts::unroutable(conn, now_ms(), local, needs)? {
                 println!(
                     "no grader can take {} queued job(s) of {}/{}/{} (oldest {}s): they need a \

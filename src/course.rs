@@ -272,6 +272,14 @@ impl CourseConfig {
         serde_json::to_string(&out).expect("strings serialise")
     }
 
+    /// What grading `course/section/assignment` needs of a grader host, and whether the
+    /// service's own workers may grade it ([`Assignment::needs`], [`Assignment::local_ok`]);
+    /// `None` for an assignment the config does not have. The form
+    /// `db::hosts::unroutable` asks for.
+    pub fn grader_needs(&self, c: &str, s: &str, a: &str) -> Option<(Vec<String>, bool)> {
+        self.find(c, s, a).ok().map(|a| (a.needs(), a.local_ok()))
+    }
+
     pub fn assignments(&self) -> impl Iterator<Item = (&str, &str, &str, &Assignment)> {
         self.courses.iter().flat_map(|(c, secs)| {
             secs.iter().flat_map(move |(s, asgs)| {

@@ -79,18 +79,16 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Resp
             "metrics are served to the monitoring system directly, not through the proxy".into(),
         ));
     }
-    let queue = app.db.read(db_staff::queue).await?;
     let (courses, local) = (app.courses.clone(), app.settings.grading.workers > 0);
-    let unroutable = app
+    let (queue, unroutable) = app
         .db
         .read(move |c| {
-            let needs = |c: &str, s: &str, a: &str| {
-                courses
-                    .find(c, s, a)
-                    .ok()
-                    .map(|a| (a.needs(), a.local_ok()))
-            };
-            crate::db::hosts::unroutable(c, crate::db::now_ms(), local, needs)
+            let needs = |c: &str, s: &str, a: &str| courses.grader_needs(c, s, a);
+            let now = crate::db::now_ms();
+            Ok((
+                db_staff::queue(c)?,
+                crate::db::hosts::unroutable(c, now, local, needs)?,
+            ))
         })
         .await?;
     let stuck = unroutable.iter().map(|u| u.jobs).sum();

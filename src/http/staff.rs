@@ -80,12 +80,7 @@ pub async fn overview(State(app): State<AppState>, staff: Staff) -> Result<Respo
     let (rows, queue, hosts, stuck) = app
         .db
         .read(move |c| {
-            let needs = |co: &str, s: &str, a: &str| {
-                config
-                    .find(co, s, a)
-                    .ok()
-                    .map(|a| (a.needs(), a.local_ok()))
-            };
+            let needs = |co: &str, s: &str, a: &str| config.grader_needs(co, s, a);
             let mut stuck = crate::db::hosts::unroutable(c, now_ms(), local, needs)?;
             stuck.retain(|u| courses.contains(&u.course));
             Ok((
