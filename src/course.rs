@@ -9,6 +9,13 @@
 //! `{"lti_block": "...", ...}` instead of a block id string): `time_limit_secs`,
 //! `memory_mb`, `cpus`, `pids`, `network`, `lti` (post to edX, default true when a block id
 //! is given), `post_score` (`latest` or `best`).
+//!
+//! LTI 1.3 (Assignment and Grade Services) instead of LTI 1.1, per section: the section
+//! names its platform under `lti13` (`issuer`, `client_id`, `deployment_id`, `token_url`,
+//! optional `audience`), and each assignment that posts names its line item, either
+//! directly (`"lineitem": "<URL>"`) or by the resource link the platform launches it from
+//! (`"resource_link_id": "..."`: the line item is then learned from a launch). See
+//! docs/lti13.md.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -65,14 +72,37 @@ enum RawAssignment {
     Full {
         #[serde(default)]
         lti_block: Option<String>,
+        /// LTI 1.3: the AGS line item's URL.
+        #[serde(default)]
+        lineitem: Option<String>,
+        /// LTI 1.3: the resource link the platform launches this assignment from.
+        #[serde(default)]
+        resource_link_id: Option<String>,
         #[serde(flatten)]
         overrides: Overrides,
     },
 }
 
+/// An LTI 1.3 platform, as a section names it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    issuer: String,
+    client_id: String,
+    #[serde(default)]
+    deployment_id: Option<String>,
+    token_url: String,
+    #[serde(default)]
+    audience: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct RawSection {
+    /// edX course id (LTI 1.1); may be empty in a section that posts with LTI 1.3.
+    #[serde(default)]
     course_id: String,
+    #[serde(default)]
+    lti13: Option<RawPlatform>,
     subpath_to_zips: String,
     /// The JupyterHub group whose members are this section's staff.
     #[serde(default)]
@@ -89,8 +119,10 @@ type RawConfig = BTreeMap<String, BTreeMap<String, RawSection>>;
 pub struct Assignment {
     /// edX course id, e.g. `BerkeleyX+Data8.1x+2026`.
     pub course_id: String,
-    /// The LTI block id, when scores are posted to edX for this assignment.
+    /// The LTI block id, when scores are posted to edX for this assignment (LTI 1.1).
     pub lti_block: Option<String>,
+    /// Where LTI 1.3 scores go, when this assignment posts with LTI 1.3 instead.
+    pub ags: Option<AgsTarget>,
     /// `{materials_root}/{subpath_to_zips}/{assignment}-autograder.zip`.
     pub autograder_zip: PathBuf,
     /// Which grade counts, when the course config overrides the global setting.
@@ -98,7 +130,34 @@ pub struct Assignment {
     overrides: Overrides,
 }
 
+/// An assignment's LTI 1.3 line item on its section's platform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgsTarget {
+    pub platform: std::sync::Arc<crate::ags::Platform>,
+    pub line: crate::ags::LineItemRef,
+}
+
+/// How an assignment's scores leave the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passback {
+    /// LTI 1.1 Basic Outcomes (`lti_block`).
+    Lti11,
+    /// LTI 1.3 Assignment and Grade Services (`lti13` and a line item).
+    Ags,
+}
+
 impl Assignment {
+    /// How this assignment's scores are posted, if they are.
+    pub fn passback(&self) -> Option<Passback> {
+        if self.ags.is_some() {
+            Some(Passback::Ags)
+        } else if self.lti_block.is_some() {
+            Some(Passback::Lti11)
+        } else {
+            None
+        }
+    }
+
     /// The assignment's own grader image, if its course config names one.
     pub fn image(&self) -> Option<&str> {
         self.overrides.image.as_deref()
@@ -315,12 +374,22 @@ fn check_known_keys(config: &serde_json::Value) -> Result<(), String> {
             known.join(", ")
         ))
     };
-    let section_keys: Vec<&str> = ["course_id", "subpath_to_zips", "assignments", "staff_group"]
+    let section_keys: Vec<&str> = [
+        "course_id",
+        "subpath_to_zips",
+        "assignments",
+        "staff_group",
+        "lti13",
+    ]
         .iter()
         .chain(OVERRIDE_KEYS)
         .copied()
         .collect();
-    let assignment_keys: Vec<&str> = ["lti_block"].iter().chain(OVERRIDE_KEYS).copied().collect();
+    let assignment_keys: Vec<&str> = ["lti_block", "lineitem", "resource_link_id"]
+        .iter()
+        .chain(OVERRIDE_KEYS)
+        .copied()
+        .collect();
     let Some(courses) = config.as_object() else {
         return Ok(()); // serde names the shape error
     };
@@ -356,7 +425,11 @@ fn resolve_section(
     s: RawSection,
     materials_root: &Path,
 ) -> Result<BTreeMap<String, Assignment>, String> {
-    if s.course_id.trim().is_empty() {
+    let platform = match &s.lti13 {
+        Some(p) => Some(std::sync::Arc::new(resolve_platform(at, p)?)),
+        None => None,
+    };
+    if s.course_id.trim().is_empty() && platform.is_none() {
         return Err(format!("key {at:?}.course_id: must not be empty"));
     }
     let sub = Path::new(&s.subpath_to_zips);
@@ -374,16 +447,40 @@ fn resolve_section(
     for (name, raw) in s.assignments {
         let at = format!("{at}.assignments.{name}");
         check_name("assignment", &name, &at)?;
-        let (block, own) = match raw {
-            RawAssignment::Block(b) => (Some(b), Overrides::default()),
+        let (block, line, own) = match raw {
+            RawAssignment::Block(b) => (Some(b), None, Overrides::default()),
             RawAssignment::Full {
                 lti_block,
+                lineitem,
+                resource_link_id,
                 overrides,
-            } => (lti_block, overrides),
+            } => {
+                let line = resolve_line(&at, lineitem, resource_link_id)?;
+                (lti_block, line, overrides)
+            }
         };
         check_post_score(&at, &own)?;
         let overrides = own.or(&s.overrides);
-        let lti_block = block.filter(|b| !b.trim().is_empty() && overrides.lti != Some(false));
+        let posts = overrides.lti != Some(false);
+        let lti_block = block.filter(|b| !b.trim().is_empty() && posts);
+        let ags = match (&platform, line) {
+            (Some(platform), Some(line)) if posts => Some(AgsTarget {
+                platform: platform.clone(),
+                line,
+            }),
+            (None, Some(_)) => {
+                return Err(format!(
+                    "key {at:?}: a line item needs the section's \"lti13\" platform"
+                ));
+            }
+            _ => None,
+        };
+        if ags.is_some() && lti_block.is_some() {
+            return Err(format!(
+                "key {at:?}: both an LTI 1.1 lti_block and an LTI 1.3 line item; \
+                 an assignment posts one way"
+            ));
+        }
         let autograder_zip = materials_root
             .join(sub)
             .join(format!("{name}-autograder.zip"));
@@ -392,6 +489,7 @@ fn resolve_section(
             Assignment {
                 course_id: s.course_id.clone(),
                 lti_block,
+                ags,
                 autograder_zip,
                 post_score: overrides.post_score.as_deref().and_then(|p| p.parse().ok()),
                 overrides,
@@ -399,6 +497,54 @@ fn resolve_section(
         );
     }
     Ok(out)
+}
+
+/// A section's `lti13` platform, checked.
+fn resolve_platform(at: &str, p: &RawPlatform) -> Result<crate::ags::Platform, String> {
+    let at = format!("{at}.lti13");
+    let nonempty = |key: &str, v: &str| {
+        if v.trim().is_empty() {
+            Err(format!("key {at:?}.{key}: must not be empty"))
+        } else {
+            Ok(())
+        }
+    };
+    nonempty("issuer", &p.issuer)?;
+    nonempty("client_id", &p.client_id)?;
+    let token_url = crate::ags::parse_http_url(&p.token_url)
+        .map_err(|e| format!("key {at:?}.token_url: {e}"))?;
+    Ok(crate::ags::Platform {
+        issuer: p.issuer.clone(),
+        client_id: p.client_id.clone(),
+        deployment_id: p.deployment_id.clone().filter(|d| !d.is_empty()),
+        audience: p
+            .audience
+            .clone()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| token_url.to_string()),
+        token_url,
+    })
+}
+
+/// An assignment's line item: a URL, or the resource link to learn it from.
+fn resolve_line(
+    at: &str,
+    lineitem: Option<String>,
+    resource_link_id: Option<String>,
+) -> Result<Option<crate::ags::LineItemRef>, String> {
+    match (lineitem, resource_link_id) {
+        (Some(_), Some(_)) => Err(format!(
+            "key {at:?}: give either lineitem or resource_link_id, not both"
+        )),
+        (Some(url), None) => crate::ags::parse_http_url(&url)
+            .map(|u| Some(crate::ags::LineItemRef::Url(u)))
+            .map_err(|e| format!("key {at:?}.lineitem: {e}")),
+        (None, Some(id)) if id.trim().is_empty() => Err(format!(
+            "key {at:?}.resource_link_id: must not be empty"
+        )),
+        (None, Some(id)) => Ok(Some(crate::ags::LineItemRef::ResourceLink(id))),
+        (None, None) => Ok(None),
+    }
 }
 
 fn check_post_score(at: &str, o: &Overrides) -> Result<(), String> {

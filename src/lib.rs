@@ -1,5 +1,6 @@
 //! otter-service: a JupyterHub-authenticated Jupyter notebook autograding service.
 
+pub mod ags;
 pub mod app;
 pub mod cli;
 pub mod course;

@@ -187,7 +187,7 @@ impl OutcomesClient for EdxOutcomesClient {
 }
 
 /// The start of an answer, on one line, for an error message.
-fn excerpt(answer: &str) -> String {
+pub fn excerpt(answer: &str) -> String {
     let one_line = answer.split_whitespace().collect::<Vec<_>>().join(" ");
     match one_line.char_indices().nth(EXCERPT_CHARS) {
         Some((cut, _)) => format!("{}...", &one_line[..cut]),

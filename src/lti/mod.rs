@@ -32,7 +32,7 @@ use url::Url;
 
 use crate::secret::Secret;
 
-pub use client::{EdxOutcomesClient, SignedRequest};
+pub use client::{EdxOutcomesClient, SignedRequest, excerpt};
 
 /// How to reach edX. Built once from settings.
 #[derive(Clone, Debug)]
