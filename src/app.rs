@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+use crate::ags::{AuthStates, HttpAgsClient, TokenStore, ToolKeys};
 use crate::course::CourseConfig;
 use crate::db::states::JobKind;
 use crate::db::{Db, jobs, now_ms, retention};
@@ -20,7 +21,7 @@ use crate::hosts::api::HostApi;
 pub use crate::http::{App, AppState};
 use crate::jobs::checks::AutograderChecks;
 use crate::jobs::grade::{GradeJob, GradeJobConfig};
-use crate::jobs::post_score::PostScoreJob;
+use crate::jobs::post_score::{AgsPoster as PostAgs, PostScoreJob};
 use crate::jupyterhub::{Auth, HubApi, HubClient};
 use crate::lti::{EdxOutcomesClient, LtiConfig, OutcomesClient};
 use crate::queue::worker;
@@ -33,6 +34,8 @@ pub struct Service {
     /// The grader hosts' listener (`hosts.bind`), bound with the students'.
     hosts_listener: Option<TcpListener>,
     outcomes: Option<Arc<dyn OutcomesClient>>,
+    /// LTI 1.3: the client and where launches are read from.
+    ags: Option<(Arc<HttpAgsClient>, Arc<dyn HubApi>)>,
 }
 
 impl Service {
@@ -65,6 +68,20 @@ impl Service {
         }
         let db = Db::open(&settings.database.path)
             .with_context(|| format!("opening database {}", settings.database.path.display()))?;
+        let tool_keys = tool_keys(&settings, &courses)?;
+        let ags = match &tool_keys {
+            Some(keys) => {
+                let store: Arc<dyn TokenStore> = Arc::new(DbTokens(db.clone()));
+                let client = HttpAgsClient::new(
+                    keys.clone(),
+                    Some(store),
+                    Duration::from_secs(settings.lti13.timeout_secs),
+                )
+                .context("lti13")?;
+                Some((Arc::new(client), hub.clone()))
+            }
+            None => None,
+        };
         let requeued = db.write(|c| jobs::requeue_expired(c, now_ms())).await?;
         let depth = db.read(|c| jobs::depth(c, JobKind::Grade)).await?;
         if requeued > 0 {
@@ -103,6 +120,7 @@ impl Service {
         );
         let app = Arc::new(App {
             lti_enabled: outcomes.is_some(),
+            tool_keys,
             settings,
             db,
             courses: Arc::new(courses),
@@ -117,6 +135,7 @@ impl Service {
             listener,
             hosts_listener,
             outcomes,
+            ags,
         })
     }
 
@@ -212,6 +231,7 @@ impl Service {
                 limits: default_limits(s),
                 retry_base: Duration::from_secs(s.grading.retry_base_secs),
                 lti_enabled: self.app.lti_enabled,
+                ags_enabled: self.ags.is_some(),
                 post_horizon: Duration::from_secs(s.lti.retry_horizon_secs),
             },
             post_notify: post_notify.clone(),
@@ -231,10 +251,16 @@ impl Service {
             pool(s.grading.workers),
             stop.clone(),
         );
-        if let Some(client) = &self.outcomes {
+        if self.outcomes.is_some() || self.ags.is_some() {
+            let ags = self.ags.as_ref().map(|(client, hub)| PostAgs {
+                client: client.clone(),
+                auth_states: Arc::new(HubAuthStates(hub.clone())),
+                launch_wait: Duration::from_secs(s.lti.launch_wait_secs),
+            });
             let post = Arc::new(PostScoreJob {
                 db: db.clone(),
-                client: client.clone(),
+                client: self.outcomes.clone(),
+                ags,
                 courses: self.app.courses.clone(),
                 default_policy: s.lti.post_score,
                 retry_base: Duration::from_secs(s.grading.retry_base_secs),
@@ -343,6 +369,70 @@ pub fn instance_id(s: &Settings) -> String {
     let db = std::path::absolute(&s.database.path).unwrap_or_else(|_| s.database.path.clone());
     let digest = sha2::Sha256::digest(format!("{}\n{}", host.trim(), db.display()));
     hex::encode(&digest[..6])
+}
+
+/// The LTI 1.3 tool keys when `lti13.private_key_file` is set; an error when a course
+/// config section asks for LTI 1.3 without them (its scores could never be posted).
+fn tool_keys(s: &Settings, courses: &CourseConfig) -> anyhow::Result<Option<Arc<ToolKeys>>> {
+    let wants = courses
+        .assignments()
+        .find(|(_, _, _, a)| a.ags.is_some())
+        .map(|(c, sec, _, _)| format!("{c}.{sec}"));
+    let Some(file) = &s.lti13.private_key_file else {
+        if let Some(at) = wants {
+            anyhow::bail!(
+                "course config section {at:?} posts with LTI 1.3 (lti13), but \
+                 lti13.private_key_file is not set: make a key with \
+                 `otter-service lti13 new-key FILE` (docs/lti13.md)"
+            );
+        }
+        return Ok(None);
+    };
+    let keys = ToolKeys::load(file, &s.lti13.retired_key_files)
+        .map_err(|e| anyhow::anyhow!("lti13.private_key_file: {e}"))?;
+    tracing::info!(
+        kid = keys.kid(),
+        keys = keys.jwks().keys.len(),
+        "LTI 1.3 tool keys loaded"
+    );
+    Ok(Some(Arc::new(keys)))
+}
+
+/// Platform access tokens kept in the database.
+struct DbTokens(Db);
+
+#[async_trait::async_trait]
+impl TokenStore for DbTokens {
+    async fn load(&self, key: &str) -> Option<(crate::secret::Secret, i64)> {
+        let key = key.to_string();
+        let found = self
+            .0
+            .read(move |c| crate::db::lti13::token(c, &key))
+            .await
+            .ok()??;
+        Some((crate::secret::Secret::new(found.0), found.1))
+    }
+
+    async fn save(&self, key: &str, token: &crate::secret::Secret, expires_ms: i64) {
+        let (key, token) = (key.to_string(), token.expose().to_string());
+        let saved = self
+            .0
+            .write(move |c| crate::db::lti13::save_token(c, &key, &token, expires_ms))
+            .await;
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "could not keep the platform's access token");
+        }
+    }
+}
+
+/// The Hub users' auth state, for LTI 1.3 launches.
+struct HubAuthStates(Arc<dyn HubApi>);
+
+#[async_trait::async_trait]
+impl AuthStates for HubAuthStates {
+    async fn auth_state(&self, hub_user: &str) -> Result<Option<serde_json::Value>, String> {
+        self.0.auth_state(hub_user).await.map_err(|e| e.to_string())
+    }
 }
 
 /// The edX client when LTI credentials are configured.

@@ -56,6 +56,11 @@ pub enum Command {
         #[command(subcommand)]
         command: HostsCommand,
     },
+    /// LTI 1.3 tool keys (docs/lti13.md).
+    Lti13 {
+        #[command(subcommand)]
+        command: Lti13Command,
+    },
     /// Run a grader host: pull jobs from a service and grade them on this machine's
     /// Docker engine (its own settings file; not the service's `--config`).
     Grader {
@@ -83,6 +88,16 @@ pub enum HostsCommand {
     /// Refuse a host's token from now on; its jobs go back to the queue at once and its
     /// results are refused.
     Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Lti13Command {
+    /// Write a new 2048-bit RSA private key (PEM, mode 0600) for `lti13.private_key_file`,
+    /// and print its kid. Refuses to overwrite a file.
+    NewKey { file: PathBuf },
+    /// Print the public key set the service serves at `{prefix}lti13/jwks.json` (for a
+    /// platform that wants the key pasted instead of fetched).
+    Jwks,
 }
 
 /// Which submissions or grades a command applies to.
@@ -178,7 +193,38 @@ fn run_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Timeline { submission } => timeline(&open_read_only(&path)?, submission),
         Command::Backup { output } => backup(&open_read_only(&path)?, &output),
         Command::Hosts { command } => hosts(&open_write(&path)?, command),
+        Command::Lti13 { command } => lti13(&settings, command),
         Command::Grader { .. } => unreachable!("handled before the service's settings"),
+    }
+}
+
+fn lti13(settings: &Settings, command: Lti13Command) -> anyhow::Result<()> {
+    use crate::ags::ToolKeys;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match command {
+        Lti13Command::NewKey { file } => {
+            let pem = crate::ags::keys::generate_pem().map_err(anyhow::Error::msg)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&file)
+                .with_context(|| format!("creating {} (it must not exist)", file.display()))?;
+            f.write_all(pem.as_bytes())?;
+            let keys = ToolKeys::from_pems(pem.as_bytes(), &[]).map_err(anyhow::Error::msg)?;
+            println!("wrote {} (kid {})", file.display(), keys.kid());
+            Ok(())
+        }
+        Lti13Command::Jwks => {
+            let Some(file) = &settings.lti13.private_key_file else {
+                anyhow::bail!("lti13.private_key_file is not set");
+            };
+            let keys = ToolKeys::load(file, &settings.lti13.retired_key_files)
+                .map_err(anyhow::Error::msg)?;
+            println!("{}", serde_json::to_string_pretty(keys.jwks())?);
+            Ok(())
+        }
     }
 }
 

@@ -381,10 +381,10 @@ fn check_known_keys(config: &serde_json::Value) -> Result<(), String> {
         "staff_group",
         "lti13",
     ]
-        .iter()
-        .chain(OVERRIDE_KEYS)
-        .copied()
-        .collect();
+    .iter()
+    .chain(OVERRIDE_KEYS)
+    .copied()
+    .collect();
     let assignment_keys: Vec<&str> = ["lti_block", "lineitem", "resource_link_id"]
         .iter()
         .chain(OVERRIDE_KEYS)
@@ -539,9 +539,9 @@ fn resolve_line(
         (Some(url), None) => crate::ags::parse_http_url(&url)
             .map(|u| Some(crate::ags::LineItemRef::Url(u)))
             .map_err(|e| format!("key {at:?}.lineitem: {e}")),
-        (None, Some(id)) if id.trim().is_empty() => Err(format!(
-            "key {at:?}.resource_link_id: must not be empty"
-        )),
+        (None, Some(id)) if id.trim().is_empty() => {
+            Err(format!("key {at:?}.resource_link_id: must not be empty"))
+        }
         (None, Some(id)) => Ok(Some(crate::ags::LineItemRef::ResourceLink(id))),
         (None, None) => Ok(None),
     }

@@ -23,7 +23,33 @@ pub struct Settings {
     pub grading: GradingSettings,
     pub docker: DockerSettings,
     pub lti: LtiSettings,
+    pub lti13: Lti13Settings,
     pub hosts: HostsSettings,
+}
+
+/// Posting scores with LTI 1.3 Assignment and Grade Services (docs/lti13.md). The
+/// platforms are named in the course config (`lti13` of a section); these are the tool's
+/// own keys. Retries, horizon and the score policy are `[lti]`'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lti13Settings {
+    /// The tool's RSA private key (PEM; `otter-service lti13 new-key FILE` makes one).
+    /// Default: none (no LTI 1.3; a course config that asks for it stops the service).
+    pub private_key_file: Option<PathBuf>,
+    /// Keys being rotated out: still in the served key set, never used to sign.
+    pub retired_key_files: Vec<PathBuf>,
+    /// HTTP timeout for one token request or score post, in seconds. Default 20.
+    pub timeout_secs: u64,
+}
+
+impl Default for Lti13Settings {
+    fn default() -> Self {
+        Self {
+            private_key_file: None,
+            retired_key_files: Vec::new(),
+            timeout_secs: 20,
+        }
+    }
 }
 
 /// The grader hosts' door (docs/grader-hosts.md): a listener of its own, apart from the
@@ -460,6 +486,9 @@ pub struct LtiSettings {
     pub timeout_secs: u64,
     /// Longest wait between two tries of a post, in seconds. Default 1800.
     pub retry_max_secs: u64,
+    /// LTI 1.3: how often a post that waits for the student's first launch from the
+    /// platform looks again, in seconds (within `retry_horizon_secs`). Default 300.
+    pub launch_wait_secs: u64,
 }
 
 impl Default for LtiSettings {
@@ -473,6 +502,7 @@ impl Default for LtiSettings {
             retry_horizon_secs: 86_400,
             timeout_secs: 20,
             retry_max_secs: 1800,
+            launch_wait_secs: 300,
         }
     }
 }

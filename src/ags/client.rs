@@ -95,7 +95,10 @@ impl HttpAgsClient {
             .into_token(now)
     }
 
-    async fn read(&self, mut response: reqwest::Response) -> Result<(String, Option<u64>), AgsError> {
+    async fn read(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<(String, Option<u64>), AgsError> {
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)

@@ -33,7 +33,10 @@ fn the_assertion_is_signed_with_the_served_key_and_names_the_platform() {
     let header = decode_header(&jwt).unwrap();
     assert_eq!(header.kid.as_deref(), Some(keys.kid()));
     // Verify with the public key as a platform gets it: from the served key set.
-    let jwk = keys.jwks().find(keys.kid()).expect("the signing key is in the set");
+    let jwk = keys
+        .jwks()
+        .find(keys.kid())
+        .expect("the signing key is in the set");
     let mut v = Validation::new(jsonwebtoken::Algorithm::RS256);
     v.set_audience(&[p.token_url.as_str()]);
     v.validate_exp = false;
@@ -42,12 +45,17 @@ fn the_assertion_is_signed_with_the_served_key_and_names_the_platform() {
         .claims;
     assert_eq!(claims["iss"], "client-1");
     assert_eq!(claims["sub"], "client-1");
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 300);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300
+    );
     let other = client_assertion(&keys, &p, 1_700_000_000).unwrap();
-    let jti = |t: &str| decode::<serde_json::Value>(t, &DecodingKey::from_jwk(jwk).unwrap(), &v)
-        .unwrap()
-        .claims["jti"]
-        .clone();
+    let jti = |t: &str| {
+        decode::<serde_json::Value>(t, &DecodingKey::from_jwk(jwk).unwrap(), &v)
+            .unwrap()
+            .claims["jti"]
+            .clone()
+    };
     assert_ne!(jti(&jwt), jti(&other), "every assertion has its own jti");
     // A key not in the set does not verify it (a tampered set is useless to a forger).
     let stranger = keys_set_of(&generate_pem().unwrap());
@@ -70,7 +78,11 @@ fn rotation_serves_old_and_new_and_signs_with_the_new() {
     assert_eq!(during.jwks().keys.len(), 2);
     assert!(during.jwks().find(before.kid()).is_some());
     assert_ne!(during.kid(), before.kid());
-    assert_eq!(during.kid(), keys_set_of(&new).kid(), "kid is the key's own thumbprint");
+    assert_eq!(
+        during.kid(),
+        keys_set_of(&new).kid(),
+        "kid is the key's own thumbprint"
+    );
     let served = serde_json::to_value(during.jwks()).unwrap();
     assert!(
         !served.to_string().contains("\"d\""),
@@ -83,8 +95,11 @@ fn rotation_serves_old_and_new_and_signs_with_the_new() {
 
 #[test]
 fn bad_key_files_are_refused_without_printing_them() {
-    let e = ToolKeys::from_pems(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n", &[])
-        .unwrap_err();
+    let e = ToolKeys::from_pems(
+        b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n",
+        &[],
+    )
+    .unwrap_err();
     assert!(e.contains("not an RSA private key"), "{e}");
     assert!(!e.contains("not a key"), "{e}");
 }
@@ -119,7 +134,10 @@ fn the_score_goes_to_the_line_items_scores_with_points_and_millisecond_time() {
             score_maximum: max,
             ..score(1)
         };
-        assert!(matches!(bad.body(), Err(AgsError::InvalidPost(_))), "{given}/{max}");
+        assert!(
+            matches!(bad.body(), Err(AgsError::InvalidPost(_))),
+            "{given}/{max}"
+        );
     }
 }
 
@@ -137,7 +155,10 @@ fn answers_are_classified_like_the_lti_1_1_posts() {
     for s in [400, 403, 404, 409, 422] {
         assert!(!status(s).is_transient(), "{s}");
     }
-    assert_eq!(status(429).retry_after(), Some(std::time::Duration::from_secs(3)));
+    assert_eq!(
+        status(429).retry_after(),
+        Some(std::time::Duration::from_secs(3))
+    );
     let refused = AgsError::TokenRefused {
         status: 400,
         body: "invalid_client".into(),
@@ -164,15 +185,33 @@ fn a_launch_counts_only_for_its_own_platform() {
         s[k] = v;
         Launch::from_auth_state(&s, &p)
     };
-    assert!(matches!(with("iss", json!("https://evil.example")), Err(NoLaunch::OtherPlatform(_))));
-    assert!(matches!(with("aud", json!("client-2")), Err(NoLaunch::OtherPlatform(_))));
     assert!(matches!(
-        with("https://purl.imsglobal.org/spec/lti/claim/deployment_id", json!("2")),
+        with("iss", json!("https://evil.example")),
         Err(NoLaunch::OtherPlatform(_))
     ));
-    assert!(matches!(with("sub", json!("")), Err(NoLaunch::Malformed(_))));
-    assert_eq!(Launch::from_auth_state(&json!(null), &p), Err(NoLaunch::Missing));
-    assert_eq!(Launch::from_auth_state(&json!({}), &p), Err(NoLaunch::Missing));
+    assert!(matches!(
+        with("aud", json!("client-2")),
+        Err(NoLaunch::OtherPlatform(_))
+    ));
+    assert!(matches!(
+        with(
+            "https://purl.imsglobal.org/spec/lti/claim/deployment_id",
+            json!("2")
+        ),
+        Err(NoLaunch::OtherPlatform(_))
+    ));
+    assert!(matches!(
+        with("sub", json!("")),
+        Err(NoLaunch::Malformed(_))
+    ));
+    assert_eq!(
+        Launch::from_auth_state(&json!(null), &p),
+        Err(NoLaunch::Missing)
+    );
+    assert_eq!(
+        Launch::from_auth_state(&json!({}), &p),
+        Err(NoLaunch::Missing)
+    );
 }
 
 #[derive(Default)]
@@ -199,18 +238,49 @@ async fn one_token_serves_many_posts_and_survives_a_restart() {
     };
     let cache = TokenCache::new(Some(store.clone()));
     for _ in 0..5 {
-        assert_eq!(cache.get("k", 1000, None, fetch).await.unwrap().expose(), "t0");
+        assert_eq!(
+            cache.get("k", 1000, None, fetch).await.unwrap().expose(),
+            "t0"
+        );
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
     // A new process: the stored token, no request.
     let restarted = TokenCache::new(Some(store.clone()));
-    assert_eq!(restarted.get("k", 2000, None, fetch).await.unwrap().expose(), "t0");
+    assert_eq!(
+        restarted
+            .get("k", 2000, None, fetch)
+            .await
+            .unwrap()
+            .expose(),
+        "t0"
+    );
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
     // Refused (401): a new one, and the refused one never again.
     let refused = Secret::new("t0");
-    assert_eq!(restarted.get("k", 3000, Some(&refused), fetch).await.unwrap().expose(), "t1");
-    assert_eq!(restarted.get("k", 3000, None, fetch).await.unwrap().expose(), "t1");
+    assert_eq!(
+        restarted
+            .get("k", 3000, Some(&refused), fetch)
+            .await
+            .unwrap()
+            .expose(),
+        "t1"
+    );
+    assert_eq!(
+        restarted
+            .get("k", 3000, None, fetch)
+            .await
+            .unwrap()
+            .expose(),
+        "t1"
+    );
     // Within a minute of its expiry: a new one.
-    assert_eq!(restarted.get("k", 9_950_000, None, fetch).await.unwrap().expose(), "t2");
+    assert_eq!(
+        restarted
+            .get("k", 9_950_000, None, fetch)
+            .await
+            .unwrap()
+            .expose(),
+        "t2"
+    );
     assert_eq!(store.1.load(Ordering::SeqCst), 3);
 }

@@ -92,11 +92,14 @@ impl TokenAnswer {
     }
 }
 
+/// One platform's token and when it expires (ms), behind its own lock.
+type Slot = Arc<Mutex<Option<(Secret, i64)>>>;
+
 /// Tokens per platform: in memory, backed by a [`TokenStore`]; one request at a time per
 /// platform, so a burst of posts shares one token.
 pub struct TokenCache {
     store: Option<Arc<dyn TokenStore>>,
-    slots: std::sync::Mutex<HashMap<String, Arc<Mutex<Option<(Secret, i64)>>>>>,
+    slots: std::sync::Mutex<HashMap<String, Slot>>,
 }
 
 impl TokenCache {
@@ -107,7 +110,7 @@ impl TokenCache {
         }
     }
 
-    fn slot(&self, key: &str) -> Arc<Mutex<Option<(Secret, i64)>>> {
+    fn slot(&self, key: &str) -> Slot {
         self.slots
             .lock()
             .expect("token slots")

@@ -164,6 +164,42 @@ ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX jobs_waiting_by_class ON jobs (kind, priority, user, run_at, id)
     WHERE state = 'queued';
 "#,
+    r#"
+-- LTI 1.3: what the service learned from the launches the platforms signed (read from
+-- the Hub's auth state): each Hub user's platform id (sub) per platform, and the line
+-- item of each resource link.
+CREATE TABLE lti13_users (
+    hub_user   TEXT NOT NULL,
+    issuer     TEXT NOT NULL,
+    client_id  TEXT NOT NULL,
+    sub        TEXT NOT NULL,
+    seen_at    INTEGER NOT NULL,
+    PRIMARY KEY (hub_user, issuer, client_id)
+);
+CREATE TABLE lti13_lineitems (
+    issuer           TEXT NOT NULL,
+    client_id        TEXT NOT NULL,
+    resource_link_id TEXT NOT NULL,
+    lineitem         TEXT NOT NULL,
+    seen_at          INTEGER NOT NULL,
+    PRIMARY KEY (issuer, client_id, resource_link_id)
+);
+-- The newest score timestamp sent (or about to be sent) per line item and platform user:
+-- the next post's is always later, even after a post whose answer never came.
+CREATE TABLE ags_stamps (
+    lineitem  TEXT NOT NULL,
+    user_id   TEXT NOT NULL,
+    stamp_ms  INTEGER NOT NULL,
+    PRIMARY KEY (lineitem, user_id)
+);
+-- Each platform's access token until it expires, so a restart does not ask again.
+-- A bearer secret: never logged, never shown; it lives about an hour.
+CREATE TABLE ags_tokens (
+    platform    TEXT PRIMARY KEY,
+    token       TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Bring the schema to the newest version.

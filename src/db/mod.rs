@@ -14,6 +14,7 @@ pub mod events;
 pub mod grades;
 pub mod hosts;
 pub mod jobs;
+pub mod lti13;
 mod migrations;
 pub mod retention;
 pub mod scores;

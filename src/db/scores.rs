@@ -23,6 +23,9 @@ pub struct Counted {
     pub grade_id: i64,
     pub submission_id: i64,
     pub fraction: f64,
+    /// Points scored and possible (LTI 1.3 posts points; LTI 1.1 the fraction).
+    pub score: f64,
+    pub max_score: f64,
     /// The newest grade id of the student's assignment when this was read: grades up to
     /// it were considered.
     pub newest_grade_id: i64,
@@ -54,7 +57,7 @@ pub fn counted(
     policy: ScorePolicy,
 ) -> Result<Option<Counted>, DbError> {
     let sql = format!(
-        "SELECT g.id, s.id, g.fraction,
+        "SELECT g.id, s.id, g.fraction, g.score, g.max_score,
                 (SELECT MAX(g2.id) FROM grades g2 JOIN submissions s ON s.id = g2.submission_id
                   WHERE {SAME_STUDENT})
          FROM grades g JOIN submissions s ON s.id = g.submission_id
@@ -70,7 +73,9 @@ pub fn counted(
                     grade_id: r.get(0)?,
                     submission_id: r.get(1)?,
                     fraction: r.get(2)?,
-                    newest_grade_id: r.get(3)?,
+                    score: r.get(3)?,
+                    max_score: r.get(4)?,
+                    newest_grade_id: r.get(5)?,
                 })
             },
         )

@@ -38,6 +38,7 @@ pub fn router(app: AppState) -> Router {
         .route(&format!("{p}oauth_callback"), get(auth::oauth_callback))
         .route(&format!("{p}logout"), get(auth::logout))
         .route(&format!("{p}healthz"), get(health))
+        .route(&format!("{p}lti13/jwks.json"), get(jwks))
         .route(&format!("{p}staff"), get(staff::overview))
         .route(
             &format!("{p}staff/assignments/{{course}}/{{section}}/{{assignment}}"),
@@ -68,6 +69,25 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// `GET {prefix}lti13/jwks.json`: the tool's public key set (LTI 1.3 platforms check our
+/// client assertions against it). Public: it holds public keys only.
+async fn jwks(State(app): State<AppState>) -> Result<Response, ApiError> {
+    // Not configured: 404 (no key set to offer).
+    let Some(keys) = &app.tool_keys else {
+        return Err(ApiError::NotFound);
+    };
+    let body = serde_json::to_string(keys.jwks()).map_err(anyhow::Error::from)?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            // Short: a rotation reaches platforms that cache the set within minutes.
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /metrics`: Prometheus metrics, for the monitoring system that scrapes the pod

@@ -26,6 +26,8 @@ pub struct App {
     pub grade_notify: Arc<Notify>,
     /// Whether scores are posted to edX.
     pub lti_enabled: bool,
+    /// The LTI 1.3 tool keys, when configured: their public set is served.
+    pub tool_keys: Option<Arc<crate::ags::ToolKeys>>,
     /// Grade jobs waiting or running: refreshed from the database every half second and
     /// counted up by each accepted submission in between, so the backpressure check costs
     /// nothing per request (counting 10,000 rows per submission would).

@@ -30,10 +30,23 @@ use crate::queue::worker::{Attempt, Job, backoff};
 pub struct GradeJobConfig {
     pub limits: SandboxLimits,
     pub retry_base: Duration,
-    /// Whether scores are posted to edX at all (LTI credentials configured).
+    /// Whether scores are posted with LTI 1.1 at all (edX credentials configured).
     pub lti_enabled: bool,
+    /// Whether scores are posted with LTI 1.3 at all (the tool's key configured).
+    pub ags_enabled: bool,
     /// How long a post keeps being retried.
     pub post_horizon: Duration,
+}
+
+impl GradeJobConfig {
+    /// Whether `a`'s grades are posted: it names where, and that way is configured.
+    pub fn posts_for(&self, a: &crate::course::Assignment) -> bool {
+        match a.passback() {
+            Some(crate::course::Passback::Lti11) => self.lti_enabled,
+            Some(crate::course::Passback::Ags) => self.ags_enabled,
+            None => false,
+        }
+    }
 }
 
 /// Grades submissions.
@@ -110,7 +123,7 @@ impl GradeJob {
             section: sub.section,
             assignment: sub.assignment,
         };
-        let post = self.config.lti_enabled && assignment.lti_block.is_some();
+        let post = self.config.posts_for(assignment);
         Ok((request, names, post))
     }
 
@@ -160,11 +173,9 @@ impl GradeJob {
 
     /// Whether grades of `names`' assignment are posted to edX.
     pub fn posts(&self, names: &AssignmentNames) -> bool {
-        self.config.lti_enabled
-            && self
-                .courses
-                .find(&names.course, &names.section, &names.assignment)
-                .is_ok_and(|a| a.lti_block.is_some())
+        self.courses
+            .find(&names.course, &names.section, &names.assignment)
+            .is_ok_and(|a| self.config.posts_for(a))
     }
 
     /// Metrics of a stored grade: its outcome and how long each phase took.

@@ -51,6 +51,13 @@ pub trait HubApi: Send + Sync + 'static {
     /// User `name`'s admin flag and groups, read with the service's own token (which
     /// needs the `read:users` scope); `None` when the Hub has no such user.
     async fn standing(&self, name: &str) -> Result<Option<UserStanding>, HubError>;
+    /// User `name`'s auth state (what the Hub's authenticator kept of the login: an LTI
+    /// 1.3 launch's claims), read with the service's own token (which needs the
+    /// `admin:auth_state` scope); `None` when the Hub has no such user or no auth state.
+    async fn auth_state(&self, name: &str) -> Result<Option<serde_json::Value>, HubError> {
+        let _ = name;
+        Ok(None)
+    }
 }
 
 /// The real Hub over HTTP.
@@ -127,6 +134,19 @@ impl HubApi for HubClient {
         let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
         let path = format!("/users/{name}");
         self.get_model(&path, &self.client_secret, &[404]).await
+    }
+
+    async fn auth_state(&self, name: &str) -> Result<Option<serde_json::Value>, HubError> {
+        #[derive(Deserialize)]
+        struct WithAuthState {
+            #[serde(default)]
+            auth_state: Option<serde_json::Value>,
+        }
+        let name = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        let path = format!("/users/{name}");
+        let user: Option<WithAuthState> =
+            self.get_model(&path, &self.client_secret, &[404]).await?;
+        Ok(user.and_then(|u| u.auth_state).filter(|s| !s.is_null()))
     }
 
     async fn exchange_code(&self, code: &str) -> Result<Secret, HubError> {
