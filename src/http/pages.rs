@@ -63,7 +63,17 @@ pub async fn detail(
     if wants_json(&headers) {
         return Ok(axum::Json(view).into_response());
     }
-    Ok(Html(detail_page(&nav(&app, &user.name), &view)).into_response())
+    // LTI 1.3 platforms are not only edX: name the gradebook, not a vendor.
+    let lms = match app
+        .courses
+        .find(&view.course, &view.section, &view.assignment)
+        .ok()
+        .and_then(|a| a.passback())
+    {
+        Some(crate::course::Passback::Ags) => "your course's gradebook",
+        _ => "edX",
+    };
+    Ok(Html(detail_page(&nav(&app, &user.name), &view, lms)).into_response())
 }
 
 /// Submission `id` as its owner `user` sees it, with its queue place and URL; anyone
@@ -290,32 +300,32 @@ fn list_page(nav: &Nav<'_>, views: &[SubmissionView], xsrf: &str) -> String {
     layout(nav, "Your submissions", body)
 }
 
-/// What edX holds of a grade, in words.
-fn edx_sentence(g: &GradeView) -> String {
+/// What the LMS (`lms`: edX, or an LTI 1.3 course's gradebook) holds of a grade, in words.
+fn edx_sentence(g: &GradeView, lms: &str) -> String {
     match g.post_state {
-        PostState::Posted => "Your score has reached edX.".to_string(),
+        PostState::Posted => format!("Your score has reached {lms}."),
         PostState::Pending => format!(
-            "Sending your score to edX{}.",
+            "Sending your score to {lms}{}.",
             g.post_detail
                 .as_deref()
                 .map(|d| format!(": {d}"))
                 .unwrap_or_default()
         ),
         PostState::Dead => format!(
-            "Your score could not be sent to edX: {}. Course staff can see this.",
+            "Your score could not be sent to {lms}: {}. Course staff can see this.",
             g.post_detail.as_deref().unwrap_or("unknown reason")
         ),
         PostState::Superseded => format!(
-            "This score is not the one edX holds: {}.",
+            "This score is not the one {lms} holds: {}.",
             g.post_detail
                 .as_deref()
                 .unwrap_or("another submission's score counts")
         ),
-        PostState::NotConfigured => "This assignment's score is not sent to edX.".to_string(),
+        PostState::NotConfigured => format!("This assignment's score is not sent to {lms}."),
     }
 }
 
-fn detail_page(nav: &Nav<'_>, v: &SubmissionView) -> String {
+fn detail_page(nav: &Nav<'_>, v: &SubmissionView, lms: &str) -> String {
     let waiting = matches!(v.state, SubmissionState::Queued | SubmissionState::Grading);
     let body = html! {
         p { a href=(nav.prefix) { "All submissions" } }
@@ -339,7 +349,7 @@ fn detail_page(nav: &Nav<'_>, v: &SubmissionView) -> String {
                 @if g.counts { "This is the grade that counts for this assignment." }
                 @else { "Another of your submissions' grades counts for this assignment." }
             }
-            p #edx { (edx_sentence(g)) }
+            p #edx { (edx_sentence(g, lms)) }
         } @else {
             p #state class={ "state " (v.state) } { (summary(v)) }
             @if let Some(q) = &v.queue { p #queue { (wait_sentence(q)) } }

@@ -194,7 +194,11 @@ impl PostScoreJob {
                 Some(wait) => Attempt::RetryAfter(e.to_string(), wait),
                 None => Attempt::Retry(e.to_string()),
             },
-            Err(e @ AgsError::Status { .. }) => Attempt::Fatal(format!("{REFUSED_13}: {e}")),
+            // The platform's own refusal (score or token endpoint) is the student's to read;
+            // it never holds our secrets (the token is only in our request).
+            Err(e @ (AgsError::Status { .. } | AgsError::TokenRefused { .. })) => {
+                Attempt::Fatal(format!("{REFUSED_13}: {e}"))
+            }
             Err(e) => Attempt::Fatal(e.to_string()),
         }
     }
@@ -369,17 +373,27 @@ impl Job for PostScoreJob {
         // Students see this: edX's own refusal is theirs to read; our transport errors
         // (addresses, timeouts) stay in the job's last error for staff.
         let refused = reason.starts_with(REFUSED) || reason.starts_with(REFUSED_13);
+        let lms = match self
+            .courses
+            .find(&key.course, &key.section, &key.assignment)
+            .ok()
+            .and_then(|a| a.passback())
+        {
+            Some(Passback::Ags) => "your course's gradebook",
+            _ => "edX",
+        };
         let detail = match (dead, refused) {
             _ if reason.starts_with(NO_LAUNCH) => "Open this assignment from your course \
                  (the LMS link) once, so we know who you are there; your score is sent \
                  then."
                 .to_string(),
             (_, true) => reason.to_string(),
-            (true, false) => "edX could not be reached for too long; course staff can see \
-                              why and can send it again"
-                .to_string(),
+            (true, false) => format!(
+                "{lms} could not be reached for too long; course staff can see why and can \
+                 send it again"
+            ),
             (false, false) => {
-                "edX did not take the score yet; it will be sent again automatically".to_string()
+                format!("{lms} did not take the score yet; it will be sent again automatically")
             }
         };
         // The job's grade is the newest that asked for it before it was claimed; grades

@@ -169,9 +169,15 @@ c.JupyterHub.load_roles = [
     {{"name": "test-admin", "scopes": ["admin:users", "tokens", "list:users", "admin:groups",
                                       "groups"],
       "services": ["test-admin"]}},
-    # Staff pages: the service reads users' admin flag and groups.
-    {{"name": "otter-reads-users", "scopes": ["read:users"], "services": ["otter_grade"]}},
+    # Staff pages: the service reads users' admin flag and groups. LTI 1.3: it reads the
+    # launch the Hub's authenticator kept as a user's auth state (docs/lti13.md).
+    {{"name": "otter-reads-users", "scopes": ["read:users", "admin:auth_state"],
+      "services": ["otter_grade"]}},
 ]
+# Auth state (an LTI 1.3 launch's claims, as LTI13Authenticator keeps them), encrypted
+# with a test key.
+c.Authenticator.enable_auth_state = True
+c.CryptKeeper.keys = [bytes(range(32))]
 {extra}
 "#,
             chp = chp.display(),
@@ -306,6 +312,27 @@ c.JupyterHub.load_roles = [
             )
             .await;
         assert!(r.status().is_success(), "add to group: {}", r.status());
+    }
+
+    /// Set `name`'s auth state as the Hub's authenticator would at login (created if
+    /// needed): what LTI13Authenticator keeps of a verified launch.
+    pub async fn set_auth_state(&self, name: &str, state: serde_json::Value) {
+        let r = self
+            .admin(reqwest::Method::POST, &format!("/users/{name}"), json!({}))
+            .await;
+        assert!(
+            r.status().is_success() || r.status() == 409,
+            "create user: {}",
+            r.status()
+        );
+        let r = self
+            .admin(
+                reqwest::Method::PATCH,
+                &format!("/users/{name}"),
+                json!({"auth_state": state}),
+            )
+            .await;
+        assert!(r.status().is_success(), "set auth state: {}", r.status());
     }
 
     /// Create `name` (if needed) and a token for them. `scopes: None` = the user's own

@@ -22,6 +22,9 @@ mod hosts_cluster;
 mod hub;
 mod intake;
 mod lab;
+mod lti13;
+#[path = "../support/lti13.rs"]
+mod lti13_platform;
 mod lying_kernel;
 mod metrics;
 mod staff;
