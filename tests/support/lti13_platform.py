@@ -11,9 +11,20 @@ and imported from that venv at run time; nothing of it is copied here):
     migrations, in the SQLite file given by --db;
   * the launch of /_launch: `LtiConfiguration.get_lti_consumer()` (edX's
     `LtiAdvantageConsumer`, which adds the AGS endpoint claim for the configuration's line item),
-    its `prepare_preflight_url` (the OIDC login URL; the launch data cached) and
+    its `prepare_preflight_url` (the OIDC login URL; the launch data cached), `set_user_data`
+    (sub, roles, and the PII claims `name` and `email` when given) and
     `generate_launch_request`, the id_token signed with the passport's platform key
-    (`PlatformKeyHandler`, kid in the header).
+    (`PlatformKeyHandler`, kid in the header);
+  * the browser launch (the OIDC third-party login, as tests/support/lti13_hub_login.py drives
+    it against JupyterHub's LTI13Authenticator): /_preflight prepares it as edX's XBlock does
+    (`prepare_preflight_url`: launch data cached under the `lti_message_hint`, the login URL
+    built), and edX's `launch_gate_endpoint` (/api/lti_consumer/v1/launch/, plugin/urls.py) is
+    the OIDC authorization endpoint: it takes the tool's authentication request (GET or POST:
+    client_id, redirect_uri, login_hint, lti_message_hint, nonce, state, ...), finds the launch
+    data by `lti_message_hint`, checks (`_validate_preflight_response`) nonce, state, client_id
+    and that redirect_uri is registered on the configuration, and answers 200 with its
+    auto-submitting form (lti_1p3_launch.html: POST id_token and state to redirect_uri), or
+    its error page (lti_launch_error.html, 400).
 
 What is lti1p3platform's (PyPI lti1p3platform 0.1.8, same venv), the stricter peer under /strict/:
   * `LTI1P3PlatformConfAbstract.get_access_token` checks the client assertion: it needs `kid`
@@ -40,7 +51,13 @@ What is ours:
     error mapping (a token error that lti1p3platform raises instead of answering becomes 401;
     token endpoint errors become RFC 6749 400s), and the score scope as the only scope its
     score route accepts (lti1p3platform alone accepts any AGS scope there);
-  * the control routes below, and failure injection in front of both peers' score routes.
+  * the control routes below, and failure injection in front of both peers' score routes;
+  * a test knob in front of edX's launch gate: `otter_expired=1` added to the authentication
+    request makes edX's key handler sign at a clock two hours behind (iat 2 h ago, exp =
+    iat + 3600 = 1 h ago), in that request's thread only; without it the gate runs as shipped;
+  * edX's `lti_sanitize` template tags (bleach, not installed; only the deep-linking content
+    template loads them) registered as an empty tag library, so Django can render edX's
+    launch gate templates.
 
 usage: python lti13_platform.py --db FILE --tool-keyset-url URL [--port N]
        --port 0 (the default) = any free port. The SQLite file keeps everything (edX's keys,
@@ -66,11 +83,25 @@ Control routes (JSON):
                  one, as when a token was revoked). Answers the mode now in force.
   POST /_launch  {"sub", "label", "nonce", "redirect_uri", optional "state", "target_link_uri"
                  (default redirect_uri), "oidc_url" (the tool's login initiation URL, default
-                 redirect_uri), "role" (edX role, default student)}: {"id_token", "state",
+                 redirect_uri), "role" (edX role, default student), "email", "name" (the
+                 student's email and full name: edX's PII claims)}: {"id_token", "state",
                  "login_url"}: an LtiResourceLinkRequest for that label's edX configuration
                  signed by the passport key (verify with the edX keyset_url of /_setup), and
                  the OIDC login URL edX would send the browser to (iss, login_hint,
-                 target_link_uri, lti_message_hint, client_id, lti_deployment_id)
+                 target_link_uri, lti_message_hint, client_id, lti_deployment_id). The tool's
+                 nonce, state and redirect_uri can be the ones of a tool's real authentication
+                 request (e.g. JupyterHub's redirect from /hub/lti13/oauth_login).
+  POST /_preflight  {"sub", "label", "oidc_url", "redirect_uri", "target_link_uri", optional
+                 "role", "email", "name"}: registers the tool's URLs on the label's edX
+                 configuration (login initiation URL, redirect URI, launch URL), caches the
+                 launch data and answers {"login_url", "authorize_url"}: the URL edX sends the
+                 browser to (oidc_url?iss&client_id&lti_deployment_id&target_link_uri
+                 &login_hint=sub&lti_message_hint) and edX's launch gate, the authorization
+                 endpoint the tool redirects the browser to (with `otter_expired=1` added: an
+                 expired id_token, see above). The cached launch data live 600 s (edX's).
+
+Launch through a real JupyterHub: lti13_hub_login.py (its HUB_CONFIG: authorize_url = the
+launch gate, jwks_endpoint = /_setup's edx keyset_url) and lti13_chain_selftest.py.
 """
 
 import argparse
@@ -99,6 +130,8 @@ EDX_SCORES = re.compile(r"^/api/lti_consumer/v1/lti/[-\w]+/lti-ags/[^/]+/scores/
 EDX_TOKEN = re.compile(r"^/api/lti_consumer/v1/token/")
 STRICT_SCORES = re.compile(r"^/strict/lineitems/[^/]+/scores/?$")
 STRICT_TOKEN = re.compile(r"^/strict/token/?$")
+# edX's launch gate (plugin/urls.py `lti_consumer.launch_gate`): the OIDC authorization endpoint
+LAUNCH_GATE = "/api/lti_consumer/v1/launch/"
 
 
 class Control:
@@ -214,6 +247,9 @@ def configure_django(db, base):
         USE_TZ=True,
         TIME_ZONE="UTC",
         CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        # edX's launch gate (the OIDC authorization endpoint) renders its own templates
+        # (lti_1p3_launch.html: the auto-submitting form; lti_launch_error.html).
+        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}],
         LTI_API_BASE=base,
         LMS_ROOT_URL=base,
         PLATFORM_NAME="Otter LTI 1.3 test platform",
@@ -226,6 +262,15 @@ def configure_django(db, base):
             "loggers": {"django.request": {"handlers": ["stderr"], "level": "ERROR"}},
         },
     )
+    # edX's lti_sanitize template tags (used only by the deep-linking content template
+    # lti-dl/render_html.html) import bleach, which is not installed; Django imports every
+    # app's template tag modules when the first template renders (edX's launch gate page), so
+    # that one module is registered as an empty tag library. Nothing renders with it here.
+    from django import template
+
+    sanitize = types.ModuleType("lti_consumer.templatetags.lti_sanitize")
+    sanitize.register = template.Library()
+    sys.modules[sanitize.__name__] = sanitize
     import django
 
     django.setup()
@@ -245,6 +290,8 @@ def build(args, base):
     # edX's code
     from lti_consumer.models import Lti1p3Passport, LtiAgsLineItem, LtiAgsScore, LtiConfiguration
     from lti_consumer.data import Lti1p3LaunchData
+    from lti_consumer.lti_1p3 import key_handlers as edx_key_handlers
+    from lti_consumer.plugin.views import launch_gate_endpoint
     from lti_consumer.utils import get_lti_1p3_context_types_claim, get_lti_ags_lineitems_url
     from opaque_keys.edx.keys import UsageKey
 
@@ -571,37 +618,58 @@ def build(args, base):
             return JsonResponse({"error": "POST ok | 500 | 500-times:N | 429-once | 401-once"}, status=400)
         return JsonResponse({"mode": now})
 
-    @csrf_exempt
-    def launch(request):
-        body = json_body(request)
-        if request.method != "POST" or not isinstance(body, dict):
-            return JsonResponse({"error": "POST a JSON object"}, status=400)
-        missing = [k for k in ("sub", "label", "nonce", "redirect_uri") if not isinstance(body.get(k), str) or not body[k]]
-        if missing:
-            return JsonResponse({"error": f"missing: {', '.join(missing)}"}, status=400)
+    def launch_label(body, required):
+        """The label's edX configuration with the tool's URLs registered on it (as course staff
+        register a tool on the block), or an error response."""
+        if not isinstance(body, dict):
+            return None, JsonResponse({"error": "POST a JSON object"}, status=400)
+        missing = [k for k in required if not isinstance(body.get(k), str) or not body[k]]
+        wrong = [k for k in ("email", "name", "role", "state", "target_link_uri", "oidc_url")
+                 if k in body and not isinstance(body[k], str)]
+        if missing or wrong:
+            why = ([f"missing: {', '.join(missing)}"] if missing else []) + (
+                [f"not strings: {', '.join(wrong)}"] if wrong else [])
+            return None, JsonResponse({"error": "; ".join(why)}, status=400)
         pp = Lti1p3Passport.objects.filter(name=PASSPORT_NAME).first()
         item = edx_lineitem(pp, body["label"]) if pp else None
         if item is None:
-            return JsonResponse({"error": "unknown label: POST /_setup first"}, status=404)
+            return None, JsonResponse({"error": "unknown label: POST /_setup first"}, status=404)
         config = item.lti_configuration
-        # The launch goes to the tool's redirect_uri, registered on edX's configuration.
         config.lti_1p3_launch_url = body.get("target_link_uri") or body["redirect_uri"]
         config.lti_1p3_redirect_uris = [body["redirect_uri"]]
         config.lti_1p3_oidc_url = body.get("oidc_url") or body["redirect_uri"]
         config.save()
+        return config, None
+
+    def launch_data_for(config, body):
+        """edX's launch data, as its XBlock builds them (name and email: the PII a course may
+        share with the tool; edX's set_user_data turns them into the `name` and `email` claims)."""
+        return Lti1p3LaunchData(
+            user_id=body["sub"], user_role=body.get("role", "student"), config_id=config.config_id,
+            resource_link_id=body["label"], name=body.get("name") or None, email=body.get("email") or None,
+            context_id=COURSE, context_type=["course_offering"], context_title="Otter LTI 1.3 test",
+        )
+
+    @csrf_exempt
+    def launch(request):
+        if request.method != "POST":
+            return JsonResponse({"error": "POST a JSON object"}, status=400)
+        config, error = launch_label(json_body(request), ("sub", "label", "nonce", "redirect_uri"))
+        if error:
+            return error
+        body = json_body(request)
         # edX's launch, as its XBlock and launch_gate_endpoint drive it: the launch data cached
         # with the OIDC login URL (prepare_preflight_url), then the claims set from it and the
-        # id_token signed (generate_launch_request). The browser legs (the tool's OIDC login,
-        # edX's login check) are not run: edX's launch gate needs edx-platform.
-        launch_data = Lti1p3LaunchData(
-            user_id=body["sub"], user_role=body.get("role", "student"), config_id=config.config_id,
-            resource_link_id=body["label"], context_id=COURSE, context_type=["course_offering"],
-            context_title="Otter LTI 1.3 test",
-        )
+        # id_token signed (generate_launch_request). The browser legs are not run here (see
+        # /_preflight for a launch through edX's launch gate).
+        launch_data = launch_data_for(config, body)
         consumer = config.get_lti_consumer()  # edX's LtiAdvantageConsumer, AGS claim included
         login_url = consumer.prepare_preflight_url(launch_data)
         hint = urllib.parse.parse_qs(urllib.parse.urlsplit(login_url).query)["lti_message_hint"][0]
-        consumer.set_user_data(user_id=launch_data.user_id, role=launch_data.user_role)
+        consumer.set_user_data(
+            user_id=launch_data.user_id, role=launch_data.user_role,
+            full_name=launch_data.name, email_address=launch_data.email,
+        )
         consumer.set_resource_link_claim(launch_data.resource_link_id)
         consumer.set_context_claim(
             launch_data.context_id, get_lti_1p3_context_types_claim(launch_data.context_type),
@@ -617,11 +685,58 @@ def build(args, base):
         })
         return JsonResponse({"id_token": launch["id_token"], "state": launch["state"], "login_url": login_url})
 
+    @csrf_exempt
+    def preflight(request):
+        if request.method != "POST":
+            return JsonResponse({"error": "POST a JSON object"}, status=400)
+        config, error = launch_label(
+            json_body(request), ("sub", "label", "oidc_url", "redirect_uri", "target_link_uri")
+        )
+        if error:
+            return error
+        # What edX's XBlock does when a student opens the component: the launch data cached
+        # and the third-party login URL built (prepare_preflight_url).
+        login_url = config.get_lti_consumer().prepare_preflight_url(launch_data_for(config, json_body(request)))
+        return JsonResponse({"login_url": login_url, "authorize_url": f"{base}{LAUNCH_GATE}"})
+
+    real_time = edx_key_handlers.time
+    expired_lock = threading.Lock()
+
+    class ClockBehind:
+        """`time` as edX's key handler module sees it during an `otter_expired=1` launch: two
+        hours behind in that request's thread (iat 2 h ago, exp = iat + 3600 = 1 h ago), the
+        real clock in every other thread."""
+
+        def __init__(self, thread):
+            self.thread = thread
+
+        def __getattr__(self, name):
+            return getattr(real_time, name)
+
+        def time(self):
+            now = real_time.time()
+            return now - 7200 if threading.get_ident() == self.thread else now
+
+    @csrf_exempt
+    def launch_gate(request, suffix=None):
+        """edX's launch gate as shipped, unless the request carries our `otter_expired=1`."""
+        params = request.GET if request.method == "GET" else request.POST
+        if params.get("otter_expired") != "1":
+            return launch_gate_endpoint(request, suffix=suffix)
+        with expired_lock:
+            edx_key_handlers.time = ClockBehind(threading.get_ident())
+            try:
+                return launch_gate_endpoint(request, suffix=suffix)
+            finally:
+                edx_key_handlers.time = real_time
+
     def not_found(request, *a, **k):
         return HttpResponse("not found\n", status=404, content_type="text/plain")
 
     urls = types.ModuleType("lti13_platform_urls")
     urls.urlpatterns = [
+        # edX's launch gate, through the test knob in front of it (launch_gate)
+        re_path(r"^api/lti_consumer/v1/launch/(?:/(?P<suffix>.*))?$", launch_gate),
         path("api/", include("lti_consumer.plugin.urls", namespace="lti_consumer")),  # edX's
         path("strict/token", strict_token),
         path("strict/jwks", strict_jwks),
@@ -631,6 +746,7 @@ def build(args, base):
         path("_stats", stats),
         path("_mode", mode),
         path("_launch", launch),
+        path("_preflight", preflight),
         re_path(r"^", not_found),
     ]
     sys.modules["lti13_platform_urls"] = urls
