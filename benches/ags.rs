@@ -177,6 +177,7 @@ async fn main() {
                     score_given: 3.0,
                     score_maximum: 5.0,
                     timestamp_ms: now_ms(),
+                    submitted_at_ms: Some(now_ms()),
                 };
                 client.post_score(&target.platform, &score).await.unwrap();
             }

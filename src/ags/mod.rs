@@ -105,6 +105,9 @@ pub struct AgsScore {
     /// When the score was made, ms since the epoch: later than any earlier post of this
     /// student and line item (platforms refuse an equal or older one).
     pub timestamp_ms: i64,
+    /// When the service received the submission that counts (AGS `submission.submittedAt`:
+    /// the LMS can tell a late submission from a late post).
+    pub submitted_at_ms: Option<i64>,
 }
 
 impl AgsScore {
@@ -134,22 +137,27 @@ impl AgsScore {
                 "the platform's user id is empty or has control characters".into(),
             ));
         }
-        let at = time::OffsetDateTime::from_unix_timestamp_nanos(
-            i128::from(self.timestamp_ms) * 1_000_000,
-        )
-        .map_err(|e| AgsError::InvalidPost(format!("timestamp: {e}")))?;
-        let timestamp = at
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| AgsError::InvalidPost(format!("timestamp: {e}")))?;
-        Ok(serde_json::json!({
+        let mut body = serde_json::json!({
             "userId": self.user_id,
             "scoreGiven": self.score_given,
             "scoreMaximum": self.score_maximum,
             "activityProgress": "Completed",
             "gradingProgress": "FullyGraded",
-            "timestamp": timestamp,
-        }))
+            "timestamp": rfc3339_ms(self.timestamp_ms)?,
+        });
+        if let Some(at) = self.submitted_at_ms {
+            body["submission"] = serde_json::json!({"submittedAt": rfc3339_ms(at)?});
+        }
+        Ok(body)
     }
+}
+
+/// `ms` as RFC 3339 UTC with milliseconds, e.g. `2026-12-03T02:21:05.123Z`.
+fn rfc3339_ms(ms: i64) -> Result<String, AgsError> {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| AgsError::InvalidPost(format!("timestamp: {e}")))?;
+    at.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| AgsError::InvalidPost(format!("timestamp: {e}")))
 }
 
 /// Why a post did not reach a definite answer, or could not be sent at all.

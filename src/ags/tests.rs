@@ -111,6 +111,7 @@ fn score(ts: i64) -> AgsScore {
         score_given: 7.5,
         score_maximum: 10.0,
         timestamp_ms: ts,
+        submitted_at_ms: Some(ts - 60_000),
     }
 }
 
@@ -128,6 +129,10 @@ fn the_score_goes_to_the_line_items_scores_with_points_and_millisecond_time() {
     assert_eq!(body["activityProgress"], "Completed");
     assert_eq!(body["gradingProgress"], "FullyGraded");
     assert_eq!(body["timestamp"], "2023-11-14T22:13:20.123Z");
+    assert_eq!(
+        body["submission"]["submittedAt"],
+        "2023-11-14T22:12:20.123Z"
+    );
     for (given, max) in [(f64::NAN, 10.0), (11.0, 10.0), (-1.0, 10.0), (1.0, 0.0)] {
         let bad = AgsScore {
             score_given: given,

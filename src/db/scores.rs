@@ -26,6 +26,8 @@ pub struct Counted {
     /// Points scored and possible (LTI 1.3 posts points; LTI 1.1 the fraction).
     pub score: f64,
     pub max_score: f64,
+    /// When the counting submission was received (ms): the LMS's "submitted at".
+    pub received_at: i64,
     /// The newest grade id of the student's assignment when this was read: grades up to
     /// it were considered.
     pub newest_grade_id: i64,
@@ -57,7 +59,7 @@ pub fn counted(
     policy: ScorePolicy,
 ) -> Result<Option<Counted>, DbError> {
     let sql = format!(
-        "SELECT g.id, s.id, g.fraction, g.score, g.max_score,
+        "SELECT g.id, s.id, g.fraction, g.score, g.max_score, s.received_at,
                 (SELECT MAX(g2.id) FROM grades g2 JOIN submissions s ON s.id = g2.submission_id
                   WHERE {SAME_STUDENT})
          FROM grades g JOIN submissions s ON s.id = g.submission_id
@@ -75,7 +77,8 @@ pub fn counted(
                     fraction: r.get(2)?,
                     score: r.get(3)?,
                     max_score: r.get(4)?,
-                    newest_grade_id: r.get(5)?,
+                    received_at: r.get(5)?,
+                    newest_grade_id: r.get(6)?,
                 })
             },
         )

@@ -178,6 +178,7 @@ impl PostScoreJob {
             score_given,
             score_maximum,
             timestamp_ms: stamp,
+            submitted_at_ms: Some(counted.received_at),
         };
         tracing::info!(user = %key.user, lineitem = %score.lineitem, score_given, score_maximum,
             grade_id = counted.grade_id, "posting the score that counts (LTI 1.3)");
