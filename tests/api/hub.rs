@@ -82,7 +82,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn hub_venv() -> PathBuf {
+pub fn hub_venv() -> PathBuf {
     std::env::var_os("OTTER_HUB_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

@@ -62,7 +62,10 @@ impl Setup {
                 "assignments": {"demo1": {"lineitem": self.lineitem(peer)}},
             })
         };
-        let config = json!({"demo": {"1": section("edx"), "2": section("strict")}});
+        // Section `3`: edX's platform, the line item learned from a launch of the link.
+        let mut learned = section("edx");
+        learned["assignments"]["demo1"] = json!({"resource_link_id": LABEL});
+        let config = json!({"demo": {"1": section("edx"), "2": section("strict"), "3": learned}});
         let path = self.dir.path().join("course-config.json");
         std::fs::write(&path, config.to_string()).unwrap();
         path
@@ -476,4 +479,161 @@ async fn a_service_with_our_client_id_but_not_our_key_gets_no_token_and_posts_no
     let stats = t.platform.stats().await;
     assert_eq!(stats["score_requests"]["edx"], 0, "{stats}");
     assert_eq!(stats["score_requests"]["strict"], 0, "{stats}");
+}
+
+#[tokio::test]
+async fn a_line_item_named_by_its_resource_link_is_learned_from_any_students_launch() {
+    let t = Setup::new().await;
+    let app = spawn_app_with(|s| t.settings(s)).await;
+    let li = t.lineitem("edx");
+    // Dana's last launch was of another link (no line item for ours): her post waits.
+    let mut elsewhere = t.launch("edx", "sub-dana");
+    elsewhere["https://purl.imsglobal.org/spec/lti/claim/resource_link"] = json!({"id": "other"});
+    elsewhere["https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"]["lineitem"] =
+        json!(format!("{}/elsewhere", t.platform.base));
+    hub().set_auth_state("lti-dana", elsewhere).await;
+    let dana = hub().user_token("lti-dana", None).await;
+    let id = app.submit_ok(&dana, &notebook("partial", "3")).await;
+    let start = Instant::now();
+    loop {
+        let g = grade_state(&app, &dana, id).await;
+        if g["post_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("Open this assignment"))
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{g}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Eli launches this assignment from edX: its line item is learned, and Dana's post
+    // goes to it as well, under her own sub.
+    hub()
+        .set_auth_state("lti-eli", t.launch("edx", "sub-eli"))
+        .await;
+    let eli = hub().user_token("lti-eli", None).await;
+    let e = app.submit_ok(&eli, &notebook("correct", "3")).await;
+    wait_post_state(&app, &eli, e, "posted").await;
+    wait_holds(&t.platform, "edx", &li, "sub-eli", 5.0).await;
+    wait_post_state(&app, &dana, id, "posted").await;
+    wait_holds(&t.platform, "edx", &li, "sub-dana", 3.0).await;
+    let scores = t.platform.scores().await;
+    assert!(
+        scores.iter().all(|s| s["lineitem"] == li.as_str()),
+        "{scores:?}"
+    );
+}
+
+/// The hub venv's python runs the login script (requests, PyJWT, cryptography).
+fn hub_python() -> std::path::PathBuf {
+    crate::hub::hub_venv().join("bin/python")
+}
+
+/// tests/support/lti13_hub_login.py with `args`: its JSON line.
+fn hub_login(args: &[&str]) -> Value {
+    let out = Command::new(hub_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/lti13_hub_login.py"
+        ))
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|_| {
+        panic!(
+            "login script: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The whole chain: the platform launches the student into a real JupyterHub through the
+/// OIDC third-party login (edX's launch gate signs the id_token, LTI13Authenticator
+/// verifies it and keeps it as auth state), the student submits, and the score arrives at
+/// the platform for the `sub` the platform launched, on the line item the launch named.
+/// Forged and expired launches log nobody in and give no launch data.
+#[tokio::test]
+async fn a_student_launched_from_edx_into_the_hub_gets_the_score_under_the_launched_sub() {
+    let t = Setup::new().await;
+    let config = Command::new(hub_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/lti13_hub_login.py"
+        ))
+        .args([
+            "--print-hub-config",
+            "--platform",
+            &t.platform.base,
+            "--label",
+            LABEL,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        config.status.success(),
+        "{}",
+        String::from_utf8_lossy(&config.stderr)
+    );
+    let lti_hub = crate::hub::TestHub::start(&crate::hub::HubSetup {
+        hub_config: String::from_utf8(config.stdout).unwrap(),
+        ..Default::default()
+    });
+    let app = spawn_app_with(|s| {
+        t.settings(s);
+        s.hub.api_url = lti_hub.api_url.clone();
+    })
+    .await;
+    let hub_url = lti_hub.hub_url.as_str();
+    let login = |sub: &str, email: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--hub",
+            hub_url,
+            "--platform",
+            &t.platform.base,
+            "--label",
+            LABEL,
+            "--sub",
+            sub,
+            "--email",
+            email,
+        ];
+        args.extend_from_slice(extra);
+        hub_login(&args)
+    };
+    let good = login("edx-anon-7f3a", "grace@example.edu", &[]);
+    assert_eq!(good["ok"], true, "{good}");
+    let user = good["hub_user"].as_str().unwrap().to_string();
+    assert_eq!(user, "grace@example.edu");
+    // A forged launch (right kid, another key) and an expired one log nobody in.
+    for (email, knob) in [
+        ("forger@example.edu", "--forge-key"),
+        ("late@example.edu", "--expired"),
+    ] {
+        let bad = login("edx-anon-bad", email, &[knob]);
+        assert_eq!(bad["ok"], false, "{knob}: {bad}");
+        assert_eq!(bad["status"], 400, "{knob}: {bad}");
+    }
+    let token = lti_hub.user_token(&user, None).await;
+    // Section 3 names the line item by its resource link: learned from this very launch.
+    let id = app.submit_ok(&token, &notebook("partial", "3")).await;
+    wait_post_state(&app, &token, id, "posted").await;
+    wait_holds(&t.platform, "edx", &t.lineitem("edx"), "edx-anon-7f3a", 3.0).await;
+    let scores = t.platform.scores().await;
+    assert_eq!(
+        scores.len(),
+        1,
+        "only the launched student's score: {scores:?}"
+    );
+    // The forged and expired launches left no user the Hub could have a token for.
+    for email in ["forger@example.edu", "late@example.edu"] {
+        let r = reqwest::Client::new()
+            .get(format!("{}/users/{email}", lti_hub.api_url))
+            .header("Authorization", format!("token {SERVICE_TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{email}");
+    }
 }
