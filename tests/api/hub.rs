@@ -314,9 +314,8 @@ c.CryptKeeper.keys = [bytes(range(32))]
         assert!(r.status().is_success(), "add to group: {}", r.status());
     }
 
-    /// Set `name`'s auth state as the Hub's authenticator would at login (created if
-    /// needed): what LTI13Authenticator keeps of a verified launch.
-    pub async fn set_auth_state(&self, name: &str, state: serde_json::Value) {
+    /// Create user `name` unless the Hub has them.
+    async fn ensure_user(&self, name: &str) {
         let r = self
             .admin(reqwest::Method::POST, &format!("/users/{name}"), json!({}))
             .await;
@@ -325,6 +324,12 @@ c.CryptKeeper.keys = [bytes(range(32))]
             "create user: {}",
             r.status()
         );
+    }
+
+    /// Set `name`'s auth state as the Hub's authenticator would at login (created if
+    /// needed): what LTI13Authenticator keeps of a verified launch.
+    pub async fn set_auth_state(&self, name: &str, state: serde_json::Value) {
+        self.ensure_user(name).await;
         let r = self
             .admin(
                 reqwest::Method::PATCH,
@@ -338,14 +343,7 @@ c.CryptKeeper.keys = [bytes(range(32))]
     /// Create `name` (if needed) and a token for them. `scopes: None` = the user's own
     /// permissions (which include the access scope, through the `user` role).
     pub async fn user_token(&self, name: &str, scopes: Option<&[&str]>) -> String {
-        let r = self
-            .admin(reqwest::Method::POST, &format!("/users/{name}"), json!({}))
-            .await;
-        assert!(
-            r.status().is_success() || r.status() == 409,
-            "create user: {}",
-            r.status()
-        );
+        self.ensure_user(name).await;
         let body = match scopes {
             Some(s) => json!({"note": "otter test", "scopes": s}),
             None => json!({"note": "otter test"}),
