@@ -155,6 +155,7 @@ impl Service {
         if let Some(listener) = self.hosts_listener.take() {
             workers.push(self.serve_hosts(listener, grade, rx.clone())?);
         }
+        workers.extend(self.start_xqueues(rx.clone())?);
         workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx.clone())));
         workers.push(tokio::spawn(prune_hourly(self.app.clone(), rx)));
         let router = crate::http::router(self.app.clone());
@@ -178,6 +179,31 @@ impl Service {
         }
         self.app.runner.shutdown().await;
         Ok(())
+    }
+
+    /// One pull loop and one answer loop per configured XQueue (docs/xqueue.md).
+    fn start_xqueues(
+        &self,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let s = &self.app.settings;
+        let mut handles = Vec::new();
+        for q in &s.xqueue.queues {
+            let runner = crate::xqueue::QueueRunner::from_settings(
+                q,
+                self.app.db.clone(),
+                self.app.courses.clone(),
+                s.grading.max_attempts,
+                s.server.max_body_bytes,
+                self.app.grade_notify.clone(),
+                Duration::from_secs(s.grading.retry_base_secs),
+            )
+            .map_err(anyhow::Error::msg)?;
+            tracing::info!(queue = %q.name, url = %q.url, queue_name = %q.queue_name,
+                "pulling from XQueue");
+            handles.extend(runner.spawn(stop.clone()));
+        }
+        Ok(handles)
     }
 
     /// The grader hosts' listener (`hosts.bind`), until `stop`.

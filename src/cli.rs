@@ -445,6 +445,11 @@ fn status(conn: &Connection, settings: &Settings) -> anyhow::Result<()> {
     for (why, n) in s.dead_posts.iter().take(5) {
         println!("  {n:>6}  {why}");
     }
+    // XQueue answers (waiting: graded or grading, answer not yet taken; failed: refused
+    // past the horizon, see `timeline`).
+    for (queue, state, n) in db::xqueue::counts(conn)? {
+        println!("xqueue {queue:<12} {state:<8} {n:>8}");
+    }
     if s.broken_autograders.is_empty() {
         println!("broken autograders: none");
     } else {

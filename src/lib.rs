@@ -18,3 +18,4 @@ pub mod queue;
 pub mod secret;
 pub mod settings;
 pub mod telemetry;
+pub mod xqueue;

@@ -182,6 +182,20 @@ impl Submission {
         })
     }
 
+    /// Read a notebook file (the bare document) for an assignment named elsewhere (an
+    /// XQueue problem's grader_payload): it must be a notebook; its own metadata is not
+    /// consulted.
+    pub fn read_as(body: &[u8], metadata: NotebookMetadata) -> Result<Self, MetadataError> {
+        let top = shallow(body)?;
+        if top.cells.is_none() {
+            return Err(MetadataError::NotANotebook("it has no `cells` list".into()));
+        }
+        Ok(Self {
+            notebook: body.to_vec(),
+            metadata,
+        })
+    }
+
     fn from_notebook(bytes: Vec<u8>, top: Shallow<'_>) -> Result<Self, MetadataError> {
         let metadata = Self::check(top)?;
         Ok(Self {

@@ -25,6 +25,60 @@ pub struct Settings {
     pub lti: LtiSettings,
     pub lti13: Lti13Settings,
     pub hosts: HostsSettings,
+    pub xqueue: XqueueSettings,
+}
+
+/// edX external graders: XQueues this service pulls notebooks from (docs/xqueue.md).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XqueueSettings {
+    /// One entry per queue (`[[xqueue.queues]]`). Default: none.
+    pub queues: Vec<XqueueQueue>,
+}
+
+/// One XQueue to pull from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XqueueQueue {
+    /// Our name for it: submissions are `xqueue:<name>:<anonymous id>`.
+    pub name: String,
+    /// The XQueue API's base URL, e.g. `https://courses.edx.org/xqueue/` (edX's LMS, edx-
+    /// submissions) or a legacy xqueue server's `.../xqueue/`.
+    pub url: String,
+    /// The queue's name at XQueue (the problem's `queuename`).
+    pub queue_name: String,
+    pub username: String,
+    pub password: Secret,
+    /// File holding the password (wins over `password`).
+    pub password_file: Option<PathBuf>,
+    /// Seconds between polls of an empty queue. Default 1.
+    pub poll_secs: u64,
+    /// The courses whose assignments this queue may grade (when the problem's
+    /// grader_payload does not name the assignment, the notebook's metadata does, and it
+    /// must be one of these). Empty: only what grader_payloads name.
+    pub courses: Vec<String>,
+    /// `fraction` (default: edx-submissions, edX's LMS today, multiplies it by the
+    /// problem's points) or `points` (a legacy xqueue's LMS takes the score as points).
+    pub score: String,
+    /// HTTP timeout in seconds. Default 20.
+    pub timeout_secs: u64,
+}
+
+impl Default for XqueueQueue {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            url: String::new(),
+            queue_name: String::new(),
+            username: String::new(),
+            password: Secret::default(),
+            password_file: None,
+            poll_secs: 1,
+            courses: Vec::new(),
+            score: "fraction".into(),
+            timeout_secs: 20,
+        }
+    }
 }
 
 /// Posting scores with LTI 1.3 Assignment and Grade Services (docs/lti13.md). The
@@ -620,6 +674,38 @@ impl Settings {
                 name: "docker.evaluator",
                 problem: format!("{:?} is not one of otter, trusted", self.docker.evaluator),
             });
+        }
+        for q in &mut self.xqueue.queues {
+            let bad = |problem: String| SettingsError::Bad {
+                name: "xqueue.queues",
+                problem,
+            };
+            if q.name.is_empty()
+                || q.name.contains(':')
+                || q.url.is_empty()
+                || q.queue_name.is_empty()
+            {
+                return Err(bad(format!(
+                    "queue {:?}: name (without ':'), url and queue_name are required",
+                    q.name
+                )));
+            }
+            if !["fraction", "points"].contains(&q.score.as_str()) {
+                return Err(bad(format!(
+                    "queue {:?}: score {:?} is not one of fraction, points",
+                    q.name, q.score
+                )));
+            }
+            if let Some(file) = &q.password_file {
+                let pw = std::fs::read_to_string(file).map_err(|e| {
+                    bad(format!(
+                        "queue {:?}: cannot read {}: {e}",
+                        q.name,
+                        file.display()
+                    ))
+                })?;
+                q.password = Secret::new(pw.trim());
+            }
         }
         if let Some(file) = &self.lti.consumer_secret_file {
             let secret = std::fs::read_to_string(file).map_err(|e| SettingsError::Bad {

@@ -184,10 +184,12 @@ pub fn ended(conn: &Connection, host: &str, lease: &str) -> Result<bool, DbError
 pub fn assignment_of(
     conn: &Connection,
     submission_id: i64,
-) -> Result<(String, String, String), DbError> {
+) -> Result<(String, String, String, String), DbError> {
     Ok(conn
-        .prepare_cached("SELECT course, section, assignment FROM submissions WHERE id = ?1")?
-        .query_row([submission_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
+        .prepare_cached("SELECT course, section, assignment, user FROM submissions WHERE id = ?1")?
+        .query_row([submission_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?)
 }
 
 /// Extend `host`'s `lease` to `until`. False when it is not held or already expired.

@@ -200,6 +200,33 @@ CREATE TABLE ags_tokens (
     expires_at  INTEGER NOT NULL
 );
 "#,
+    r#"
+-- XQueue: each submission pulled from an XQueue, the header whose pull key answers it (the
+-- newest served), and where its answer stands. One row per (queue, XQueue's id): a
+-- submission served again is never graded twice.
+CREATE TABLE xqueue_items (
+    id                INTEGER PRIMARY KEY,
+    queue             TEXT NOT NULL,
+    xqueue_id         TEXT NOT NULL,
+    header            TEXT NOT NULL,
+    anon_id           TEXT NOT NULL,
+    -- NULL: refused before grading (refusal says why; answered as a 0)
+    submission_id     INTEGER REFERENCES submissions (id),
+    refusal           TEXT,
+    -- waiting | answered | failed
+    state             TEXT NOT NULL,
+    answered_grade_id INTEGER,
+    noted_grade_id    INTEGER,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    next_try_at       INTEGER NOT NULL,
+    last_error        TEXT,
+    pulled_at         INTEGER NOT NULL,
+    answered_at       INTEGER,
+    UNIQUE (queue, xqueue_id)
+);
+CREATE INDEX xqueue_items_due ON xqueue_items (queue, state, next_try_at);
+CREATE INDEX xqueue_items_by_submission ON xqueue_items (submission_id);
+"#,
 ];
 
 /// Bring the schema to the newest version.

@@ -23,6 +23,7 @@ pub mod states;
 pub mod submissions;
 pub mod waiting;
 mod writer;
+pub mod xqueue;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

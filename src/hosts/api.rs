@@ -444,7 +444,8 @@ async fn complete(
     };
     check_outcome(&outcome).map_err(|e| Refused::new(StatusCode::UNPROCESSABLE_ENTITY, e))?;
     let sub = job.submission_id;
-    let (course, section, assignment) = api.db.read(move |c| hosts::assignment_of(c, sub)).await?;
+    let (course, section, assignment, user) =
+        api.db.read(move |c| hosts::assignment_of(c, sub)).await?;
     let names = AssignmentNames {
         course,
         section,
@@ -460,7 +461,8 @@ async fn complete(
             .map(|r| claimed + r as i64),
         grading_finished: now,
     };
-    let post = api.grade.posts(&names);
+    // XQueue carries its learners' scores; only Hub users' are posted over LTI.
+    let post = api.grade.posts(&names) && !crate::xqueue::is_xqueue_user(&user);
     match api.grade.store_outcome(&job, outcome, post, phases).await {
         Ok(true) => {
             tracing::info!(host = %host.name, job_id = job.id, submission_id = job.submission_id,

@@ -123,7 +123,8 @@ impl GradeJob {
             section: sub.section,
             assignment: sub.assignment,
         };
-        let post = self.config.posts_for(assignment);
+        // XQueue carries its learners' scores; only Hub users' are posted over LTI.
+        let post = self.config.posts_for(assignment) && !crate::xqueue::is_xqueue_user(&sub.user);
         Ok((request, names, post))
     }
 

@@ -42,9 +42,14 @@ pub enum AuthError {
     MissingScope { user: String, scope: String },
     #[error("the session cookie is invalid or expired")]
     BadCookie,
+    #[error("the user name {0:?} is reserved for learners who submit through XQueue")]
+    ReservedName(String),
     #[error(transparent)]
     Hub(#[from] HubError),
 }
+
+/// User names the Hub door refuses: XQueue learners' namespace (`crate::xqueue`).
+const RESERVED_PREFIX: &str = "xqueue:";
 
 /// Token checks, session cookies and XSRF tokens.
 pub struct Auth {
@@ -130,6 +135,10 @@ impl Auth {
     /// A held scope without a filter covers the filtered one: `access:services` covers
     /// `access:services!service=otter_grade`.
     pub fn check_scopes(&self, id: &HubIdentity) -> Result<(), AuthError> {
+        // A Hub user named like an XQueue learner would see that learner's submissions.
+        if id.name.starts_with(RESERVED_PREFIX) {
+            return Err(AuthError::ReservedName(id.name.clone()));
+        }
         let holds = |need: &String| {
             let base = need.split('!').next().unwrap_or(need);
             id.scopes.iter().any(|have| have == need || have == base)

@@ -30,3 +30,6 @@ mod metrics;
 mod staff;
 mod trusted;
 mod warm;
+mod xqueue;
+#[path = "../support/xqueue.rs"]
+mod xqueue_peer;
