@@ -57,6 +57,14 @@ pub struct JobLabels {
     pub state: &'static str,
 }
 
+/// An XQueue's items by state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct XqueueLabels {
+    pub queue: String,
+    /// waiting | answered | failed
+    pub state: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The service's metrics and the registry that encodes them.
@@ -69,6 +77,7 @@ pub struct Metrics {
     pub attempts: Family<AttemptLabels, Counter>,
     pub busy: Family<KindLabels, Gauge>,
     jobs: Family<JobLabels, Gauge>,
+    xqueue_items: Family<XqueueLabels, Gauge>,
     oldest_wait: Family<KindLabels, Gauge<f64, AtomicU64>>,
     database_bytes: Gauge,
     hosts: Gauge,
@@ -92,6 +101,7 @@ impl Default for Metrics {
             attempts: Family::default(),
             busy: Family::default(),
             jobs: Family::default(),
+            xqueue_items: Family::default(),
             oldest_wait: Family::default(),
             database_bytes: Gauge::default(),
             hosts: Gauge::default(),
@@ -153,6 +163,12 @@ impl Default for Metrics {
             "grader_host_slots_busy",
             "Grade jobs held by grader hosts now",
             m.host_slots_busy.clone(),
+        );
+        registry.register(
+            "xqueue_items",
+            "Submissions pulled from each XQueue, by where their answer stands (waiting: \
+             being graded or answer not yet taken; answered; failed: XQueue refused it)",
+            m.xqueue_items.clone(),
         );
         registry.register(
             "jobs_unroutable",
@@ -232,6 +248,14 @@ impl Metrics {
         self.hosts.set(status.hosts.connected);
         self.host_slots.set(status.hosts.slots);
         self.host_slots_busy.set(status.hosts.busy);
+        for (queue, state, n) in &status.xqueue {
+            self.xqueue_items
+                .get_or_create(&XqueueLabels {
+                    queue: queue.clone(),
+                    state: state.clone(),
+                })
+                .set(*n);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

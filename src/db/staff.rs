@@ -154,6 +154,8 @@ pub struct Queue {
     pub database_bytes: i64,
     /// The grader hosts' capacity.
     pub hosts: super::hosts::Capacity,
+    /// XQueue items per queue and state.
+    pub xqueue: Vec<(String, String, i64)>,
 }
 
 /// Read the queue's state and the database size.
@@ -180,6 +182,7 @@ pub fn queue(conn: &Connection) -> Result<Queue, DbError> {
         oldest_queued,
         database_bytes,
         hosts: super::hosts::capacity(conn, super::now_ms())?,
+        xqueue: super::xqueue::counts(conn)?,
     })
 }
 

@@ -354,3 +354,62 @@ pub fn parse_served(content: &serde_json::Value) -> Result<Served, XqError> {
         files,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> XqueueClient {
+        XqueueClient::new(
+            "http://127.0.0.1:9/xqueue",
+            "q",
+            "u",
+            Secret::new("p"),
+            Duration::from_secs(1),
+            1000,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_anywhere_but_xqueues_own_origin_is_never_fetched() {
+        let c = client();
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://127.0.0.1:10/xqueue/file",
+            "https://127.0.0.1:9/xqueue/file",
+            "file:///etc/passwd",
+            "http://localhost:9/file",
+        ] {
+            let e = c.fetch_file(url).await.unwrap_err();
+            assert!(e.contains("not on XQueue's own server"), "{url}: {e}");
+        }
+        // The same origin is tried (nothing listens on port 9 here: a fetch error).
+        let e = c
+            .fetch_file("http://127.0.0.1:9/media/x")
+            .await
+            .unwrap_err();
+        assert!(e.contains("could not be fetched"), "{e}");
+    }
+
+    #[test]
+    fn both_server_shapes_parse_and_the_header_is_kept_verbatim() {
+        // edx-submissions: content is a JSON string of strings.
+        let header = r#"{"submission_id": 7, "submission_key": "k1"}"#;
+        let content = serde_json::json!({
+            "xqueue_header": header,
+            "xqueue_body": r#"{"grader_payload": "{\"grader\": \"c/s/a\"}", "student_info": "{\"anonymous_student_id\": \"abc\"}", "student_response": ""}"#,
+            "xqueue_files": r#"{"lab.ipynb": "http://x/media/1"}"#,
+        })
+        .to_string();
+        let s = parse_served(&serde_json::Value::String(content)).unwrap();
+        assert_eq!((s.header.as_str(), s.xqueue_id.as_str()), (header, "7"));
+        assert_eq!(
+            s.files,
+            vec![("lab.ipynb".to_string(), "http://x/media/1".to_string())]
+        );
+        // A header without a pull key is not a submission.
+        let bad = serde_json::json!({"xqueue_header": r#"{"submission_id": 7}"#});
+        assert!(parse_served(&bad).is_err());
+    }
+}

@@ -422,3 +422,47 @@ fn payload_names(body: &serde_json::Value) -> Result<Option<NotebookMetadata>, S
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_problem_names_the_assignment_or_leaves_it_to_the_notebook() {
+        let body = |p: serde_json::Value| json!({"grader_payload": p.to_string()});
+        let named = payload_names(&body(json!({"grader": "8x/1/lab01"})))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                named.course.as_str(),
+                named.section.as_str(),
+                named.assignment.as_str()
+            ),
+            ("8x", "1", "lab01")
+        );
+        let keys = json!({"course": "8x", "section": 1, "assignment": "lab02"});
+        assert_eq!(
+            payload_names(&body(keys))
+                .unwrap()
+                .unwrap()
+                .assignment
+                .as_str(),
+            "lab02"
+        );
+        assert_eq!(
+            payload_names(&body(json!({"grader": "grader.py"}))).unwrap(),
+            None
+        );
+        assert!(payload_names(&body(json!({"course": "8x"}))).is_err());
+        assert!(payload_names(&body(json!({"grader": "8x/../lab"}))).is_err());
+    }
+
+    #[test]
+    fn the_anonymous_id_is_kept_to_what_edx_ids_are_made_of() {
+        let body = json!({"student_info": r#"{"anonymous_student_id": "ab12/../:x<y>"}"#});
+        assert_eq!(anonymous_id(&body), "ab12..xy");
+        assert_eq!(anonymous_id(&json!({})), "unknown");
+    }
+}

@@ -109,6 +109,17 @@ async fn notebooks_from_xqueue_are_graded_and_answered_with_public_results_only(
     assert_eq!(puts(&xq.stats().await), 3);
     let status = cli(&db, &["status"]);
     assert!(status.contains("xqueue notebooks"), "{status}");
+    let root = app.url.split("/services/").next().unwrap();
+    let metrics = reqwest::get(format!("{root}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"otter_xqueue_items{queue="notebooks",state="answered"} 3"#),
+        "{metrics}"
+    );
     // A staff regrade after XQueue took the answer is recorded, not sent.
     let anon = &expect[0].1;
     cli(
@@ -281,4 +292,56 @@ async fn a_hub_user_cannot_take_an_xqueue_learners_name() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+/// A burst through XQueue with JupyterHub submissions interleaved, XQueue restarted in the
+/// middle: both doors served, every grade what the notebook earns (a bare `otter run` of
+/// the demo notebooks gives correct 5/5 and partial 3/5: scripts/build-demo-course.sh).
+#[tokio::test]
+async fn a_burst_through_both_doors_with_xqueue_restarted_midway_grades_everyone_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut xq = Xqueue::start(dir.path());
+    let db = dir.path().join("otter.db");
+    let app = spawn_app_with(|s| settings(s, &xq, &db)).await;
+    let mut learners = Vec::new();
+    let mut hub_subs = Vec::new();
+    for i in 0..21 {
+        let (nb, points) = if i % 3 == 0 {
+            ("partial", 3.0)
+        } else {
+            ("correct", 5.0)
+        };
+        let m = xq
+            .submit(&format!("anonburst{i}"), GRADER, "lab.ipynb", &bytes(nb))
+            .await;
+        learners.push((m["submission_id"].clone(), points));
+        if i % 3 == 1 {
+            let token = hub().user_token(&format!("xq-burst-hub{i}"), None).await;
+            let id = app.submit_ok(&token, &sample(nb)).await;
+            hub_subs.push((token, id, points));
+        }
+        if i == 10 {
+            xq.restart();
+        }
+    }
+    for (id, points) in &learners {
+        let row = wait_status(&xq, id, "retired").await;
+        assert_eq!(
+            row["score"]["points_earned"].as_f64(),
+            Some(*points),
+            "{row}"
+        );
+    }
+    for (token, id, points) in &hub_subs {
+        let v = app.wait_done(token, *id, Duration::from_secs(120)).await;
+        assert_eq!(v["grade"]["score"].as_f64(), Some(*points), "{v}");
+    }
+    assert_eq!(
+        db_count(
+            &db,
+            "SELECT COUNT(*) FROM submissions WHERE user LIKE 'xqueue:%'"
+        ),
+        21,
+        "one submission per learner"
+    );
 }
