@@ -20,7 +20,7 @@ WORKDIR /src
 # Dependencies first, in their own layer: a change to src/ does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
- && echo 'fn main() {}' > src/main.rs && touch src/lib.rs benches/intake.rs benches/grading.rs benches/hosts.rs benches/ags.rs \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs benches/intake.rs benches/grading.rs benches/hosts.rs benches/ags.rs benches/xqueue.rs \
  && cargo build --release --locked \
  && rm -rf src
 COPY src src

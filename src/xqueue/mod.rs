@@ -300,7 +300,7 @@ impl QueueRunner {
                     .await;
             }
             if due.is_empty() {
-                self.sleep(Duration::from_millis(500), &mut stop).await;
+                self.sleep(Duration::from_millis(200), &mut stop).await;
             }
         }
     }
