@@ -59,10 +59,11 @@ pub fn record_pull(
         .optional()?;
     if let Some((item, state)) = known {
         // The newest pull key answers. An item XQueue serves again after we answered it
-        // did not get (or keep) our answer: answer it again.
+        // (or gave up on answering) is still waited for: answer it again.
         conn.prepare_cached(
             "UPDATE xqueue_items SET header = ?2,
-                    state = CASE WHEN state = 'answered' THEN 'waiting' ELSE state END,
+                    state = CASE WHEN state IN ('answered', 'failed') THEN 'waiting'
+                                 ELSE state END,
                     next_try_at = ?3
               WHERE id = ?1",
         )?
@@ -72,7 +73,7 @@ pub fn record_pull(
             [item],
             |r| r.get(0),
         )?;
-        let detail = if state == "answered" {
+        let detail = if state != "waiting" {
             "XQueue served this submission again after our answer; it is answered again"
         } else {
             "XQueue served this submission again (its lease ran out); still one grade"
