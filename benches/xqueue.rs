@@ -20,7 +20,6 @@ mod helpers;
 #[allow(dead_code)]
 mod hub;
 #[path = "../tests/support/xqueue.rs"]
-#[allow(dead_code)]
 mod xqueue_peer;
 
 use std::time::{Duration, Instant};
@@ -61,7 +60,11 @@ async fn main() {
         tokens.push(hub::hub().user_token(&format!("bench-door{i}"), None).await);
     }
     let notebook = |i: usize, salt: usize| {
-        let nb = if i % 2 == 0 { "correct" } else { "partial" };
+        let nb = if i.is_multiple_of(2) {
+            "correct"
+        } else {
+            "partial"
+        };
         copy_of(&sample(nb), salt * 10_000 + i)
     };
     let (mut hub_secs, mut xq_secs) = (0.0, 0.0);
