@@ -22,6 +22,8 @@ mod helpers;
 #[path = "../tests/api/hub.rs"]
 #[allow(dead_code)]
 mod hub;
+#[path = "support/notebook.rs"]
+mod notebook;
 
 use std::time::{Duration, Instant};
 
@@ -36,15 +38,12 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The demo notebook padded with a markdown cell to `size` bytes of JSON.
+/// The demo notebook grown to `size` bytes of JSON as a run lab looks (prose, code,
+/// tables, a plot: benches/support/notebook.rs).
 fn notebook_of_size(size: usize) -> Value {
-    let mut nb = sample("correct");
-    let base = json!({ "nb": nb }).to_string().len();
-    let pad = size.saturating_sub(base + 100);
-    nb["cells"].as_array_mut().unwrap().push(json!({
-        "cell_type": "markdown", "metadata": {}, "source": ["x".repeat(pad)]
-    }));
-    nb
+    let base =
+        json!({ "nb": sample("correct") }).to_string().len() - sample("correct").to_string().len();
+    notebook::grown_to(sample("correct"), size - base)
 }
 
 /// Raw SQLite: one row of `bytes` per commit, WAL, synchronous=FULL, for `secs`.
@@ -173,6 +172,8 @@ async fn main() {
     let fill = env_or("INTAKE_FILL", 10_000);
     let nb = notebook_of_size(60 * 1024);
     let body = json!({ "nb": nb }).to_string();
+    // What the service stores as sent: the notebook in `{"nb": ...}`, with its copy number.
+    let sent = unique(&body, 10_000).len() - "{\"nb\":}".len();
     let dir = tempfile::Builder::new()
         .prefix("otter-intake-")
         .tempdir_in(std::env::current_dir().unwrap().join("target"))
@@ -242,6 +243,15 @@ async fn main() {
     println!(
         "service peak RSS with {queued} queued: {:.1} MiB (target < 100 MiB)",
         peak_rss_mib(pid)
+    );
+    let stored: f64 = c
+        .query_row("SELECT AVG(length(notebook)) FROM submissions", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    println!(
+        "notebook stored in {stored:.0} B of the {sent} B sent ({:.2}x smaller)",
+        sent as f64 / stored
     );
     poll_cost(&service.db_path, queued);
 }

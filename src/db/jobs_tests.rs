@@ -259,7 +259,8 @@ fn grade_turns_go_round_robin_across_students() {
 
 #[test]
 fn identical_resubmissions_and_the_per_student_cap() {
-    use crate::db::submissions::{Accepted, IntakeRules, content_hash, submit as take};
+    use crate::db::notebooks::pack;
+    use crate::db::submissions::{Accepted, IntakeRules, submit as take};
     let c = conn();
     let rules = IntakeRules {
         max_attempts: 3,
@@ -273,19 +274,19 @@ fn identical_resubmissions_and_the_per_student_cap() {
         notebook: vec![b'{', n, b'}'],
         notebook_path: None,
     };
-    let hash = |n: u8| content_hash(&nb(n).notebook);
-    let first = take(&c, &nb(1), &hash(1), &rules, 0).unwrap();
+    let stored = |n: u8| pack(&nb(n).notebook);
+    let first = take(&c, &nb(1), &stored(1), &rules, 0).unwrap();
     assert!(matches!(first, Accepted::New(_)));
     assert_eq!(
-        take(&c, &nb(1), &hash(1), &rules, 1).unwrap(),
+        take(&c, &nb(1), &stored(1), &rules, 1).unwrap(),
         Accepted::Duplicate(first.id())
     );
     assert!(matches!(
-        take(&c, &nb(2), &hash(2), &rules, 2).unwrap(),
+        take(&c, &nb(2), &stored(2), &rules, 2).unwrap(),
         Accepted::New(_)
     ));
     assert!(matches!(
-        take(&c, &nb(3), &hash(3), &rules, 3),
+        take(&c, &nb(3), &stored(3), &rules, 3),
         Err(DbError::StudentQueueFull { limit: 2 })
     ));
     // Once the first is graded, the same bytes are a new submission again.
@@ -300,7 +301,7 @@ fn identical_resubmissions_and_the_per_student_cap() {
     )
     .unwrap();
     assert!(matches!(
-        take(&c, &nb(1), &hash(1), &rules, 6).unwrap(),
+        take(&c, &nb(1), &stored(1), &rules, 6).unwrap(),
         Accepted::New(_)
     ));
 }

@@ -16,6 +16,7 @@ pub mod hosts;
 pub mod jobs;
 pub mod lti13;
 mod migrations;
+pub mod notebooks;
 pub mod retention;
 pub mod scores;
 pub mod staff;

@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::jobs::{self, NewJob};
+use super::notebooks::{self, StoredNotebook};
 use super::scores::{self, StudentAssignment};
 use super::states::{GradeStatus, JobKind, PostState, ScorePolicy, SubmissionState};
 use super::waiting::{self, QueuePlace};
@@ -75,15 +76,16 @@ const STUDENT_WAITING_SQL: &str = "SELECT COUNT(*) FROM jobs
 
 /// Take a student's submission under `rules`: an identical one still queued is answered
 /// with itself; a student already at the cap is refused ([`DbError::StudentQueueFull`]);
-/// else it is accepted. `hash` is [`content_hash`] of the notebook, computed by the caller
-/// so that it is not computed on the single writer thread.
+/// else it is accepted. `stored` is [`notebooks::pack`] of the notebook (its hash and
+/// compressed bytes), made by the caller so that neither runs on the single writer thread.
 pub fn submit(
     conn: &Connection,
     s: &NewSubmission,
-    hash: &str,
+    stored: &StoredNotebook,
     rules: &IntakeRules,
     now: i64,
 ) -> Result<Accepted, DbError> {
+    let hash = stored.sha256.as_str();
     let same: Option<i64> = conn
         .prepare_cached(SAME_WAITING_SQL)?
         .query_map(
@@ -105,7 +107,7 @@ pub fn submit(
             limit: rules.per_student,
         });
     }
-    insert(conn, s, hash, rules.max_attempts, now).map(Accepted::New)
+    insert(conn, s, stored, rules.max_attempts, now).map(Accepted::New)
 }
 
 /// The hash that identifies identical notebooks.
@@ -114,20 +116,22 @@ pub fn content_hash(notebook: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(notebook))
 }
 
-/// Accept a submission: the row and its grade job in one write.
+/// Accept a submission: the row and its grade job in one write. The notebook is packed
+/// here, on the writer thread: for the paths that take a few (XQueue, the CLI, tests);
+/// the HTTP intake packs before it writes ([`submit`]).
 pub fn accept(
     conn: &Connection,
     s: &NewSubmission,
     max_attempts: i64,
     now: i64,
 ) -> Result<i64, DbError> {
-    insert(conn, s, &content_hash(&s.notebook), max_attempts, now)
+    insert(conn, s, &notebooks::pack(&s.notebook), max_attempts, now)
 }
 
 fn insert(
     conn: &Connection,
     s: &NewSubmission,
-    hash: &str,
+    stored: &StoredNotebook,
     max_attempts: i64,
     now: i64,
 ) -> Result<i64, DbError> {
@@ -143,10 +147,10 @@ fn insert(
                 s.course,
                 s.section,
                 s.assignment,
-                s.notebook,
+                stored.bytes,
                 s.notebook_path,
                 now,
-                hash
+                stored.sha256
             ],
             |r| r.get(0),
         )?;
@@ -204,7 +208,7 @@ pub struct ToGrade {
 
 /// Load the submission a grade job works on.
 pub fn to_grade(conn: &Connection, id: i64) -> Result<ToGrade, DbError> {
-    Ok(conn.query_row(
+    let t = conn.query_row(
         "SELECT user, course, section, assignment, notebook, received_at
            FROM submissions WHERE id = ?1",
         [id],
@@ -218,7 +222,11 @@ pub fn to_grade(conn: &Connection, id: i64) -> Result<ToGrade, DbError> {
                 received_at: r.get(5)?,
             })
         },
-    )?)
+    )?;
+    Ok(ToGrade {
+        notebook: notebooks::unpack(t.notebook)?,
+        ..t
+    })
 }
 
 /// One question's score as a student sees it (no test output: it may hold hidden tests).
@@ -413,8 +421,7 @@ mod tests {
         let take = |i: i64| {
             let mut s = NewSubmission::sample(&format!("u{}", i % 2));
             s.notebook = format!("{{\"n\": {i}}}").into_bytes();
-            let hash = content_hash(&s.notebook);
-            submit(&c, &s, &hash, &rules, i).unwrap()
+            submit(&c, &s, &notebooks::pack(&s.notebook), &rules, i).unwrap()
         };
         for i in 0..50 {
             take(i);
@@ -442,13 +449,13 @@ mod tests {
             per_student: 100,
         };
         let s = NewSubmission::sample("u");
-        let hash = content_hash(&s.notebook);
+        let stored = notebooks::pack(&s.notebook);
         // Two identical ones waiting (a staff regrade can queue an older one again).
         let first = accept(&c, &s, 3, 0).unwrap();
         let second = accept(&c, &s, 3, 1).unwrap();
         assert!(second > first);
         assert_eq!(
-            submit(&c, &s, &hash, &rules, 2).unwrap(),
+            submit(&c, &s, &stored, &rules, 2).unwrap(),
             Accepted::Duplicate(first)
         );
     }

@@ -10,7 +10,7 @@ use super::{AppState, pages};
 use std::sync::atomic::Ordering;
 
 use crate::db::submissions::Accepted;
-use crate::db::{DbError, now_ms, submissions};
+use crate::db::{DbError, notebooks, now_ms, submissions};
 use crate::jupyterhub::HubUser;
 use crate::notebook::{NotebookMetadata, Submission};
 
@@ -157,10 +157,11 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
         max_attempts: app.settings.grading.max_attempts,
         per_student: app.settings.grading.max_queued_per_student,
     };
-    let hash = submissions::content_hash(&new.notebook);
+    // Hashed and compressed here, on this request's worker, not on the single writer.
+    let stored = notebooks::pack(&new.notebook);
     let taken = app
         .db
-        .write(move |c| submissions::submit(c, &new, &hash, &rules, now_ms()))
+        .write(move |c| submissions::submit(c, &new, &stored, &rules, now_ms()))
         .await
         .inspect_err(|_| {
             app.queue_depth.fetch_sub(1, Ordering::Relaxed);
