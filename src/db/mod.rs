@@ -1,7 +1,9 @@
 //! SQLite access. One writer thread owns the only writing connection and commits the
-//! writes that arrive together in one transaction (group commit): with WAL and
-//! `synchronous=FULL` every accepted submission is on disk before we answer, and a burst
-//! of submissions costs one fsync per batch instead of one each. Reads run on pooled
+//! writes that arrive together in one transaction (group commit): in WAL mode, every
+//! accepted submission is on disk (the WAL flushed with `fdatasync`, as
+//! `synchronous=FULL` does) before we answer, and a burst of submissions costs one flush
+//! per batch instead of one each; the flush runs on a thread of its own while the writer
+//! commits the next batch (`writer`). Reads run on pooled
 //! connections through `spawn_blocking`, so rusqlite never blocks the async executor.
 //!
 //! This module is the one owner of stored state: every SQL statement and every stored
@@ -86,11 +88,12 @@ fn connect(path: &Path) -> Result<Connection, DbError> {
 }
 
 /// What the writer's connection needs beyond [`connect`]. Each 60 KB notebook dirties
-/// some 16 pages (15 of them its overflow pages). SQLite's default page cache (2,000 KiB)
-/// is full after about 30 of them in one batch; past that, SQLite writes dirty pages to
-/// the WAL in the middle of the transaction (and again at the commit) and copies pages
-/// into the savepoint journal, which goes to a temporary file past 64 KiB. A 16 MiB cache
-/// holds a batch of about 240 such notebooks, and the savepoint journal stays in memory.
+/// some 7 pages (about 6 of them its overflow pages, stored compressed: [`notebooks`];
+/// 16 uncompressed). SQLite's default page cache (2,000 KiB, 500 pages) fills within a
+/// batch of a few dozen; past that, SQLite writes dirty pages to the WAL in the middle of
+/// the transaction (and again at the commit) and copies pages into the savepoint journal,
+/// which goes to a temporary file past 64 KiB. A 16 MiB cache holds a batch of hundreds of
+/// such notebooks, and the savepoint journal stays in memory.
 /// rusqlite keeps 16 prepared statements by default; the writer uses more than that.
 fn writer_settings(conn: &Connection) -> Result<(), DbError> {
     conn.execute_batch(
@@ -99,6 +102,25 @@ fn writer_settings(conn: &Connection) -> Result<(), DbError> {
     )?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
+}
+
+/// The writer commits with `synchronous = NORMAL` and a thread of its own flushes the WAL
+/// before anyone is answered (`writer::WalSync`), when the WAL file can be opened; else
+/// it keeps `synchronous = FULL`, flushing inside each commit.
+fn pipelined_sync(conn: &Connection, path: &Path) -> Result<writer::WalSync, DbError> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::File::open(&wal) {
+        Ok(file) => {
+            conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+            Ok(writer::WalSync::of_file(file))
+        }
+        Err(e) => {
+            tracing::warn!(wal = %std::path::Path::new(&wal).display(), error = %e,
+                "the WAL file cannot be opened: each commit flushes it itself");
+            Ok(writer::WalSync::InCommit)
+        }
+    }
 }
 
 impl Db {
@@ -115,10 +137,11 @@ impl Db {
         let mut conn = connect(path)?;
         migrations::run(&mut conn)?;
         writer_settings(&conn)?;
+        let sync = pipelined_sync(&conn, path)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                writer: writer::Writer::spawn(conn),
+                writer: writer::Writer::spawn(conn, sync),
                 readers: Mutex::new(Vec::new()),
                 waiting: Arc::default(),
             }),
