@@ -227,6 +227,12 @@ CREATE TABLE xqueue_items (
 CREATE INDEX xqueue_items_due ON xqueue_items (queue, state, next_try_at);
 CREATE INDEX xqueue_items_by_submission ON xqueue_items (submission_id);
 "#,
+    r#"
+-- No change to the tables: from this version on, submissions.notebook may hold the
+-- notebook zstd-compressed (db/notebooks.rs). An older build would hand those bytes to
+-- grading as they are, so this version makes it refuse the database instead ("newer than
+-- this build knows"), as a rollback must.
+"#,
 ];
 
 /// Bring the schema to the newest version.

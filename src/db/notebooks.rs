@@ -47,9 +47,15 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
+/// The hash that identifies identical notebooks: SHA-256 (hex) of the bytes sent.
+pub fn content_hash(notebook: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(notebook))
+}
+
 /// Hash and compress a notebook for storage. Call it off the writer thread.
 pub fn pack(raw: &[u8]) -> StoredNotebook {
-    let sha256 = super::submissions::content_hash(raw);
+    let sha256 = content_hash(raw);
     let compressed = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -105,7 +111,7 @@ mod tests {
             raw.len()
         );
         assert_eq!(unpack(stored.bytes).unwrap(), raw);
-        assert_eq!(stored.sha256, super::super::submissions::content_hash(&raw));
+        assert_eq!(stored.sha256, content_hash(&raw));
     }
 
     #[test]

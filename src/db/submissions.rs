@@ -110,12 +110,6 @@ pub fn submit(
     insert(conn, s, stored, rules.max_attempts, now).map(Accepted::New)
 }
 
-/// The hash that identifies identical notebooks.
-pub fn content_hash(notebook: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(notebook))
-}
-
 /// Accept a submission: the row and its grade job in one write. The notebook is packed
 /// here, on the writer thread: for the paths that take a few (XQueue, the CLI, tests);
 /// the HTTP intake packs before it writes ([`submit`]).
