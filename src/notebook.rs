@@ -328,6 +328,25 @@ mod tests {
     }
 
     #[test]
+    fn a_body_dressed_as_a_stored_zstd_frame_is_refused_in_every_form() {
+        // The database tells a compressed notebook from one kept as sent by the zstd magic
+        // number (db/notebooks.rs); a student who sent bytes starting with it could have
+        // their own frame (a decompression bomb) unpacked at grading. No accepted body
+        // can start with it: each form must parse as JSON, and the stored notebook is
+        // an object (or a string holding one).
+        let magic = [0x28u8, 0xb5, 0x2f, 0xfd];
+        let mut raw = magic.to_vec();
+        raw.extend_from_slice(br#"{"cells": [], "metadata": {}}"#);
+        assert!(Submission::read(&raw).is_err());
+        let as_text = serde_json::to_string(&String::from_utf8_lossy(&raw)).unwrap();
+        assert!(Submission::read(format!("{{\"nb\": {as_text}}}").as_bytes()).is_err());
+        let meta = NotebookMetadata::parse(&json!({"cells": [], "metadata": {"otter_service":
+            {"course": "c", "section": "1", "assignment": "a"}}}))
+        .unwrap();
+        assert!(Submission::read_as(&raw, meta).is_err());
+    }
+
+    #[test]
     fn refuses_non_notebooks_and_path_tricks() {
         assert!(matches!(
             NotebookMetadata::parse(&json!([1, 2])),
