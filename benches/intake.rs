@@ -41,9 +41,9 @@ fn env_or(name: &str, default: u64) -> u64 {
 /// The demo notebook grown to `size` bytes of JSON as a run lab looks (prose, code,
 /// tables, a plot: benches/support/notebook.rs).
 fn notebook_of_size(size: usize) -> Value {
-    let base =
-        json!({ "nb": sample("correct") }).to_string().len() - sample("correct").to_string().len();
-    notebook::grown_to(sample("correct"), size - base)
+    let demo = sample("correct");
+    let wrapper = json!({ "nb": demo }).to_string().len() - demo.to_string().len();
+    notebook::grown_to(demo, size - wrapper)
 }
 
 /// Raw SQLite: one row of `bytes` per commit, WAL, synchronous=FULL, for `secs`.

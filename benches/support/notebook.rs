@@ -3,34 +3,16 @@
 //! prose, code cells, their outputs as text and as pandas-style HTML tables, and a plot
 //! (`image/png`). The plot's bytes are random (a PNG is compressed data, which random bytes
 //! stand in for: neither compresses further); the text is drawn from a course's
-//! vocabulary with a fixed seed, so every run sends the same notebook. About a quarter of
+//! vocabulary by `rand`'s `StdRng` with a fixed seed, so every run sends the same notebook. About a quarter of
 //! the bytes are the plot. Earlier benchmarks padded the demo notebook with one long run
 //! of `x`, which says nothing about what storing it costs once the store compresses.
 
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
 use serde_json::{Value, json};
 
-/// A small deterministic generator (xorshift64*): the same notebook in every run.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed.max(1))
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
-        words[self.below(words.len())]
-    }
+fn pick<'a>(rng: &mut StdRng, words: &[&'a str]) -> &'a str {
+    words[rng.random_range(0..words.len())]
 }
 
 const WORDS: &[&str] = &[
@@ -232,34 +214,38 @@ const CALLS: &[&str] = &[
     "with_column({c:?}, np.ones({n}))",
 ];
 
-fn sentence(rng: &mut Rng, words: usize) -> String {
+fn sentence(rng: &mut StdRng, words: usize) -> String {
     let mut s = String::new();
     for i in 0..words {
         if i > 0 {
             s.push(' ');
         }
-        s.push_str(rng.pick(WORDS));
+        s.push_str(pick(rng, WORDS));
     }
     s.push('.');
     s
 }
 
-fn number(rng: &mut Rng) -> String {
-    format!("{}.{:04}", rng.below(1000), rng.below(10000))
+fn number(rng: &mut StdRng) -> String {
+    format!(
+        "{}.{:04}",
+        rng.random_range(0..1000),
+        rng.random_range(0..10000)
+    )
 }
 
-fn code_line(rng: &mut Rng) -> String {
-    let mut line = format!("{} = {}", rng.pick(IDENTS), rng.pick(IDENTS));
-    for _ in 0..1 + rng.below(3) {
-        let call = rng.pick(CALLS);
+fn code_line(rng: &mut StdRng) -> String {
+    let mut line = format!("{} = {}", pick(rng, IDENTS), pick(rng, IDENTS));
+    for _ in 0..1 + rng.random_range(0..3) {
+        let call = pick(rng, CALLS);
         let mut filled = String::new();
         let mut rest = call;
         while let Some(at) = rest.find('{') {
             filled.push_str(&rest[..at]);
             let end = rest[at..].find('}').unwrap() + at;
             match &rest[at..=end] {
-                "{c:?}" => filled.push_str(&format!("{:?}", rng.pick(COLUMNS))),
-                _ => filled.push_str(&rng.below(100).to_string()),
+                "{c:?}" => filled.push_str(&format!("{:?}", pick(rng, COLUMNS))),
+                _ => filled.push_str(&rng.random_range(0..100).to_string()),
             }
             rest = &rest[end + 1..];
         }
@@ -271,8 +257,8 @@ fn code_line(rng: &mut Rng) -> String {
 }
 
 /// An HTML table output as `datascience`/pandas render it, with its text form.
-fn table_output(rng: &mut Rng, n: usize) -> Value {
-    let cols: Vec<&str> = (0..4).map(|_| rng.pick(COLUMNS)).collect();
+fn table_output(rng: &mut StdRng, n: usize) -> Value {
+    let cols: Vec<&str> = (0..4).map(|_| pick(rng, COLUMNS)).collect();
     let mut html = String::from("<table border=\"1\" class=\"dataframe\">\n  <thead>\n    <tr>\n");
     let mut text = String::new();
     for c in &cols {
@@ -299,9 +285,10 @@ fn table_output(rng: &mut Rng, n: usize) -> Value {
 }
 
 /// A plot: `bytes` random bytes as a base64 PNG.
-fn plot_output(rng: &mut Rng, bytes: usize) -> Value {
+fn plot_output(rng: &mut StdRng, bytes: usize) -> Value {
     use base64::Engine;
-    let raw: Vec<u8> = (0..bytes).map(|_| rng.next() as u8).collect();
+    let mut raw = vec![0u8; bytes];
+    rng.fill_bytes(&mut raw);
     json!({
         "output_type": "display_data", "metadata": {},
         "data": {
@@ -313,20 +300,22 @@ fn plot_output(rng: &mut Rng, bytes: usize) -> Value {
 
 /// `base` (a notebook) grown to about `size` bytes of JSON.
 pub fn grown_to(mut base: Value, size: usize) -> Value {
-    let mut rng = Rng::new(8);
+    let mut rng = StdRng::seed_from_u64(8);
     let plot_bytes = size / 4 * 3 / 4; // a quarter of the notebook, after base64
     let mut plotted = false;
     let mut n = 0;
     while base.to_string().len() < size {
         n += 1;
-        let md = (0..3 + rng.below(4))
+        let md = (0..3 + rng.random_range(0..4))
             .map(|_| {
-                let words = 8 + rng.below(12);
+                let words = 8 + rng.random_range(0..12);
                 sentence(&mut rng, words)
             })
             .collect::<Vec<_>>()
             .join(" ");
-        let code: Vec<String> = (0..2 + rng.below(5)).map(|_| code_line(&mut rng)).collect();
+        let code: Vec<String> = (0..2 + rng.random_range(0..5))
+            .map(|_| code_line(&mut rng))
+            .collect();
         let mut outputs = vec![table_output(&mut rng, n)];
         if !plotted && n >= 3 {
             outputs.push(plot_output(&mut rng, plot_bytes));

@@ -110,13 +110,14 @@ fn writer_settings(conn: &Connection) -> Result<(), DbError> {
 fn pipelined_sync(conn: &Connection, path: &Path) -> Result<writer::WalSync, DbError> {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
+    let wal = PathBuf::from(wal);
     match std::fs::File::open(&wal) {
         Ok(file) => {
             conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
             Ok(writer::WalSync::of_file(file))
         }
         Err(e) => {
-            tracing::warn!(wal = %std::path::Path::new(&wal).display(), error = %e,
+            tracing::warn!(wal = %wal.display(), error = %e,
                 "the WAL file cannot be opened: each commit flushes it itself");
             Ok(writer::WalSync::InCommit)
         }
