@@ -156,9 +156,14 @@ impl Service {
             workers.push(self.serve_hosts(listener, grade, rx.clone())?);
         }
         workers.extend(self.start_xqueues(rx.clone())?);
+        let webhooks =
+            crate::platform::webhooks::Sender::new(self.app.clone(), Arc::new(Notify::new()))
+                .map_err(anyhow::Error::msg)?;
+        workers.push(tokio::spawn(webhooks.run(rx.clone())));
         workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx.clone())));
         workers.push(tokio::spawn(prune_hourly(self.app.clone(), rx)));
-        let router = crate::http::router(self.app.clone());
+        let router = crate::http::router(self.app.clone())
+            .merge(crate::platform::api::router(self.app.clone()));
         tracing::info!(addr = %self.listener.local_addr()?, prefix = %self.app.settings.server.prefix,
             runner = self.app.runner.name(), lti = self.app.lti_enabled, "otter-service listening");
         let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -56,6 +56,12 @@ pub enum Command {
         #[command(subcommand)]
         command: HostsCommand,
     },
+    /// Platforms that submit through the platform API and get webhooks
+    /// (docs/platform-api.md).
+    Platforms {
+        #[command(subcommand)]
+        command: crate::platform::admin::PlatformsCommand,
+    },
     /// LTI 1.3 tool keys (docs/lti13.md).
     Lti13 {
         #[command(subcommand)]
@@ -194,6 +200,7 @@ fn run_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { output } => backup(&open_read_only(&path)?, &output),
         Command::Hosts { command } => hosts(&open_write(&path)?, command),
         Command::Lti13 { command } => lti13(&settings, command),
+        Command::Platforms { command } => crate::platform::admin::run(&settings, command),
         Command::Grader { .. } => unreachable!("handled before the service's settings"),
     }
 }

@@ -65,6 +65,21 @@ pub struct XqueueLabels {
     pub state: String,
 }
 
+/// A platform's webhook deliveries by state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    pub platform: String,
+    /// pending | delivered | failed
+    pub state: String,
+}
+
+/// How one webhook delivery attempt ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookAttemptLabels {
+    /// delivered | retry | failed | gone
+    pub outcome: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The service's metrics and the registry that encodes them.
@@ -78,6 +93,8 @@ pub struct Metrics {
     pub busy: Family<KindLabels, Gauge>,
     jobs: Family<JobLabels, Gauge>,
     xqueue_items: Family<XqueueLabels, Gauge>,
+    webhooks: Family<WebhookLabels, Gauge>,
+    pub webhook_attempts: Family<WebhookAttemptLabels, Counter>,
     oldest_wait: Family<KindLabels, Gauge<f64, AtomicU64>>,
     database_bytes: Gauge,
     hosts: Gauge,
@@ -102,6 +119,8 @@ impl Default for Metrics {
             busy: Family::default(),
             jobs: Family::default(),
             xqueue_items: Family::default(),
+            webhooks: Family::default(),
+            webhook_attempts: Family::default(),
             oldest_wait: Family::default(),
             database_bytes: Gauge::default(),
             hosts: Gauge::default(),
@@ -169,6 +188,18 @@ impl Default for Metrics {
             "Submissions pulled from each XQueue, by where their answer stands (waiting: \
              being graded or answer not yet taken; answered; failed: XQueue refused it)",
             m.xqueue_items.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "Platforms' completion webhooks by state (pending: not yet taken by the receiver, \
+             retrying or waiting on a disabled endpoint; delivered; failed: given up, staff \
+             may redeliver)",
+            m.webhooks.clone(),
+        );
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by how they ended",
+            m.webhook_attempts.clone(),
         );
         registry.register(
             "jobs_unroutable",
@@ -252,6 +283,14 @@ impl Metrics {
             self.xqueue_items
                 .get_or_create(&XqueueLabels {
                     queue: queue.clone(),
+                    state: state.clone(),
+                })
+                .set(*n);
+        }
+        for (platform, state, n) in &status.webhooks {
+            self.webhooks
+                .get_or_create(&WebhookLabels {
+                    platform: platform.clone(),
                     state: state.clone(),
                 })
                 .set(*n);

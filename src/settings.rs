@@ -26,6 +26,41 @@ pub struct Settings {
     pub lti13: Lti13Settings,
     pub hosts: HostsSettings,
     pub xqueue: XqueueSettings,
+    pub platforms: PlatformSettings,
+}
+
+/// The platform API (`{prefix}api/v1/`) and its webhooks (docs/platform-api.md). Platforms
+/// themselves are registered in the database (`otter-service platforms add`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlatformSettings {
+    /// Networks (CIDR, e.g. `10.0.0.0/8`, or one address) webhooks may be sent to even
+    /// though they are private, loopback or link-local. Default: none: a webhook URL that
+    /// names or resolves to such an address is refused (a platform could otherwise make
+    /// the service call the cloud's metadata endpoint or its own neighbours).
+    pub webhook_allow_networks: Vec<String>,
+    /// Seconds one delivery attempt may take. Default 10.
+    pub webhook_timeout_secs: u64,
+    /// How long a delivery is retried before it is given up (staff can redeliver), in
+    /// hours. Default 72.
+    pub webhook_retry_hours: u64,
+    /// First retry delay in seconds (doubled each attempt, with jitter, up to an hour;
+    /// a `Retry-After` from the receiver is honoured up to an hour). Default 5.
+    pub webhook_retry_base_secs: u64,
+    /// Deliveries in flight at once per platform. Default 8.
+    pub webhook_concurrency: usize,
+}
+
+impl Default for PlatformSettings {
+    fn default() -> Self {
+        Self {
+            webhook_allow_networks: Vec::new(),
+            webhook_timeout_secs: 10,
+            webhook_retry_hours: 72,
+            webhook_retry_base_secs: 5,
+            webhook_concurrency: 8,
+        }
+    }
 }
 
 /// edX external graders: XQueues this service pulls notebooks from (docs/xqueue.md).

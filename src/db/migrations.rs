@@ -233,6 +233,79 @@ CREATE INDEX xqueue_items_by_submission ON xqueue_items (submission_id);
 -- grading as they are, so this version makes it refuse the database instead ("newer than
 -- this build knows"), as a rollback must.
 "#,
+    r#"
+-- Platforms: other systems registered by staff (`otter-service platforms add`) that submit
+-- through `{prefix}api/v1/` with a token (only its SHA-256 is kept) and get signed
+-- completion webhooks (Standard Webhooks). `courses` and `priorities` are JSON lists.
+-- `webhook_secret` is the signing secret; `webhook_secret_old` is still signed with during
+-- a rotation, until `webhook_secret_old_until`.
+CREATE TABLE platforms (
+    name                     TEXT PRIMARY KEY,
+    token_sha256             TEXT NOT NULL UNIQUE,
+    courses                  TEXT NOT NULL,
+    priorities               TEXT NOT NULL,
+    webhook_url              TEXT,
+    webhook_secret           TEXT NOT NULL,
+    webhook_secret_old       TEXT,
+    webhook_secret_old_until INTEGER,
+    -- set when the receiver answered 410 Gone: nothing is sent until staff set it again
+    webhook_disabled_at      INTEGER,
+    webhook_disabled_why     TEXT,
+    created_at               INTEGER NOT NULL,
+    revoked_at               INTEGER
+);
+-- Each submission a platform made: its own user id, the idempotency key it came with,
+-- its priority class.
+CREATE TABLE platform_submissions (
+    submission_id   INTEGER PRIMARY KEY REFERENCES submissions (id),
+    platform        TEXT NOT NULL REFERENCES platforms (name),
+    platform_user   TEXT NOT NULL,
+    idempotency_key TEXT,
+    priority        TEXT NOT NULL
+);
+-- Every idempotency key a platform used, and the submission it answers with (two keys
+-- may answer with one submission: an identical notebook that was still waiting).
+CREATE TABLE platform_keys (
+    platform        TEXT NOT NULL REFERENCES platforms (name),
+    idempotency_key TEXT NOT NULL,
+    submission_id   INTEGER NOT NULL REFERENCES submissions (id),
+    PRIMARY KEY (platform, idempotency_key)
+);
+CREATE INDEX platform_submissions_by_user ON platform_submissions (platform, platform_user, submission_id);
+-- The webhook outbox: one row per event. `msg_id` is the `webhook-id`, the same on every
+-- attempt; `body` is fixed when the event is first prepared (NULL until then), so every
+-- attempt sends the same bytes. state: new (not prepared) | pending | delivered |
+-- failed (gave up, or the receiver refused for good: staff may redeliver).
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY,
+    msg_id          TEXT NOT NULL UNIQUE,
+    platform        TEXT NOT NULL REFERENCES platforms (name),
+    submission_id   INTEGER NOT NULL REFERENCES submissions (id),
+    event           TEXT NOT NULL,
+    body            TEXT,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_at         INTEGER NOT NULL,
+    last_status     INTEGER,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    delivered_at    INTEGER
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_at);
+CREATE INDEX webhook_deliveries_by_submission ON webhook_deliveries (submission_id);
+-- Every path that ends a platform's submission (a local worker, a grader host, a retry
+-- that gave up, a staff regrade) sets its state; this turns each ending into an event, so
+-- no path can forget one. A platform without a webhook gets none.
+CREATE TRIGGER platform_submission_ended AFTER UPDATE OF state ON submissions
+WHEN NEW.state IN ('graded', 'failed', 'dead') AND OLD.state IS NOT NEW.state
+BEGIN
+    INSERT INTO webhook_deliveries (msg_id, platform, submission_id, event, state, next_at, created_at)
+    SELECT 'msg_' || lower(hex(randomblob(16))), p.name, NEW.id, 'submission.' || NEW.state,
+           'new', 0, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+      FROM platform_submissions ps JOIN platforms p ON p.name = ps.platform
+     WHERE ps.submission_id = NEW.id AND p.webhook_url IS NOT NULL;
+END;
+"#,
 ];
 
 /// Bring the schema to the newest version.

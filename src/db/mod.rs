@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod lti13;
 mod migrations;
 pub mod notebooks;
+pub mod platforms;
 pub mod retention;
 pub mod scores;
 pub mod staff;

@@ -156,6 +156,8 @@ pub struct Queue {
     pub hosts: super::hosts::Capacity,
     /// XQueue items per queue and state.
     pub xqueue: Vec<(String, String, i64)>,
+    /// Webhook deliveries per platform and state.
+    pub webhooks: Vec<(String, String, i64)>,
 }
 
 /// Read the queue's state and the database size.
@@ -183,6 +185,7 @@ pub fn queue(conn: &Connection) -> Result<Queue, DbError> {
         database_bytes,
         hosts: super::hosts::capacity(conn, super::now_ms())?,
         xqueue: super::xqueue::counts(conn)?,
+        webhooks: super::platforms::counts(conn)?,
     })
 }
 

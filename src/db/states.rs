@@ -70,6 +70,8 @@ text_enum! {
         Failed = "failed",
         /// Our side could not grade it within the allowed attempts: staff must act.
         Dead = "dead",
+        /// Withdrawn by the platform that sent it before it was graded (platform API).
+        Cancelled = "cancelled",
     }
 }
 

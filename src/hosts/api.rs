@@ -462,7 +462,7 @@ async fn complete(
         grading_finished: now,
     };
     // XQueue carries its learners' scores; only Hub users' are posted over LTI.
-    let post = api.grade.posts(&names) && !crate::xqueue::is_xqueue_user(&user);
+    let post = api.grade.posts(&names) && crate::users::is_hub_user(&user);
     match api.grade.store_outcome(&job, outcome, post, phases).await {
         Ok(true) => {
             tracing::info!(host = %host.name, job_id = job.id, submission_id = job.submission_id,

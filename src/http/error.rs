@@ -149,7 +149,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken => {
                 ApiError::Forbidden(format!("{e}; log in to JupyterHub again"))
             }
-            AuthError::ReservedName(_) => ApiError::Forbidden(e.to_string()),
+            AuthError::ReservedName(..) => ApiError::Forbidden(e.to_string()),
             AuthError::MissingScope { .. } => ApiError::Forbidden(format!(
                 "{e}; ask the Hub administrator to grant it to the `user` role"
             )),

@@ -9,7 +9,9 @@ mod staff;
 mod state;
 mod submit;
 
+pub use pages::readable_feedback;
 pub use state::{App, AppState};
+pub use submit::take_into_queue;
 
 use axum::Router;
 use std::net::SocketAddr;

@@ -257,6 +257,7 @@ fn summary(v: &SubmissionView) -> Markup {
         (_, SubmissionState::Grading) => html! { "being graded now" },
         (_, SubmissionState::Failed) => html! { "could not be graded" },
         (_, SubmissionState::Dead) => html! { "grading failed on our side" },
+        (_, SubmissionState::Cancelled) => html! { "cancelled before grading" },
         (None, SubmissionState::Graded) => html! { "graded" },
     }
 }
@@ -362,7 +363,7 @@ fn detail_page(nav: &Nav<'_>, v: &SubmissionView, lms: &str) -> String {
 
 /// Public feedback as a student reads it: each traceback folded to the exception it ends
 /// with (the frames are the grader's internals), and no paths of the grading machine.
-fn readable_feedback(text: &str) -> String {
+pub fn readable_feedback(text: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     let mut folding: Option<usize> = None;
     for line in text.lines() {

@@ -147,7 +147,42 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
             .and_then(|v| v.to_str().ok())
             .map(|p| p.chars().take(500).collect()),
     };
-    // Reserve a place in the queue first; give it back if the commit fails.
+    // Hashed and compressed here, on this request's worker, not on the single writer.
+    let stored = notebooks::pack(&new.notebook);
+    let taken = take_into_queue(
+        app,
+        move |c, rules| submissions::submit(c, &new, &stored, rules, now_ms()),
+        |t| Some(*t),
+    )
+    .await?;
+    match taken {
+        Accepted::New(id) => {
+            tracing::info!(submission_id = id, user = %user.name, course = %meta.course,
+                assignment = %meta.assignment, "submission accepted");
+        }
+        Accepted::Duplicate(id) => {
+            tracing::info!(submission_id = id, user = %user.name, "identical resubmission");
+        }
+    }
+    accepted(app, &headers, taken, &meta, &user.name).await
+}
+
+/// Reserve a place in the queue (refusing when it is full), run `write` on the writer (it
+/// takes the submission under the intake rules), and give the place back unless it queued
+/// something new; count the answer and wake a grader. `accepted` says what the write took:
+/// a new or an identical waiting submission, or `None` for nothing (an idempotent retry).
+/// Every door that takes notebooks (JupyterHub, the platform API) goes through here.
+pub async fn take_into_queue<T, W>(
+    app: &AppState,
+    write: W,
+    accepted: impl Fn(&T) -> Option<Accepted>,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    W: FnOnce(&rusqlite::Connection, &submissions::IntakeRules) -> Result<T, DbError>
+        + Send
+        + 'static,
+{
     let depth = app.queue_depth.fetch_add(1, Ordering::Relaxed);
     if depth >= app.settings.server.max_queue_depth {
         app.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -157,29 +192,27 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
         max_attempts: app.settings.grading.max_attempts,
         per_student: app.settings.grading.max_queued_per_student,
     };
-    // Hashed and compressed here, on this request's worker, not on the single writer.
-    let stored = notebooks::pack(&new.notebook);
     let taken = app
         .db
-        .write(move |c| submissions::submit(c, &new, &stored, &rules, now_ms()))
+        .write(move |c| write(c, &rules))
         .await
         .inspect_err(|_| {
             app.queue_depth.fetch_sub(1, Ordering::Relaxed);
         })?;
-    app.metrics
-        .accepted(matches!(taken, Accepted::Duplicate(_)));
-    match taken {
-        Accepted::New(id) => {
+    match accepted(&taken) {
+        Some(Accepted::New(_)) => {
+            app.metrics.accepted(false);
             app.grade_notify.notify_one();
-            tracing::info!(submission_id = id, user = %user.name, course = %meta.course,
-                assignment = %meta.assignment, "submission accepted");
         }
-        Accepted::Duplicate(id) => {
+        Some(Accepted::Duplicate(_)) => {
+            app.metrics.accepted(true);
             app.queue_depth.fetch_sub(1, Ordering::Relaxed);
-            tracing::info!(submission_id = id, user = %user.name, "identical resubmission");
+        }
+        None => {
+            app.queue_depth.fetch_sub(1, Ordering::Relaxed);
         }
     }
-    accepted(app, &headers, taken, &meta, &user.name).await
+    Ok(taken)
 }
 
 /// 202 with the submission: JSON (its view, as `GET submissions/{id}` gives it, plus

@@ -123,8 +123,8 @@ impl GradeJob {
             section: sub.section,
             assignment: sub.assignment,
         };
-        // XQueue carries its learners' scores; only Hub users' are posted over LTI.
-        let post = self.config.posts_for(assignment) && !crate::xqueue::is_xqueue_user(&sub.user);
+        // XQueue and platforms carry their users' scores; only Hub users' go over LTI.
+        let post = self.config.posts_for(assignment) && crate::users::is_hub_user(&sub.user);
         Ok((request, names, post))
     }
 

@@ -42,14 +42,11 @@ pub enum AuthError {
     MissingScope { user: String, scope: String },
     #[error("the session cookie is invalid or expired")]
     BadCookie,
-    #[error("the user name {0:?} is reserved for learners who submit through XQueue")]
-    ReservedName(String),
+    #[error("the user name {0:?} is reserved for {1}")]
+    ReservedName(String, &'static str),
     #[error(transparent)]
     Hub(#[from] HubError),
 }
-
-/// User names the Hub door refuses: XQueue learners' namespace (`crate::xqueue`).
-const RESERVED_PREFIX: &str = "xqueue:";
 
 /// Token checks, session cookies and XSRF tokens.
 pub struct Auth {
@@ -135,9 +132,10 @@ impl Auth {
     /// A held scope without a filter covers the filtered one: `access:services` covers
     /// `access:services!service=otter_grade`.
     pub fn check_scopes(&self, id: &HubIdentity) -> Result<(), AuthError> {
-        // A Hub user named like an XQueue learner would see that learner's submissions.
-        if id.name.starts_with(RESERVED_PREFIX) {
-            return Err(AuthError::ReservedName(id.name.clone()));
+        // A Hub user named like an XQueue learner or a platform's user would see (and
+        // be credited with) that user's submissions.
+        if let Some(door) = crate::users::reserved_by(&id.name) {
+            return Err(AuthError::ReservedName(id.name.clone(), door));
         }
         let holds = |need: &String| {
             let base = need.split('!').next().unwrap_or(need);

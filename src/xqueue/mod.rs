@@ -37,12 +37,7 @@ pub use client::{Served, XqError, XqueueClient};
 pub use reply::ScoreAs;
 
 /// The user namespace of XQueue learners.
-pub const USER_PREFIX: &str = "xqueue:";
-
-/// Whether `user` is an XQueue learner (not a JupyterHub user).
-pub fn is_xqueue_user(user: &str) -> bool {
-    user.starts_with(USER_PREFIX)
-}
+pub const USER_PREFIX: &str = crate::users::XQUEUE_PREFIX;
 
 /// Most submissions of one queue waiting to be graded before the puller waits: XQueue
 /// holds the rest (pulling more than we grade within its lease only makes it serve them
