@@ -24,6 +24,7 @@ step "JupyterHub";                               bash scripts/setup-jupyterhub.s
 step "edX LTI verifier";                         bash scripts/setup-edx-verifier.sh
 step "LTI 1.3 platforms (edX, lti1p3platform)";  bash scripts/setup-lti13-platform.sh
 step "edX's XQueue (edx-submissions)";           bash scripts/setup-xqueue.sh
+step "webhook verifier (standardwebhooks) and schemathesis"; bash scripts/setup-webhooks.sh
 step "browser (Chromium + playwright-core)";     bash scripts/setup-browser.sh
 step "JupyterLab 4 + Notebook 7 with the Submit extension built from clients/jupyter"
 bash scripts/setup-lab.sh

@@ -422,7 +422,8 @@ async fn take(app: &AppState, platform: Platform, req: Request) -> Result<Respon
     let notebook = f
         .notebook
         .ok_or_else(|| bad("the submission has no `notebook` (the .ipynb)"))?;
-    let read = Submission::read_as(&notebook, meta.clone()).map_err(|e| bad(e.to_string()))?;
+    let read = Submission::read_as(&notebook, meta.clone())
+        .map_err(|e| bad(format!("`notebook`: {e}")))?;
     let assignment = app
         .courses
         .lookup(&meta)

@@ -27,9 +27,12 @@ mod lti13;
 mod lti13_platform;
 mod lying_kernel;
 mod metrics;
+mod platform;
 mod staff;
 mod trusted;
 mod warm;
+#[path = "../support/webhooks.rs"]
+mod webhooks;
 mod xqueue;
 #[path = "../support/xqueue.rs"]
 mod xqueue_peer;
