@@ -162,8 +162,10 @@ impl Service {
         workers.push(tokio::spawn(webhooks.run(rx.clone())));
         workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx.clone())));
         workers.push(tokio::spawn(prune_hourly(self.app.clone(), rx)));
+        let doc = openapi(&self.app.settings.server.prefix).to_json()?;
         let router = crate::http::router(self.app.clone())
-            .merge(crate::platform::api::router(self.app.clone()));
+            .merge(crate::platform::api::router(self.app.clone()))
+            .layer(axum::Extension(crate::http::OpenApiJson(Arc::new(doc))));
         tracing::info!(addr = %self.listener.local_addr()?, prefix = %self.app.settings.server.prefix,
             runner = self.app.runner.name(), lti = self.app.lti_enabled, "otter-service listening");
         let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -227,7 +229,8 @@ impl Service {
             stop.clone(),
         ));
         tracing::info!(addr = %listener.local_addr()?, "grader hosts' API listening");
-        let router = crate::hosts::api::router(api)
+        let (router, _, _) = crate::hosts::api::router(api);
+        let router = router
             .layer(tower_http::trace::TraceLayer::new_for_http())
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let mut stop = stop;
@@ -479,4 +482,107 @@ pub fn outcomes_client(s: &Settings) -> anyhow::Result<Option<Arc<dyn OutcomesCl
         timeout: Duration::from_secs(s.lti.timeout_secs),
     };
     Ok(Some(Arc::new(EdxOutcomesClient::new(cfg)?)))
+}
+
+/// The service's OpenAPI 3.1 document with every route under `prefix` (the students',
+/// staff's and platforms' APIs, `/metrics`, `/healthz`) and the grader hosts' API (served
+/// on its own listener, `hosts.bind`), each made from its handlers (`crate::openapi`).
+pub fn openapi(prefix: &str) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+    };
+    use utoipa::openapi::tag::TagBuilder;
+    use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder};
+    let (_, mut paths, mut schemas) = crate::http::documented(prefix)
+        .merge(crate::platform::api::documented(prefix))
+        .into_parts();
+    let (_, host_paths, host_schemas) = crate::hosts::api::documented().into_parts();
+    paths.merge(host_paths);
+    schemas.extend(host_schemas);
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    schemas.dedup_by(|a, b| a.0 == b.0);
+    let bearer = |what: &str| {
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(what))
+                .build(),
+        )
+    };
+    let mut components = ComponentsBuilder::new()
+        .security_scheme(
+            "hub_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`token <a JupyterHub API token of the user>`",
+            ))),
+        )
+        .security_scheme(
+            "hub_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::jupyterhub::SESSION_COOKIE,
+                "The service's session, set by its OAuth login through JupyterHub",
+            ))),
+        )
+        .security_scheme(
+            "platform_token",
+            bearer("A platform's token, printed once by `otter-service platforms add`"),
+        )
+        .security_scheme(
+            "host_token",
+            bearer("A grader host's token, printed once by `otter-service hosts add`"),
+        );
+    for (name, schema) in schemas {
+        components = components.schema(name, schema);
+    }
+    let tag = |name: &str, what: &str| TagBuilder::new().name(name).description(Some(what)).build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("otter-service")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Grades Jupyter notebooks with otter-grader's tests in locked-down \
+                     containers. Students submit through JupyterHub, other systems through \
+                     the platform API (with signed completion webhooks: docs/platform-api.md), \
+                     and grader hosts pull work through the host API, which is served on its \
+                     own listener (`hosts.bind`), not under the service's prefix.",
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(components.build()))
+        .tags(Some([
+            tag("students", "What a JupyterHub user submits and reads"),
+            tag(
+                "staff",
+                "Course staff's pages and actions (JupyterHub admins and staff groups)",
+            ),
+            tag(
+                "platforms",
+                "Registered platforms: submissions for their own users",
+            ),
+            tag("service", "Health, metrics, keys and this document"),
+            tag(
+                "hosts",
+                "Grader hosts (served on `hosts.bind`, not under the prefix)",
+            ),
+        ]))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_in_the_repository_is_the_one_the_code_makes() {
+        let prefix = crate::settings::Settings::default().server.prefix;
+        let made = super::openapi(&prefix).to_pretty_json().unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
+        let kept = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            kept.trim_end() == made.trim_end(),
+            "docs/openapi.json is not the document the code makes: run \
+             `cargo run -q -- openapi > docs/openapi.json` and commit it"
+        );
+    }
 }

@@ -62,6 +62,10 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::platform::admin::PlatformsCommand,
     },
+    /// Print the OpenAPI 3.1 document of every HTTP endpoint, for the configured prefix
+    /// (docs/openapi.json is this with the default prefix; the service serves it at
+    /// `{prefix}openapi.json`).
+    Openapi,
     /// LTI 1.3 tool keys (docs/lti13.md).
     Lti13 {
         #[command(subcommand)]
@@ -200,6 +204,11 @@ fn run_inner(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { output } => backup(&open_read_only(&path)?, &output),
         Command::Hosts { command } => hosts(&open_write(&path)?, command),
         Command::Lti13 { command } => lti13(&settings, command),
+        Command::Openapi => {
+            let doc = crate::app::openapi(&settings.server.prefix);
+            println!("{}", doc.to_pretty_json()?);
+            Ok(())
+        }
         Command::Platforms { command } => crate::platform::admin::run(&settings, command),
         Command::Grader { .. } => unreachable!("handled before the service's settings"),
     }

@@ -14,6 +14,7 @@ pub mod jupyterhub;
 pub mod lti;
 pub mod metrics;
 pub mod notebook;
+pub mod openapi;
 pub mod platform;
 pub mod queue;
 pub mod secret;

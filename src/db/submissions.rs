@@ -224,7 +224,7 @@ pub fn to_grade(conn: &Connection, id: i64) -> Result<ToGrade, DbError> {
 }
 
 /// One question's score as a student sees it (no test output: it may hold hidden tests).
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct QuestionScore {
     pub name: String,
     pub score: f64,
@@ -232,7 +232,7 @@ pub struct QuestionScore {
 }
 
 /// A grade as the student sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GradeView {
     pub id: i64,
     pub status: GradeStatus,
@@ -251,7 +251,7 @@ pub struct GradeView {
 }
 
 /// A submission as its owner sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SubmissionView {
     pub id: i64,
     pub user: String,

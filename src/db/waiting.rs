@@ -71,7 +71,7 @@ impl Waiting {
 }
 
 /// A submission's place in the grading queue.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct QueuePlace {
     /// 1 = graded next; 0 = being graded now.
     pub position: i64,

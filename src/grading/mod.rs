@@ -82,7 +82,9 @@ impl StartedAt {
 }
 
 /// Why grading ended without a full result, when the cause lies in the submission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StudentFault {
     /// Ran past the wall-clock limit and was killed.
@@ -110,7 +112,7 @@ impl StudentFault {
 
 /// How a grading run ended, when it ended for a reason that re-running would not change.
 /// Serialised as a grader host sends it to the service (`ending`: `graded` or `failed`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "ending", rename_all = "snake_case")]
 pub enum GradeOutcome {
     /// otter produced results.json. Errors inside the notebook show up as lost points.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 const PUBLIC_TESTS: &str = "Public Tests";
 
 /// One question's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TestResult {
     pub name: String,
     pub score: f64,
@@ -23,7 +23,7 @@ pub struct TestResult {
 }
 
 /// A parsed results.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GradeResults {
     /// Sum of question scores.
     pub score: f64,

@@ -18,12 +18,13 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, Notify, watch};
 
-use super::protocol::{self, Claim, Completion, Refusal, Release, Renewed, Work};
+use super::protocol::{
+    self, Claim, Completion, Refusal, Release, ReleaseAnswer, Released, Renewed, Stored, Work,
+};
 use crate::course::CourseConfig;
 use crate::db::hosts::{self, Host, Seen};
 use crate::db::states::{HostState, JobKind};
@@ -32,6 +33,7 @@ use crate::grading::GradeOutcome;
 use crate::jobs::checks::AssignmentNames;
 use crate::jobs::grade::{GradeJob, Phases};
 use crate::metrics::Metrics;
+use crate::openapi::{Documented, Schemas};
 use crate::queue::worker::{self, Attempt, Job};
 use crate::settings::HostsSettings;
 
@@ -91,22 +93,32 @@ impl HostApi {
     }
 }
 
-/// The host API's routes.
-pub fn router(api: Api) -> Router {
+/// The host API's routes, documented (`crate::openapi`), at the server's root: each
+/// handler's annotated path starts with [`protocol::PREFIX`]. Without layers or state, so
+/// the document can be made without a service.
+pub fn documented() -> Documented<Api> {
+    use utoipa_axum::routes;
+    Documented::new("")
+        .routes(routes!(claim))
+        .routes(routes!(heartbeat))
+        .routes(routes!(complete))
+        .routes(routes!(release))
+        .routes(routes!(autograder))
+}
+
+/// The host API's router (every request authenticated, bodies limited to
+/// `hosts.max_result_bytes`), and what documents it.
+pub fn router(api: Api) -> (Router, utoipa::openapi::path::Paths, Schemas) {
     let limit = api.settings.max_result_bytes;
-    let p = protocol::PREFIX;
-    Router::new()
-        .route(&format!("{p}/claim"), post(claim))
-        .route(&format!("{p}/leases/{{lease}}/heartbeat"), post(heartbeat))
-        .route(&format!("{p}/leases/{{lease}}/complete"), post(complete))
-        .route(&format!("{p}/leases/{{lease}}/release"), post(release))
-        .route(&format!("{p}/autograders/{{sha256}}"), get(autograder))
+    let (routes, paths, schemas) = documented().into_parts();
+    let router = routes
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             authenticate,
         ))
-        .with_state(api)
+        .with_state(api);
+    (router, paths, schemas)
 }
 
 /// A refusal (4xx) or our failure (5xx, logged, no details to the host).
@@ -206,7 +218,29 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
     })
 }
 
-/// `POST /v1/claim`: a job within the long poll, else 204.
+/// Claim a job: one within the long poll, else 204.
+///
+/// Answered within `wait_secs` (at most the service's `hosts.claim_wait_secs`, also the
+/// default): at once when a job is queued for what this host offers (its tags and images).
+#[utoipa::path(post, path = "/v1/claim", tag = "hosts",
+    security(("host_token" = [])),
+    request_body(content = Claim, content_type = "application/json",
+        description = "The host's slots, version and images, and how long it will wait"),
+    responses(
+        (status = 200, description = "A job, leased to this host: renew the lease by heartbeat",
+            body = Work, content_type = "application/json"),
+        (status = 204, description = "No job within the wait (or the host is draining, or the service is stopping)"),
+        (status = 400, description = "The body is not a claim, or slots are not 1 to 1024, or more than 1024 images",
+            body = Refusal, content_type = "application/json"),
+        (status = 401, description = "No host token, or an unknown one",
+            body = Refusal, content_type = "application/json"),
+        (status = 403, description = "The host was revoked, or plain HTTP from another machine than this one (hosts.allow_plain_http unset)",
+            body = Refusal, content_type = "application/json"),
+        (status = 413, description = "The body is larger than hosts.max_result_bytes",
+            body = String, content_type = "text/plain"),
+        (status = 500, description = "The service failed (no details); try again",
+            body = Refusal, content_type = "application/json"),
+    ))]
 async fn claim(
     State(api): State<Api>,
     axum::Extension(host): axum::Extension<Host>,
@@ -358,7 +392,27 @@ async fn describe(
     })
 }
 
-/// `POST /v1/leases/{lease}/heartbeat`.
+/// Renew a lease: the job is still being graded.
+///
+/// Renew before `lease_secs` pass (every third of it); a 409 means stop grading the job.
+/// Any request body is ignored.
+#[utoipa::path(post, path = "/v1/leases/{lease}/heartbeat", tag = "hosts",
+    security(("host_token" = [])),
+    params(("lease" = String, Path, min_length = 1, description = "The lease of a claimed job (`Work.lease`)")),
+    responses(
+        (status = 200, description = "Renewed for `lease_secs` more seconds",
+            body = Renewed, content_type = "application/json"),
+        (status = 400, description = "The lease in the path is not valid percent-encoded UTF-8",
+            body = String, content_type = "text/plain"),
+        (status = 401, description = "No host token, or an unknown one",
+            body = Refusal, content_type = "application/json"),
+        (status = 403, description = "The host was revoked, or plain HTTP from another machine than this one (hosts.allow_plain_http unset)",
+            body = Refusal, content_type = "application/json"),
+        (status = 409, description = "The lease is not this host's any more (expired, taken over, revoked, or no such lease): stop grading",
+            body = Refusal, content_type = "application/json"),
+        (status = 500, description = "The service failed (no details); try again",
+            body = Refusal, content_type = "application/json"),
+    ))]
 async fn heartbeat(
     State(api): State<Api>,
     axum::Extension(host): axum::Extension<Host>,
@@ -387,12 +441,13 @@ fn lost() -> Refused {
     )
 }
 
-/// The job `host` holds under `lease`, or: 200 if it already ended it (a repeat), else 409.
+/// The job `host` holds under `lease`, or `None` if it already ended it (a repeat, answered
+/// 200 with [`Stored::REPEAT`]), else 409.
 async fn held_or_repeat(
     api: &Api,
     host: &str,
     lease: &str,
-) -> Result<Result<jobs::ClaimedJob, Response>, Refused> {
+) -> Result<Option<jobs::ClaimedJob>, Refused> {
     let (h, l) = (host.to_string(), lease.to_string());
     let found = api
         .db
@@ -403,17 +458,39 @@ async fn held_or_repeat(
         })
         .await?;
     match found {
-        (Some(job), _) => Ok(Ok(job)),
-        (None, true) => Ok(Err(axum::Json(serde_json::json!({
-            "stored": true,
-            "repeat": true
-        }))
-        .into_response())),
+        (Some(job), _) => Ok(Some(job)),
+        (None, true) => Ok(None),
         (None, false) => Err(lost()),
     }
 }
 
-/// `POST /v1/leases/{lease}/complete`.
+/// Return how a job ended: its grade, or a failure of the host's side.
+///
+/// A repeated completion of an ended lease (its answer was lost) is answered as before and
+/// changes nothing.
+#[utoipa::path(post, path = "/v1/leases/{lease}/complete", tag = "hosts",
+    security(("host_token" = [])),
+    params(("lease" = String, Path, min_length = 1, description = "The lease of a claimed job (`Work.lease`)")),
+    request_body(content = Completion, content_type = "application/json",
+        description = "The outcome (`graded`), or why there is none (`retry`, `fatal`)"),
+    responses(
+        (status = 200, description = "Taken: the grade stored (`stored`: true), a retry or fatal failure settled (`stored`: false), or a repeat (`repeat`: true)",
+            body = Stored, content_type = "application/json"),
+        (status = 400, description = "The body is not a completion (JSON), or the lease in the path is not valid percent-encoded UTF-8 (text)",
+            content((Refusal = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "No host token, or an unknown one",
+            body = Refusal, content_type = "application/json"),
+        (status = 403, description = "The host was revoked, or plain HTTP from another machine than this one (hosts.allow_plain_http unset)",
+            body = Refusal, content_type = "application/json"),
+        (status = 409, description = "The lease is not this host's any more (expired, taken over, revoked, or no such lease): nothing stored",
+            body = Refusal, content_type = "application/json"),
+        (status = 413, description = "The body is larger than hosts.max_result_bytes",
+            body = String, content_type = "text/plain"),
+        (status = 422, description = "A score of the grade is not a finite non-negative number: nothing stored",
+            body = Refusal, content_type = "application/json"),
+        (status = 500, description = "The service failed (no details); try again",
+            body = Refusal, content_type = "application/json"),
+    ))]
 async fn complete(
     State(api): State<Api>,
     axum::Extension(host): axum::Extension<Host>,
@@ -421,20 +498,23 @@ async fn complete(
     body: Bytes,
 ) -> Result<Response, Refused> {
     let completion: Completion = parse(&body)?;
-    let job = match held_or_repeat(&api, &host.name, &lease).await? {
-        Ok(job) => job,
-        Err(repeat) => return Ok(repeat),
+    let Some(job) = held_or_repeat(&api, &host.name, &lease).await? else {
+        return Ok(axum::Json(Stored::REPEAT).into_response());
+    };
+    let not_stored = Stored {
+        stored: false,
+        repeat: false,
     };
     let (outcome, ready_after, finished_after) = match completion {
         Completion::Retry { reason } => {
             let attempt = Attempt::Retry(format!("on host {}: {}", host.name, cap(&reason)));
             worker::settle(&api.db, &api.grade, &api.metrics, &job, attempt).await;
-            return Ok(axum::Json(serde_json::json!({"stored": false})).into_response());
+            return Ok(axum::Json(not_stored).into_response());
         }
         Completion::Fatal { reason } => {
             let attempt = Attempt::Fatal(format!("on host {}: {}", host.name, cap(&reason)));
             worker::settle(&api.db, &api.grade, &api.metrics, &job, attempt).await;
-            return Ok(axum::Json(serde_json::json!({"stored": false})).into_response());
+            return Ok(axum::Json(not_stored).into_response());
         }
         Completion::Graded {
             outcome,
@@ -467,7 +547,11 @@ async fn complete(
         Ok(true) => {
             tracing::info!(host = %host.name, job_id = job.id, submission_id = job.submission_id,
                 "grade from a grader host stored");
-            Ok(axum::Json(serde_json::json!({"stored": true})).into_response())
+            Ok(axum::Json(Stored {
+                stored: true,
+                repeat: false,
+            })
+            .into_response())
         }
         Ok(false) => Err(lost()),
         Err(e) => Err(Refused::Internal(e)),
@@ -501,7 +585,31 @@ fn check_outcome(outcome: &GradeOutcome) -> Result<(), String> {
     Ok(())
 }
 
-/// `POST /v1/leases/{lease}/release`: back to the queue at once.
+/// Give a job back without a result (the host is stopping): back to the queue at once.
+///
+/// The attempt counts as the service's, not the student's. A repeat of a release or
+/// completion of the same lease is answered as a repeated completion is.
+#[utoipa::path(post, path = "/v1/leases/{lease}/release", tag = "hosts",
+    security(("host_token" = [])),
+    params(("lease" = String, Path, min_length = 1, description = "The lease of a claimed job (`Work.lease`)")),
+    request_body(content = Release, content_type = "application/json",
+        description = "Why the job is given back"),
+    responses(
+        (status = 200, description = "Released (`released`: true), or a repeat (`stored` and `repeat`: true)",
+            body = ReleaseAnswer, content_type = "application/json"),
+        (status = 400, description = "The body is not a release (JSON), or the lease in the path is not valid percent-encoded UTF-8 (text)",
+            content((Refusal = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "No host token, or an unknown one",
+            body = Refusal, content_type = "application/json"),
+        (status = 403, description = "The host was revoked, or plain HTTP from another machine than this one (hosts.allow_plain_http unset)",
+            body = Refusal, content_type = "application/json"),
+        (status = 409, description = "The lease is not this host's any more (expired, taken over, revoked, or no such lease)",
+            body = Refusal, content_type = "application/json"),
+        (status = 413, description = "The body is larger than hosts.max_result_bytes",
+            body = String, content_type = "text/plain"),
+        (status = 500, description = "The service failed (no details); try again",
+            body = Refusal, content_type = "application/json"),
+    ))]
 async fn release(
     State(api): State<Api>,
     axum::Extension(host): axum::Extension<Host>,
@@ -509,9 +617,8 @@ async fn release(
     body: Bytes,
 ) -> Result<Response, Refused> {
     let release: Release = parse(&body)?;
-    let job = match held_or_repeat(&api, &host.name, &lease).await? {
-        Ok(job) => job,
-        Err(repeat) => return Ok(repeat),
+    let Some(job) = held_or_repeat(&api, &host.name, &lease).await? else {
+        return Ok(axum::Json(ReleaseAnswer::Repeat(Stored::REPEAT)).into_response());
     };
     let reason = format!(
         "host {} gave the job back: {}",
@@ -529,10 +636,31 @@ async fn release(
         })
         .await?;
     api.notify.notify_one();
-    Ok(axum::Json(serde_json::json!({"released": true})).into_response())
+    let released = ReleaseAnswer::Released(Released { released: true });
+    Ok(axum::Json(released).into_response())
 }
 
-/// `GET /v1/autograders/{sha256}`: the zip of a configured assignment with that hash.
+/// Fetch an autograder zip by its SHA-256 (`Work.autograder.sha256`).
+///
+/// The zip of an assignment of the course config with that hash. A zip changed on disk
+/// between hashing and reading is sent as it is now: check its hash, and ask again.
+#[utoipa::path(get, path = "/v1/autograders/{sha256}", tag = "hosts",
+    security(("host_token" = [])),
+    params(("sha256" = String, Path, pattern = "^[0-9a-fA-F]{64}$",
+        description = "The SHA-256 of the zip, 64 hex digits")),
+    responses(
+        (status = 200, description = "The autograder zip", content(("application/zip"))),
+        (status = 400, description = "Not 64 hex digits (JSON), or not valid percent-encoded UTF-8 (text)",
+            content((Refusal = "application/json"), (String = "text/plain"))),
+        (status = 401, description = "No host token, or an unknown one",
+            body = Refusal, content_type = "application/json"),
+        (status = 403, description = "The host was revoked, or plain HTTP from another machine than this one (hosts.allow_plain_http unset)",
+            body = Refusal, content_type = "application/json"),
+        (status = 404, description = "No assignment of the course config has an autograder with this hash",
+            body = Refusal, content_type = "application/json"),
+        (status = 500, description = "The service failed (no details); try again",
+            body = Refusal, content_type = "application/json"),
+    ))]
 async fn autograder(
     State(api): State<Api>,
     Path(sha256): Path<String>,
@@ -557,4 +685,28 @@ async fn autograder(
         StatusCode::NOT_FOUND,
         "no assignment of the course config has an autograder with this hash",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::protocol::PREFIX;
+
+    #[test]
+    fn the_documented_paths_are_the_protocols() {
+        let (_, paths, _) = super::documented().into_parts();
+        let mut got: Vec<String> = paths.paths.keys().cloned().collect();
+        got.sort();
+        let mut want: Vec<String> = [
+            "/claim",
+            "/leases/{lease}/heartbeat",
+            "/leases/{lease}/complete",
+            "/leases/{lease}/release",
+            "/autograders/{sha256}",
+        ]
+        .iter()
+        .map(|p| format!("{PREFIX}{p}"))
+        .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
 }

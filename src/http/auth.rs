@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::ApiError;
+use super::error::ErrorBody;
 use crate::jupyterhub::{AuthError, HubUser, SESSION_COOKIE, STATE_COOKIE};
 use crate::secret::Secret;
 
@@ -106,14 +107,24 @@ fn login(app: &AppState, parts: &Parts) -> ApiError {
     ApiError::Login(Box::new((jar, Redirect::to(&location)).into_response()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Callback {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
 }
 
-/// `GET {prefix}oauth_callback`: check `state`, exchange the code, set the session cookie.
+/// JupyterHub's OAuth callback: check `state`, exchange the code, set the session
+/// cookie, and go back to the page that asked for the login.
+#[utoipa::path(get, path = "/oauth_callback", tag = "students",
+    params(Callback),
+    responses(
+        (status = 303, description = "Logged in: back to the service's page", headers(("location" = String))),
+        (status = 400, description = "An incomplete, expired or forged login link", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "JupyterHub refused the login, or the code is not valid", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be reached", content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn oauth_callback(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -168,7 +179,9 @@ fn secure_cookies(app: &AppState, headers: &HeaderMap) -> bool {
     }
 }
 
-/// `GET {prefix}logout`: forget the session here, then log out of JupyterHub too.
+/// Forget the session here, then log out of JupyterHub too.
+#[utoipa::path(get, path = "/logout", tag = "students",
+    responses((status = 303, description = "To JupyterHub's logout", headers(("location" = String)))))]
 pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let prefix = app.settings.server.prefix.clone();
     // A removal cookie is only written for a cookie the request carried.

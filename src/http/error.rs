@@ -64,6 +64,15 @@ impl ApiError {
     }
 }
 
+/// An error as a client that sent `Accept: application/json` reads it (else the body is
+/// the `error` sentence as text/plain).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong, in a sentence.
+    pub error: String,
+    pub status: u16,
+}
+
 /// The message of an error response, kept for [`json_errors`].
 #[derive(Clone)]
 struct ErrorMessage(String);
@@ -164,6 +173,11 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// The sentence of a response made from an [`ApiError`], if it is one.
+pub fn message_of(resp: &Response) -> Option<String> {
+    resp.extensions().get::<ErrorMessage>().map(|m| m.0.clone())
+}
+
 /// Rewrite error bodies as JSON for clients that ask for JSON.
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let wants_json = wants_json(req.headers());
@@ -180,8 +194,12 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let body = serde_json::json!({"error": message, "status": parts.status.as_u16()});
-    Response::from_parts(parts, body.to_string().into())
+    let body = ErrorBody {
+        error: message,
+        status: parts.status.as_u16(),
+    };
+    let body = serde_json::to_string(&body).expect("an error body serialises");
+    Response::from_parts(parts, body.into())
 }
 
 /// True when the client asked for JSON.

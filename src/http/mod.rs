@@ -9,6 +9,8 @@ mod staff;
 mod state;
 mod submit;
 
+pub use error::message_of;
+pub use oversize::refuse_oversize;
 pub use pages::readable_feedback;
 pub use state::{App, AppState};
 pub use submit::take_into_queue;
@@ -19,49 +21,54 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 
 use crate::db::jobs;
 use crate::db::staff::{self as db_staff, BrokenAutograder};
 use crate::db::states::JobKind;
-use error::ApiError;
+use crate::openapi::Documented;
+use error::{ApiError, ErrorBody};
 
-/// The router: `POST {prefix}` submit, `GET {prefix}[submissions[/{id}]]`, the OAuth
-/// callback, and `/healthz` (also under the prefix, for checks through the Hub's proxy).
+/// Every route of the students' and staff's API, documented (`crate::openapi`): those
+/// under `prefix`, and `/metrics` and `/healthz` at the server's root.
+pub fn documented(prefix: &str) -> Documented<AppState> {
+    use utoipa_axum::routes;
+    let under_prefix = Documented::new(prefix)
+        .routes(routes!(pages::list, submit::submit))
+        .routes(routes!(pages::list_submissions))
+        .routes(routes!(pages::detail))
+        .routes(routes!(auth::oauth_callback))
+        .routes(routes!(auth::logout))
+        .routes(routes!(health))
+        .routes(routes!(jwks))
+        .routes(routes!(document))
+        .routes(routes!(staff::overview))
+        .routes(routes!(staff::assignment))
+        .routes(routes!(staff::student))
+        .routes(routes!(staff::submission))
+        .routes(routes!(staff::regrade))
+        .routes(routes!(staff::repost))
+        .routes(routes!(staff::grades_csv));
+    let root = Documented::new("").routes(routes!(metrics_root));
+    let mut all = under_prefix.merge(root);
+    let bare = prefix.trim_end_matches('/');
+    if !bare.is_empty() {
+        // The Hub may send the prefix without its trailing slash; probes ask the root.
+        all = all
+            .alias(bare, get(pages::list).post(submit::submit))
+            .alias("/healthz", get(health));
+    }
+    all
+}
+
+/// The router of [`documented`] with its layers: `POST {prefix}` submit, `GET
+/// {prefix}[submissions[/{id}]]`, the OAuth callback, staff pages, `/healthz` (also under
+/// the prefix, for checks through the Hub's proxy) and `/metrics`.
 pub fn router(app: AppState) -> Router {
     let prefix = app.settings.server.prefix.clone();
     // Our own limit (with its clear 413) applies; axum's default 2 MB must not cut in first.
     let limit = app.settings.server.max_body_bytes + 64 * 1024;
-    let p = prefix.as_str();
-    let mut router = Router::new()
-        .route(p, get(pages::list).post(submit::submit))
-        .route(&format!("{p}submissions"), get(pages::list))
-        .route(&format!("{p}submissions/{{id}}"), get(pages::detail))
-        .route(&format!("{p}oauth_callback"), get(auth::oauth_callback))
-        .route(&format!("{p}logout"), get(auth::logout))
-        .route(&format!("{p}healthz"), get(health))
-        .route(&format!("{p}lti13/jwks.json"), get(jwks))
-        .route(&format!("{p}staff"), get(staff::overview))
-        .route(
-            &format!("{p}staff/assignments/{{course}}/{{section}}/{{assignment}}"),
-            get(staff::assignment),
-        )
-        .route(&format!("{p}staff/students/{{user}}"), get(staff::student))
-        .route(
-            &format!("{p}staff/submissions/{{id}}"),
-            get(staff::submission),
-        )
-        .route(&format!("{p}staff/regrade"), post(staff::regrade))
-        .route(&format!("{p}staff/repost"), post(staff::repost))
-        .route(&format!("{p}staff/grades.csv"), get(staff::grades_csv))
-        .route("/metrics", get(metrics));
-    let bare = p.trim_end_matches('/');
-    if !bare.is_empty() {
-        // The Hub may send the prefix without its trailing slash.
-        router = router
-            .route(bare, get(pages::list).post(submit::submit))
-            .route("/healthz", get(health));
-    }
+    let (router, _, _) = documented(&prefix).into_parts();
     router
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -73,8 +80,30 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
-/// `GET {prefix}lti13/jwks.json`: the tool's public key set (LTI 1.3 platforms check our
-/// client assertions against it). Public: it holds public keys only.
+/// The service's OpenAPI document as JSON (made in `crate::app` and handed to the
+/// router as an extension).
+#[derive(Clone)]
+pub struct OpenApiJson(pub std::sync::Arc<String>);
+
+/// This document: every HTTP endpoint of the service, OpenAPI 3.1.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = serde_json::Value,
+        content_type = "application/json")))]
+async fn document(axum::Extension(doc): axum::Extension<OpenApiJson>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// The tool's public key set (LTI 1.3 platforms check our client assertions against it).
+/// Public: it holds public keys only.
+#[utoipa::path(get, path = "/lti13/jwks.json", tag = "service",
+    responses(
+        (status = 200, description = "The JSON Web Key Set", body = serde_json::Value, content_type = "application/json"),
+        (status = 404, description = "LTI 1.3 is not configured", content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 async fn jwks(State(app): State<AppState>) -> Result<Response, ApiError> {
     // Not configured: 404 (no key set to offer).
     let Some(keys) = &app.tool_keys else {
@@ -92,9 +121,19 @@ async fn jwks(State(app): State<AppState>) -> Result<Response, ApiError> {
         .into_response())
 }
 
-/// `GET /metrics`: Prometheus metrics, for the monitoring system that scrapes the pod
+/// Prometheus metrics (OpenMetrics text), for the monitoring system that scrapes the pod
 /// (z2jh's Prometheus annotations); not through the Hub's proxy (403 to a forwarded
 /// request). The queue and database size are read now.
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses(
+        (status = 200, description = "The metrics", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 403, description = "A request forwarded by a proxy", content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
+async fn metrics_root(state: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    metrics(state, headers).await
+}
+
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if headers.contains_key("x-forwarded-for") {
         return Err(ApiError::Forbidden(
@@ -125,10 +164,17 @@ async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Resp
         .into_response())
 }
 
-/// `GET /healthz`: database and runner readiness; 503 when either is not ready. The
-/// details (runner, database errors, broken autograders) only for a caller on this
-/// machine that no proxy forwarded (operators, probes in the pod); everyone else, the
-/// Hub's proxy included, gets the status word alone.
+/// Database and runner readiness; 503 when either is not ready. The details (runner,
+/// database errors, broken autograders) only for a caller on this machine that no proxy
+/// forwarded (operators, probes in the pod); everyone else, the Hub's proxy included,
+/// gets the status word alone. Also served at `/healthz`.
+#[utoipa::path(get, path = "/healthz", tag = "service",
+    responses(
+        (status = 200, description = "Ready (`ok`, or `degraded`: some assignment cannot be graded)",
+            body = serde_json::Value, content_type = "application/json"),
+        (status = 503, description = "Not ready (`unavailable`)", body = serde_json::Value,
+            content_type = "application/json"),
+    ))]
 async fn health(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::AppState;
-use super::error::{ApiError, wants_json};
+use super::error::{ApiError, ErrorBody, wants_json};
 use crate::db::now_ms;
 use crate::db::states::{PostState, SubmissionState};
 use crate::db::submissions::{self, GradeView, SubmissionView};
@@ -18,7 +18,18 @@ use crate::jupyterhub::HubUser;
 /// Most submissions listed.
 const LIST_LIMIT: i64 = 200;
 
-/// `GET {prefix}` and `GET {prefix}submissions`: the caller's own submissions.
+/// The caller's own submissions (newest first), as JSON or as a page.
+#[utoipa::path(get, path = "/", tag = "students",
+    security(("hub_token" = []), ("hub_session" = [])),
+    responses(
+        (status = 200, description = "The caller's submissions: JSON when asked for, else the page",
+            content((SubmissionList = "application/json"), (String = "text/html"))),
+        (status = 303, description = "A browser without a session is sent to JupyterHub to log in",
+            headers(("location" = String))),
+        (status = 401, description = "No JupyterHub token or session", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope, or the name is reserved", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is", content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn list(
     State(app): State<AppState>,
     user: HubUser,
@@ -42,16 +53,57 @@ pub async fn list(
         for_student(&app, &headers, v);
     }
     if wants_json(&headers) {
-        return Ok(
-            axum::Json(serde_json::json!({"user": user.name, "submissions": views}))
-                .into_response(),
-        );
+        return Ok(axum::Json(SubmissionList {
+            user: user.name,
+            submissions: views,
+        })
+        .into_response());
     }
     let xsrf = app.auth.xsrf_token(&user.name);
     Ok(Html(list_page(&nav(&app, &user.name), &views, &xsrf)).into_response())
 }
 
-/// `GET {prefix}submissions/{id}`: one submission, to its owner only (others get 404).
+/// The caller's own submissions, as `GET {prefix}` gives them.
+#[utoipa::path(get, path = "/submissions", tag = "students",
+    security(("hub_token" = []), ("hub_session" = [])),
+    responses(
+        (status = 200, description = "The caller's submissions: JSON when asked for, else the page",
+            content((SubmissionList = "application/json"), (String = "text/html"))),
+        (status = 303, description = "A browser without a session is sent to JupyterHub to log in",
+            headers(("location" = String))),
+        (status = 401, description = "No JupyterHub token or session", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope, or the name is reserved", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is", content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
+pub async fn list_submissions(
+    state: State<AppState>,
+    user: HubUser,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    list(state, user, headers).await
+}
+
+/// The caller's submissions as JSON.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SubmissionList {
+    pub user: String,
+    pub submissions: Vec<SubmissionView>,
+}
+
+/// One submission, to its owner only (anyone else gets 404, as if it did not exist).
+#[utoipa::path(get, path = "/submissions/{id}", tag = "students",
+    security(("hub_token" = []), ("hub_session" = [])),
+    params(("id" = String, Path, description = "The submission's number")),
+    responses(
+        (status = 200, description = "The submission: JSON when asked for, else its page",
+            content((SubmissionView = "application/json"), (String = "text/html"))),
+        (status = 303, description = "A browser without a session is sent to JupyterHub to log in",
+            headers(("location" = String))),
+        (status = 401, description = "No JupyterHub token or session", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope, or the name is reserved", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 404, description = "No such submission of the caller's", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is", content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn detail(
     State(app): State<AppState>,
     user: HubUser,

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::charts;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::pages::{self, Nav, layout, score, time};
 use crate::db::dashboard::{self, AssignmentDetail, AssignmentRow, Line};
 use crate::db::grades::GradeFilter;
@@ -73,7 +73,26 @@ fn nav<'a>(app: &'a AppState, staff: &'a Staff) -> Nav<'a> {
     pages::nav(app, &staff.user.name)
 }
 
-/// `GET {prefix}staff`: the courses' assignments and the whole queue.
+/// The staff dashboard: the caller's courses' assignments, grader hosts and the queue.
+///
+/// `GET {prefix}staff`. While submissions wait, the page reloads itself every 5 seconds.
+#[utoipa::path(get, path = "/staff", tag = "staff",
+    security(("hub_token" = []), ("hub_session" = [])),
+    responses(
+        (status = 200, description = "The dashboard page", body = String, content_type = "text/html"),
+        (status = 303, description = "A browser page load (`Accept: text/html`) without a valid session is sent to JupyterHub to log in",
+            headers(("location" = String, description = "JupyterHub's OAuth authorize URL"),
+                ("set-cookie" = String, description = "The signed OAuth state cookie"))),
+        (status = 401, description = "No JupyterHub token, and no valid session cookie",
+            headers(("www-authenticate" = String, description = "`token`")),
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope or names a reserved user, or the caller is not course staff",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 500, description = "Internal error (the cause is logged)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is or which groups they are in",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn overview(State(app): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
     let courses = staff.courses.clone();
     let (config, local) = (app.courses.clone(), app.settings.grading.workers > 0);
@@ -179,7 +198,35 @@ fn assignment_table(p: &str, rows: &[AssignmentRow], now: i64) -> Markup {
     }
 }
 
-/// `GET {prefix}staff/assignments/{course}/{section}/{assignment}`.
+/// One assignment: charts, recent, dead and flagged submissions, edX posts, actions.
+///
+/// `GET {prefix}staff/assignments/{course}/{section}/{assignment}`, for staff of `course`.
+#[utoipa::path(get, path = "/staff/assignments/{course}/{section}/{assignment}", tag = "staff",
+    security(("hub_token" = []), ("hub_session" = [])),
+    params(
+        ("course" = String, Path, description = "The course (course config name)", min_length = 1),
+        ("section" = String, Path, description = "The course's section", min_length = 1),
+        ("assignment" = String, Path, description = "The assignment's name", min_length = 1),
+    ),
+    responses(
+        (status = 200, description = "The assignment's page", body = String, content_type = "text/html"),
+        (status = 303, description = "A browser page load (`Accept: text/html`) without a valid session is sent to JupyterHub to log in",
+            headers(("location" = String, description = "JupyterHub's OAuth authorize URL"),
+                ("set-cookie" = String, description = "The signed OAuth state cookie"))),
+        (status = 400, description = "A path segment is not valid UTF-8 once percent-decoded (text/plain only)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 401, description = "No JupyterHub token, and no valid session cookie",
+            headers(("www-authenticate" = String, description = "`token`")),
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope or names a reserved user, or the caller is not staff of `course` (also when no such course exists)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 404, description = "The course has no such section or assignment",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 500, description = "Internal error (the cause is logged)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is or which groups they are in",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn assignment(
     State(app): State<AppState>,
     staff: Staff,
@@ -328,7 +375,30 @@ fn lines(p: &str, lines: &[Line]) -> Markup {
     }
 }
 
-/// `GET {prefix}staff/students/{user}`: one student's submissions in the staff's courses.
+/// One student's submissions in the caller's courses, with regrade buttons.
+///
+/// `GET {prefix}staff/students/{user}`. A user with no submissions there gets a page that
+/// says so (not 404).
+#[utoipa::path(get, path = "/staff/students/{user}", tag = "staff",
+    security(("hub_token" = []), ("hub_session" = [])),
+    params(("user" = String, Path, description = "The student's user name", min_length = 1)),
+    responses(
+        (status = 200, description = "The student's page", body = String, content_type = "text/html"),
+        (status = 303, description = "A browser page load (`Accept: text/html`) without a valid session is sent to JupyterHub to log in",
+            headers(("location" = String, description = "JupyterHub's OAuth authorize URL"),
+                ("set-cookie" = String, description = "The signed OAuth state cookie"))),
+        (status = 400, description = "The path segment is not valid UTF-8 once percent-decoded (text/plain only)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 401, description = "No JupyterHub token, and no valid session cookie",
+            headers(("www-authenticate" = String, description = "`token`")),
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope or names a reserved user, or the caller is not course staff",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 500, description = "Internal error (the cause is logged)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is or which groups they are in",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn student(
     State(app): State<AppState>,
     staff: Staff,
@@ -383,8 +453,31 @@ pub async fn student(
     Ok(Html(layout(&nav(&app, &staff), &format!("Student {user}"), body)).into_response())
 }
 
-/// `GET {prefix}staff/submissions/{id}`: everything about one submission, hidden-test
-/// output and the timeline included.
+/// Everything about one submission, hidden-test output and the timeline included.
+///
+/// `GET {prefix}staff/submissions/{id}`, for staff of the submission's course.
+#[utoipa::path(get, path = "/staff/submissions/{id}", tag = "staff",
+    security(("hub_token" = []), ("hub_session" = [])),
+    params(("id" = i64, Path, description = "The submission's number (anything else is 404)")),
+    responses(
+        (status = 200, description = "The submission's page", body = String, content_type = "text/html"),
+        (status = 303, description = "A browser page load (`Accept: text/html`) without a valid session is sent to JupyterHub to log in",
+            headers(("location" = String, description = "JupyterHub's OAuth authorize URL"),
+                ("set-cookie" = String, description = "The signed OAuth state cookie"))),
+        (status = 400, description = "The path segment is not valid UTF-8 once percent-decoded (text/plain only)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 401, description = "No JupyterHub token, and no valid session cookie",
+            headers(("www-authenticate" = String, description = "`token`")),
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope or names a reserved user, or the caller is not staff of the submission's course",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 404, description = "No such submission (or `id` is not a number)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 500, description = "Internal error (the cause is logged)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is or which groups they are in",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn submission(
     State(app): State<AppState>,
     staff: Staff,
@@ -456,16 +549,30 @@ pub async fn submission(
     .into_response())
 }
 
-/// The form of the regrade and repost buttons.
-#[derive(Debug, Deserialize)]
+/// The form of the regrade and repost buttons: one submission (`id`), or a course's
+/// submissions (narrowed by `section`, `assignment`, `user`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ActionForm {
+    /// The dashboard page's XSRF token: required with a session cookie, ignored with a
+    /// Hub token.
     #[serde(default)]
     _xsrf: String,
+    /// One submission (its course must be one of the caller's).
+    #[schema(nullable = false)]
     id: Option<i64>,
+    /// A course of the caller's (ignored when `id` is given).
+    #[schema(nullable = false)]
     course: Option<String>,
+    /// Only this section of `course`.
+    #[schema(nullable = false)]
     section: Option<String>,
+    /// Only this assignment.
+    #[schema(nullable = false)]
     assignment: Option<String>,
+    /// Only this student's submissions.
+    #[schema(nullable = false)]
     user: Option<String>,
+    /// Regrade only dead submissions (regrade only; repost ignores it).
     #[serde(default)]
     dead_only: bool,
 }
@@ -504,7 +611,36 @@ impl ActionForm {
     }
 }
 
-/// `POST {prefix}staff/regrade`: queue grading again.
+/// Queue grading again: one submission, or a course's (or only its dead ones).
+///
+/// `POST {prefix}staff/regrade`, the dashboard's regrade buttons. Answers with a page
+/// (200), not a redirect.
+#[utoipa::path(post, path = "/staff/regrade", tag = "staff",
+    security(("hub_token" = []), ("hub_session" = [])),
+    request_body(content = ActionForm, content_type = "application/x-www-form-urlencoded",
+        description = "Which submissions: `id`, or `course` (with optional `section`, `assignment`, `user`, `dead_only`)"),
+    responses(
+        (status = 200, description = "Done: a page saying how many were queued", body = String, content_type = "text/html"),
+        (status = 400, description = "Neither `id` nor `course` was given (or the body could not be read)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 401, description = "No JupyterHub token, and no valid session cookie",
+            headers(("www-authenticate" = String, description = "`token`")),
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope or names a reserved user; the caller is not course staff, or not staff of the course named; or a session-cookie request without the page's XSRF token",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 404, description = "No submission `id`",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 413, description = "The body is over `server.max_body_bytes`",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 415, description = "The body is not `application/x-www-form-urlencoded` (text/plain only)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 422, description = "A field could not be read (e.g. `id` not an integer, `dead_only` not `true`/`false`; text/plain only)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 500, description = "Internal error (the cause is logged)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is or which groups they are in",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn regrade(
     State(app): State<AppState>,
     staff: Staff,
@@ -530,7 +666,36 @@ pub async fn regrade(
     Ok(done(&app, &staff, &said))
 }
 
-/// `POST {prefix}staff/repost`: send the counting grades whose edX post is dead again.
+/// Send the counting grades whose edX post is dead to edX again.
+///
+/// `POST {prefix}staff/repost`, the dashboard's repost button. Answers with a page (200),
+/// not a redirect.
+#[utoipa::path(post, path = "/staff/repost", tag = "staff",
+    security(("hub_token" = []), ("hub_session" = [])),
+    request_body(content = ActionForm, content_type = "application/x-www-form-urlencoded",
+        description = "Which grades: those of submission `id`, or of `course` (with optional `section`, `assignment`, `user`); `dead_only` is ignored"),
+    responses(
+        (status = 200, description = "Done: a page saying how many were queued", body = String, content_type = "text/html"),
+        (status = 400, description = "Neither `id` nor `course` was given (or the body could not be read)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 401, description = "No JupyterHub token, and no valid session cookie",
+            headers(("www-authenticate" = String, description = "`token`")),
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope or names a reserved user; the caller is not course staff, or not staff of the course named; or a session-cookie request without the page's XSRF token",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 404, description = "No submission `id`",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 413, description = "The body is over `server.max_body_bytes`",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 415, description = "The body is not `application/x-www-form-urlencoded` (text/plain only)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 422, description = "A field could not be read (e.g. `id` not an integer, `dead_only` not `true`/`false`; text/plain only)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 500, description = "Internal error (the cause is logged)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is or which groups they are in",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn repost(
     State(app): State<AppState>,
     staff: Staff,
@@ -561,17 +726,58 @@ fn done(app: &AppState, staff: &Staff, said: &str) -> Response {
 }
 
 /// The query of `GET {prefix}staff/grades.csv`: `dump-grades`'s filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CsvQuery {
+    /// The course (one of the caller's).
     course: String,
+    /// Only this section.
     section: Option<String>,
+    /// Only this assignment.
     assignment: Option<String>,
+    /// Only this student.
     user: Option<String>,
-    /// all | latest | best (default latest).
+    /// Which grades: `all`, `latest` (the default) or `best`; anything else is 400.
+    #[param(inline, value_type = Option<CsvPolicy>)]
     policy: Option<String>,
 }
 
-/// `GET {prefix}staff/grades.csv`: the `dump-grades` CSV of one course.
+// For the OpenAPI document only: the handler reads `policy` as a string (to answer 400).
+/// Which grades the CSV holds (as `dump-grades --policy`).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum CsvPolicy {
+    All,
+    Latest,
+    Best,
+}
+
+/// The `dump-grades` CSV of one course, as an attachment.
+///
+/// `GET {prefix}staff/grades.csv`, for staff of `course`. Each download is recorded in the
+/// events table.
+#[utoipa::path(get, path = "/staff/grades.csv", tag = "staff",
+    security(("hub_token" = []), ("hub_session" = [])),
+    params(CsvQuery),
+    responses(
+        (status = 200, description = "The CSV (`text/csv; charset=utf-8`)", body = String, content_type = "text/csv",
+            headers(("content-disposition" = String, description = "`attachment; filename=\"grades-<course>.csv\"`"))),
+        (status = 303, description = "A browser page load (`Accept: text/html`) without a valid session is sent to JupyterHub to log in",
+            headers(("location" = String, description = "JupyterHub's OAuth authorize URL"),
+                ("set-cookie" = String, description = "The signed OAuth state cookie"))),
+        (status = 400, description = "`course` is missing or the query cannot be read (text/plain only), or `policy` is not all, latest or best",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 401, description = "No JupyterHub token, and no valid session cookie",
+            headers(("www-authenticate" = String, description = "`token`")),
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known, lacks the access scope or names a reserved user, or the caller is not staff of `course` (also when no such course exists)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 500, description = "Internal error (the cause is logged)",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "JupyterHub could not be asked who the caller is or which groups they are in",
+            content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn grades_csv(
     State(app): State<AppState>,
     staff: Staff,

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::error::{ApiError, wants_json};
+use super::error::{ApiError, ErrorBody, wants_json};
 use super::{AppState, pages};
 use std::sync::atomic::Ordering;
 
@@ -13,6 +13,15 @@ use crate::db::submissions::Accepted;
 use crate::db::{DbError, notebooks, now_ms, submissions};
 use crate::jupyterhub::HubUser;
 use crate::notebook::{NotebookMetadata, Submission};
+
+/// A browser's or a script's upload (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Upload {
+    /// The .ipynb file (the first part with a file name is taken).
+    #[schema(format = Binary, value_type = String)]
+    file: Vec<u8>,
+}
 
 /// The body forms.
 enum BodyKind {
@@ -98,7 +107,40 @@ fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) ->
     }
 }
 
-/// `POST {prefix}`: every answer is counted in `/metrics`, refusals by their reason.
+/// The 202 answer as JSON: the submission's view and where to follow it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SubmitAnswer {
+    #[serde(flatten)]
+    pub view: crate::db::submissions::SubmissionView,
+    pub submission_id: i64,
+    pub status_url: String,
+    /// True when an identical notebook of the caller's was still waiting: that one.
+    pub duplicate: bool,
+    pub message: String,
+}
+
+/// Submit a notebook for grading: `{"nb": <notebook>}` (gofer_submit, otter-submit), the
+/// notebook itself, or a multipart upload of the .ipynb file. Its metadata names the
+/// course, section and assignment. Every answer is counted in `/metrics`, refusals by
+/// their reason.
+#[utoipa::path(post, path = "/", tag = "students",
+    security(("hub_token" = []), ("hub_session" = [])),
+    request_body(description = "The notebook: `{\"nb\": <notebook>}`, the notebook's JSON, or a multipart upload (a browser's upload also sends `X-XSRFToken`)",
+        content((serde_json::Value = "application/json"), (Upload = "multipart/form-data"),
+                (String = "application/x-ipynb+json"))),
+    responses(
+        (status = 202, description = "Stored and queued (or an identical notebook still waiting): JSON when asked for, else a sentence",
+            content((SubmitAnswer = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "Not a notebook, or its metadata names no known assignment", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 401, description = "No JupyterHub token or session", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 403, description = "The token is not known or lacks the scope, the name is reserved, or a browser upload failed the XSRF check", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 413, description = "Larger than `server.max_body_bytes`", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 422, description = "The assignment has no autograder on the server yet", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 429, description = "The caller already has the most submissions waiting that one may",
+            headers(("retry-after" = u64)), content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 503, description = "The queue is full, or JupyterHub could not be asked who the caller is",
+            headers(("retry-after" = u64)), content((String = "text/plain"), (ErrorBody = "application/json"))),
+    ))]
 pub async fn submit(
     State(app): State<AppState>,
     user: Result<HubUser, ApiError>,
@@ -243,15 +285,12 @@ async fn accepted(
         return Ok((StatusCode::ACCEPTED, format!("{message}\n")).into_response());
     }
     let view = pages::view_of(app, headers, id, user).await?;
-    let mut body = serde_json::to_value(&view).map_err(anyhow::Error::from)?;
-    if let Some(fields) = body.as_object_mut() {
-        fields.insert("submission_id".into(), id.into());
-        fields.insert("status_url".into(), status_url.into());
-        fields.insert(
-            "duplicate".into(),
-            matches!(taken, Accepted::Duplicate(_)).into(),
-        );
-        fields.insert("message".into(), message.into());
-    }
+    let body = SubmitAnswer {
+        view,
+        submission_id: id,
+        status_url,
+        duplicate: matches!(taken, Accepted::Duplicate(_)),
+        message,
+    };
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }

@@ -17,7 +17,6 @@ use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Query, Reque
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::db::platforms::{self, Cancel, Owned, Platform, PlatformSubmission, Taken};
@@ -28,20 +27,37 @@ use crate::db::{notebooks, now_ms};
 use crate::http::error::ApiError;
 use crate::http::{AppState, take_into_queue};
 use crate::notebook::{Name, NotebookMetadata, Submission};
+use crate::openapi::Documented;
 
-/// The routes, under `{prefix}api/v1/`.
+/// The routes, documented (`crate::openapi`), under `prefix`.
+pub fn documented(prefix: &str) -> Documented<AppState> {
+    use utoipa_axum::routes;
+    Documented::new(prefix)
+        .routes(routes!(submit))
+        .routes(routes!(one))
+        .routes(routes!(cancel))
+        .routes(routes!(of_user))
+        // Any other path under the API's base is a problem document too.
+        .alias(
+            &format!("{prefix}api/v1/{{*rest}}"),
+            axum::routing::any(not_found),
+        )
+}
+
+/// The routes under `{prefix}api/v1/`, with their layers.
 pub fn router(app: AppState) -> Router {
-    let base = format!("{}api/v1/", app.settings.server.prefix);
-    Router::new()
-        .route(&format!("{base}submissions"), post(submit))
-        .route(&format!("{base}submissions/{{id}}"), get(one))
-        .route(&format!("{base}submissions/{{id}}/cancel"), post(cancel))
-        .route(&format!("{base}users/{{user}}/submissions"), get(of_user))
-        .route(&format!("{base}{{*rest}}"), axum::routing::any(not_found))
+    let (routes, _, _) = documented(&app.settings.server.prefix).into_parts();
+    routes
         // Our own limit (with its clear 413) applies; axum's default 2 MB must not cut in.
         .layer(axum::extract::DefaultBodyLimit::max(
             app.settings.server.max_body_bytes + 64 * 1024,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::http::refuse_oversize,
+        ))
+        .layer(axum::middleware::from_fn(problem_details))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }
 
@@ -65,27 +81,54 @@ impl IntoResponse for Problem {
         let code = self.0.reason();
         let detail = self.0.to_string();
         // The status and headers (Retry-After) the service gives this error anywhere.
-        let (mut parts, _) = self.0.into_response().into_parts();
-        let title = parts.status.canonical_reason().unwrap_or("Error");
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": title,
-            "status": parts.status.as_u16(),
-            "detail": detail,
-            "code": code,
-        });
-        parts.headers.remove(header::CONTENT_LENGTH);
-        parts.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if parts.status == StatusCode::UNAUTHORIZED {
-            parts
-                .headers
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        Response::from_parts(parts, body.to_string().into())
+        let (parts, _) = self.0.into_response().into_parts();
+        problem(parts, &detail, code)
     }
+}
+
+/// Errors made by the shared layers (the oversize check) as problem details too.
+async fn problem_details(req: Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let Some(detail) = crate::http::message_of(&resp) else {
+        return resp;
+    };
+    let (parts, _) = resp.into_parts();
+    let code = reason_of(parts.status);
+    problem(parts, &detail, code)
+}
+
+/// The refusal word of a status made by a shared layer.
+fn reason_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::BAD_REQUEST => "bad_request",
+        _ => "error",
+    }
+}
+
+/// A problem details response from `parts` (status and headers kept).
+fn problem(mut parts: axum::http::response::Parts, detail: &str, code: &str) -> Response {
+    let title = parts.status.canonical_reason().unwrap_or("Error");
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": title,
+        "status": parts.status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if parts.status == StatusCode::UNAUTHORIZED {
+        parts
+            .headers
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    // Not an ApiError's any more: no layer rewrites it again.
+    parts.extensions.clear();
+    Response::from_parts(parts, body.to_string().into())
 }
 
 async fn not_found() -> Problem {
@@ -129,8 +172,73 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// An error: a problem details document (RFC 9457).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProblemBody {
+    /// Always `about:blank`: `code` says which problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The status's reason phrase.
+    pub title: String,
+    pub status: u16,
+    /// What was wrong, in a sentence.
+    pub detail: String,
+    /// A fixed word for the kind of refusal (`bad_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `too_large`, `unprocessable`, `too_many_waiting`, `queue_full`,
+    /// `not_waiting`, ...).
+    pub code: String,
+}
+
+/// A submission (JSON; `notebook` is the .ipynb's JSON object).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)] // documentation: the handler reads the fields one by one
+pub struct SubmitJson {
+    pub course: String,
+    pub section: String,
+    pub assignment: String,
+    /// The platform's own id of the student: 1 to 64 letters, digits, `-`, `_`, `.`, `@`.
+    pub user: String,
+    /// The notebook (the .ipynb file's JSON).
+    pub notebook: serde_json::Map<String, serde_json::Value>,
+    /// A retry with the same key returns the same submission (also as the
+    /// `Idempotency-Key` header).
+    pub idempotency_key: Option<String>,
+    /// One of the priority classes the platform was granted (default: its first).
+    pub priority: Option<String>,
+}
+
+/// A submission (multipart: the same fields, the notebook as a file part).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only
+pub struct SubmitForm {
+    pub course: String,
+    pub section: String,
+    pub assignment: String,
+    pub user: String,
+    #[schema(format = Binary, value_type = String)]
+    pub notebook: Vec<u8>,
+    pub idempotency_key: Option<String>,
+    pub priority: Option<String>,
+}
+
+/// The answer to a submission: the submission and what became of the request.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Submitted {
+    #[serde(flatten)]
+    pub submission: SubmissionOut,
+    /// `queued` (202), `identical_waiting` (an identical notebook of that user still
+    /// waits: that one) or `idempotent_replay` (the key was used before: that one).
+    pub outcome: String,
+}
+
+/// A user's submissions, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserSubmissions {
+    pub submissions: Vec<SubmissionOut>,
+}
+
 /// One question's score (no test output: it may hold hidden tests).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GradeOut {
     /// `graded`, or how grading ended without results (`timeout`, `out_of_memory`, ...).
     pub status: String,
@@ -145,7 +253,7 @@ pub struct GradeOut {
 }
 
 /// A platform's submission as the platform sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SubmissionOut {
     pub id: i64,
     /// The platform's own user id.
@@ -340,7 +448,24 @@ fn required(v: Option<String>, name: &str) -> Result<String, Problem> {
         .ok_or_else(|| bad(format!("the submission has no `{name}`")))
 }
 
-/// `POST {prefix}api/v1/submissions`.
+/// Submit a notebook for one of the platform's users. The same validation, size limit,
+/// per-user cap and fairness as the JupyterHub door.
+#[utoipa::path(post, path = "/api/v1/submissions", tag = "platforms",
+    security(("platform_token" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the same submission")),
+    request_body(content((SubmitJson = "application/json"), (SubmitForm = "multipart/form-data"))),
+    responses(
+        (status = 202, description = "Stored and queued", body = Submitted, headers(("location" = String))),
+        (status = 200, description = "The key was used before for this submission, or an identical notebook of the user still waits: that submission",
+            body = Submitted, headers(("location" = String))),
+        (status = 400, description = "A field is missing or malformed, or the notebook is not one", content((ProblemBody = "application/problem+json"))),
+        (status = 401, description = "No platform token, an unknown one, or a revoked one", content((ProblemBody = "application/problem+json"))),
+        (status = 403, description = "A course or priority the platform was not granted", content((ProblemBody = "application/problem+json"))),
+        (status = 413, description = "Larger than the service's upload limit", content((ProblemBody = "application/problem+json"))),
+        (status = 422, description = "No such assignment, no autograder yet, or the key was used for another submission", content((ProblemBody = "application/problem+json"))),
+        (status = 429, description = "The user already has the most submissions waiting that one may", headers(("retry-after" = u64)), content((ProblemBody = "application/problem+json"))),
+        (status = 503, description = "The queue is full", headers(("retry-after" = u64)), content((ProblemBody = "application/problem+json"))),
+    ))]
 async fn submit(
     State(app): State<AppState>,
     caller: Result<Caller, Problem>,
@@ -476,10 +601,10 @@ async fn take(app: &AppState, platform: Platform, req: Request) -> Result<Respon
         }
     };
     let v = read_view(app, &platform.name, taken.id()).await?;
-    let mut body = serde_json::to_value(&v).map_err(|e| Problem(ApiError::Internal(e.into())))?;
-    if let Some(o) = body.as_object_mut() {
-        o.insert("outcome".into(), outcome.into());
-    }
+    let body = Submitted {
+        submission: v,
+        outcome: outcome.into(),
+    };
     let location = format!(
         "{}api/v1/submissions/{}",
         app.settings.server.prefix,
@@ -499,7 +624,16 @@ fn parse_id(id: &str) -> Result<i64, Problem> {
         .ok_or(Problem(ApiError::NotFound))
 }
 
-/// `GET {prefix}api/v1/submissions/{id}`.
+/// One of the platform's submissions: state, queue place, score, per-question results
+/// and public feedback (hidden tests never).
+#[utoipa::path(get, path = "/api/v1/submissions/{id}", tag = "platforms",
+    security(("platform_token" = [])),
+    params(("id" = String, Path, description = "The submission's number")),
+    responses(
+        (status = 200, description = "The submission", body = SubmissionOut),
+        (status = 401, description = "No platform token, an unknown one, or a revoked one", content((ProblemBody = "application/problem+json"))),
+        (status = 404, description = "Not one of the platform's submissions", content((ProblemBody = "application/problem+json"))),
+    ))]
 async fn one(
     State(app): State<AppState>,
     Caller(platform): Caller,
@@ -509,19 +643,28 @@ async fn one(
     Ok(axum::Json(read_view(&app, &platform.name, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// At most this many (1 to 500; default 50).
     limit: Option<i64>,
 }
 
-/// `GET {prefix}api/v1/users/{user}/submissions?limit=N`: newest first (default 50, at
-/// most 500).
+/// A user's submissions through this platform, newest first (default 50, at most 500).
+#[utoipa::path(get, path = "/api/v1/users/{user}/submissions", tag = "platforms",
+    security(("platform_token" = [])),
+    params(("user" = String, Path, description = "The platform's own id of the user"), ListQuery),
+    responses(
+        (status = 200, description = "The submissions", body = UserSubmissions),
+        (status = 400, description = "A malformed user id or limit", content((ProblemBody = "application/problem+json"))),
+        (status = 401, description = "No platform token, an unknown one, or a revoked one", content((ProblemBody = "application/problem+json"))),
+    ))]
 async fn of_user(
     State(app): State<AppState>,
     Caller(platform): Caller,
     Path(user): Path<String>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<serde_json::Value>, Problem> {
+) -> Result<axum::Json<UserSubmissions>, Problem> {
     let Query(q) = query.map_err(|e| bad(format!("the query is malformed: {}", e.body_text())))?;
     super::valid_name("user id", &user).map_err(bad)?;
     let limit = q.limit.unwrap_or(50);
@@ -542,11 +685,20 @@ async fn of_user(
             Ok(out)
         })
         .await?;
-    Ok(axum::Json(serde_json::json!({ "submissions": views })))
+    Ok(axum::Json(UserSubmissions { submissions: views }))
 }
 
-/// `POST {prefix}api/v1/submissions/{id}/cancel`: 200 with the cancelled submission; 409
-/// if it is no longer waiting (being graded or ended).
+/// Cancel a submission that is still waiting: it ends `cancelled`, ungraded, without a
+/// webhook.
+#[utoipa::path(post, path = "/api/v1/submissions/{id}/cancel", tag = "platforms",
+    security(("platform_token" = [])),
+    params(("id" = String, Path, description = "The submission's number")),
+    responses(
+        (status = 200, description = "Cancelled", body = SubmissionOut),
+        (status = 401, description = "No platform token, an unknown one, or a revoked one", content((ProblemBody = "application/problem+json"))),
+        (status = 404, description = "Not one of the platform's submissions", content((ProblemBody = "application/problem+json"))),
+        (status = 409, description = "No longer waiting (being graded, or ended)", content((ProblemBody = "application/problem+json"))),
+    ))]
 async fn cancel(
     State(app): State<AppState>,
     Caller(platform): Caller,
@@ -565,32 +717,12 @@ async fn cancel(
         .await?
         .ok_or(Problem(ApiError::NotFound))?;
     if let Cancel::TooLate(state) = done {
-        let mut resp = Problem(ApiError::BadRequest(format!(
-            "submission {id} is {state}, no longer waiting, so it cannot be cancelled"
-        )))
-        .into_response();
-        *resp.status_mut() = StatusCode::CONFLICT;
-        if let Some(body) = conflict_body(id, state) {
-            *resp.body_mut() = body.into();
-        }
-        return Ok(resp);
+        let (mut parts, _) = StatusCode::CONFLICT.into_response().into_parts();
+        parts.status = StatusCode::CONFLICT;
+        let detail =
+            format!("submission {id} is {state}, no longer waiting, so it cannot be cancelled");
+        return Ok(problem(parts, &detail, "not_waiting"));
     }
     let v = read_view(&app, &platform.name, id).await?;
     Ok((StatusCode::OK, axum::Json(v)).into_response())
-}
-
-/// The problem document of a 409 (the error type has no 409 of its own).
-fn conflict_body(id: i64, state: SubmissionState) -> Option<String> {
-    Some(
-        serde_json::json!({
-            "type": "about:blank",
-            "title": "Conflict",
-            "status": 409,
-            "detail": format!(
-                "submission {id} is {state}, no longer waiting, so it cannot be cancelled"
-            ),
-            "code": "not_waiting",
-        })
-        .to_string(),
-    )
 }
