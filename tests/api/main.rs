@@ -27,6 +27,7 @@ mod lti13;
 mod lti13_platform;
 mod lying_kernel;
 mod metrics;
+mod openapi;
 mod platform;
 mod staff;
 mod trusted;
