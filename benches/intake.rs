@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench --bench intake` (after scripts/setup-python.sh and
 //! scripts/setup-jupyterhub.sh). Knobs: INTAKE_CLIENTS (200), INTAKE_SECS (10),
-//! INTAKE_FILL (10000, the queue depth at which RSS is read), INTAKE_PIN (1: on a machine
+//! INTAKE_FILL (10000, the queue depth at which RSS is read), INTAKE_STUDENTS (as many as
+//! clients; before 2026-12-03 afternoon, 20), INTAKE_PIN (1: on a machine
 //! with two or more cores, the service runs on one core and the load generator on the
 //! others, so the generator cannot take the service's CPU; 0: no pinning), INTAKE_JSON
 //! (0: answers as the classic button reads them; 1: `Accept: application/json`, as the
@@ -22,6 +23,8 @@ mod helpers;
 #[path = "../tests/api/hub.rs"]
 #[allow(dead_code)]
 mod hub;
+#[path = "support/load.rs"]
+mod load;
 #[path = "support/notebook.rs"]
 mod notebook;
 
@@ -99,62 +102,26 @@ async fn load(
         .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(secs);
     let accept = if env_or("INTAKE_JSON", 0) == 1 {
         "application/json"
     } else {
         "*/*"
     };
-    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..clients {
-        let (http, url, body, sent) = (
-            http.clone(),
-            url.to_string(),
-            body.to_string(),
-            sent.clone(),
-        );
-        let token = tokens[i % tokens.len()].clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut ok, mut refused, mut lat) = (0u64, 0u64, Vec::new());
-            loop {
-                let n = sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if Instant::now() >= deadline || n >= max_total {
-                    break;
-                }
-                // Each submission a different notebook, as from real students: the
-                // service answers an identical one still waiting with the first.
-                let body = unique(&body, n);
-                let t = Instant::now();
-                let r = http
-                    .post(&url)
-                    .header("Authorization", format!("token {token}"))
-                    .header("Content-Type", "application/json")
-                    .header("Accept", accept)
-                    .body(body)
-                    .send()
-                    .await;
-                match r.map(|r| r.status().as_u16()) {
-                    Ok(202) => {
-                        ok += 1;
-                        lat.push(t.elapsed());
-                    }
-                    _ => refused += 1,
-                }
-            }
-            (ok, refused, lat)
-        }));
-    }
-    let (mut ok, mut refused, mut lat) = (0, 0, Vec::new());
-    for t in tasks {
-        let (o, r, l) = t.await.unwrap();
-        ok += o;
-        refused += r;
-        lat.extend(l);
-    }
-    lat.sort();
-    (ok, refused, lat, start.elapsed().as_secs_f64())
+    let (url, tokens, body) = (url.to_string(), tokens.to_vec(), body.to_string());
+    let run = load::closed_loop(clients, secs, max_total, 202, move |n, client| {
+        // Each submission a different notebook, as from real students: the service
+        // answers an identical one still waiting with the first.
+        http.post(&url)
+            .header(
+                "Authorization",
+                format!("token {}", tokens[client % tokens.len()]),
+            )
+            .header("Content-Type", "application/json")
+            .header("Accept", accept)
+            .body(unique(&body, n))
+    })
+    .await;
+    (run.ok, run.refused, run.latencies, run.elapsed)
 }
 
 /// `body` (`{"nb": {...}}`) with a counter in the notebook, so no two are identical.
@@ -187,7 +154,9 @@ async fn main() {
 
     let h = hub();
     let mut tokens = Vec::new();
-    for i in 0..20 {
+    // As many students as clients by default, as a deadline crowd is: each has a few
+    // hundred waiting at most by the end (the queue filled to INTAKE_FILL included).
+    for i in 0..env_or("INTAKE_STUDENTS", clients as u64) {
         tokens.push(h.user_token(&format!("bench{i}"), None).await);
     }
     let p = port();
@@ -196,7 +165,7 @@ async fn main() {
             "shutdown_grace_secs = 5",
             &format!("shutdown_grace_secs = 5\nmax_queue_depth = {}", fill * 10),
         )
-        // The benchmark's 20 students send thousands each; the per-student cap would refuse.
+        // The benchmark's students send far more each than a student may have waiting.
         .replace(
             "max_queued_per_student = 1000",
             "max_queued_per_student = 100000000",

@@ -569,7 +569,9 @@ async fn a_receiver_that_fails_three_times_gets_the_same_event_once_more_and_410
         &["platforms", "set-webhook", "lms", &hook.url("/hook")],
     )
     .unwrap();
-    hook.fail_next(3, 503, Some(1)).await;
+    // Retry-After (2 s) asks for longer than the first backoffs (0.5 to 4 s with the test's
+    // base of 1 s): each retry waits at least that long.
+    hook.fail_next(3, 503, Some(2)).await;
     let lms = Client::new(&app, &token);
     let (_, v) = lms.submit("fay", "correct", None).await;
     let id = v["id"].as_i64().unwrap();
@@ -585,6 +587,14 @@ async fn a_receiver_that_fails_three_times_gets_the_same_event_once_more_and_410
     let stamps: Vec<i64> = ds.iter().map(|d| d.timestamp.parse().unwrap()).collect();
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
     assert!(ds.iter().all(|d| d.raw_body == ds[0].raw_body), "one body");
+    let gaps: Vec<f64> = ds
+        .windows(2)
+        .map(|w| w[1].received_at - w[0].received_at)
+        .collect();
+    assert!(
+        gaps.iter().all(|g| *g >= 1.9),
+        "Retry-After honoured: {gaps:?}"
+    );
     assert_eq!(submission_id(&ds[3]), id);
     // Nothing more comes for it.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -811,4 +821,52 @@ async fn the_hostile_set_through_the_platform_api_earns_what_it_earns_through_th
         }
     }
     runner.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_old_one_so_either_receiver_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("otter.db");
+    let app = spawn_app_with(|s| settings(s, &db)).await;
+    let (token, old) = register(&db, "lms", &[]);
+    let new = platforms_cli(&db, true, &["platforms", "rotate-secret", "lms"])
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(new.starts_with("whsec_") && new != old);
+    // Two receivers: one still on the old secret, one already on the new.
+    let (d_old, d_new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let on_old = Receiver::start(d_old.path(), &[&old]);
+    let on_new = Receiver::start(d_new.path(), &[&new]);
+    platforms_cli(
+        &db,
+        true,
+        &["platforms", "set-webhook", "lms", &on_old.url("/hook")],
+    )
+    .unwrap();
+    let lms = Client::new(&app, &token);
+    let (_, v) = lms.submit("hal", "correct", None).await;
+    let ds = on_old
+        .wait_for(|ds| !taken(ds).is_empty(), Duration::from_secs(120))
+        .await;
+    let d = &ds[0];
+    assert_eq!(submission_id(d), v["id"].as_i64().unwrap());
+    assert_eq!(
+        d.signature.split(' ').count(),
+        2,
+        "two signatures: {}",
+        d.signature
+    );
+    // The same delivery, as captured, verifies at the receiver on the new secret too.
+    let r = reqwest::Client::new()
+        .post(on_new.url("/hook"))
+        .header("webhook-id", &d.id)
+        .header("webhook-timestamp", &d.timestamp)
+        .header("webhook-signature", &d.signature)
+        .body(d.raw_body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(on_new.deliveries().await[0].verified);
 }

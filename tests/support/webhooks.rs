@@ -44,6 +44,8 @@ pub struct Delivery {
     pub path: String,
     pub status: u16,
     pub duplicate: bool,
+    /// When the receiver got it (Unix seconds).
+    pub received_at: f64,
 }
 
 /// A running receiver; killed (by PID) and reaped on drop, its stderr shown if a test failed.
