@@ -335,8 +335,7 @@ async fn read_view(app: &AppState, platform: &str, id: i64) -> Result<Submission
 }
 
 /// The fields of a submission, from JSON or multipart.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct Fields {
     course: Option<String>,
     section: Option<String>,
@@ -344,14 +343,22 @@ struct Fields {
     user: Option<String>,
     idempotency_key: Option<String>,
     priority: Option<String>,
-    #[serde(skip)]
     notebook: Option<Vec<u8>>,
 }
 
+/// A JSON submission as sent: the notebook is kept as the bytes it came as (checked and
+/// stored without being parsed into values and written out again).
 #[derive(Deserialize)]
-struct JsonBody {
-    #[serde(flatten)]
-    fields: serde_json::Map<String, serde_json::Value>,
+#[serde(deny_unknown_fields)]
+struct JsonBody<'a> {
+    course: Option<String>,
+    section: Option<String>,
+    assignment: Option<String>,
+    user: Option<String>,
+    idempotency_key: Option<String>,
+    priority: Option<String>,
+    #[serde(borrow)]
+    notebook: Option<&'a serde_json::value::RawValue>,
 }
 
 fn bad(msg: impl Into<String>) -> Problem {
@@ -378,27 +385,33 @@ async fn read_fields(app: &AppState, req: Request) -> Result<Fields, Problem> {
     let bytes = axum::body::to_bytes(req.into_body(), limit)
         .await
         .map_err(|_| Problem(ApiError::TooLarge { limit }))?;
-    let mut body: JsonBody = serde_json::from_slice(&bytes)
-        .map_err(|e| bad(format!("the body is not a JSON object: {e}")))?;
-    let notebook = body
-        .fields
-        .remove("notebook")
-        .ok_or_else(|| bad("the submission has no `notebook` (the .ipynb's JSON)"))?;
-    let notebook = match notebook {
-        serde_json::Value::Object(_) => serde_json::to_vec(&notebook),
-        serde_json::Value::String(text) => Ok(text.into_bytes()),
+    let body: JsonBody<'_> = serde_json::from_slice(&bytes).map_err(|e| {
+        bad(format!(
+            "the submission's JSON: {e}; the fields are course, section, assignment, user, \
+             notebook, idempotency_key and priority"
+        ))
+    })?;
+    let raw = body
+        .notebook
+        .ok_or_else(|| bad("the submission has no `notebook` (the .ipynb's JSON)"))?
+        .get();
+    let notebook = match raw.as_bytes().first() {
+        Some(b'{') => raw.as_bytes().to_vec(),
+        // The notebook as a JSON string (the .ipynb file's text).
+        Some(b'"') => serde_json::from_str::<String>(raw)
+            .map_err(|e| bad(format!("`notebook`: {e}")))?
+            .into_bytes(),
         _ => return Err(bad("`notebook` must be the notebook's JSON object")),
-    }
-    .map_err(|e| bad(format!("`notebook`: {e}")))?;
-    let mut fields: Fields = serde_json::from_value(serde_json::Value::Object(body.fields))
-        .map_err(|e| {
-            bad(format!(
-                "{e}; the fields are course, section, assignment, user, notebook, \
-                 idempotency_key and priority"
-            ))
-        })?;
-    fields.notebook = Some(notebook);
-    Ok(fields)
+    };
+    Ok(Fields {
+        course: body.course,
+        section: body.section,
+        assignment: body.assignment,
+        user: body.user,
+        idempotency_key: body.idempotency_key,
+        priority: body.priority,
+        notebook: Some(notebook),
+    })
 }
 
 async fn read_multipart(req: Request, limit: usize) -> Result<Fields, Problem> {
