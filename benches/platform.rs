@@ -215,7 +215,8 @@ async fn main() {
     let mean = |v: &[Door], f: fn(&Door) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
     println!("intake, {clients} clients, {secs} s per round, two rounds per door ({placement}):");
     for (name, v) in [
-        ("JupyterHub door", &hub_rounds),
+        ("JupyterHub door, text answer", &hub_rounds),
+        ("JupyterHub door, JSON answer", &json_rounds),
         ("platform door", &platform_rounds),
     ] {
         println!(

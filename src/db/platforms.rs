@@ -438,6 +438,19 @@ pub fn due(conn: &Connection, now: i64, limit: i64) -> Result<Vec<Delivery>, DbE
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Whether delivery `id` is still waiting with `attempts` made: a sender that read it
+/// before another attempt was recorded must not send it again.
+pub fn still_due(conn: &Connection, id: i64, attempts: i64) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM webhook_deliveries
+              WHERE id = ?1 AND attempts = ?2 AND state IN ('new', 'pending')",
+        )?
+        .query_row(params![id, attempts], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// The earliest time a delivery is due (for the sender's sleep).
 pub fn next_due(conn: &Connection) -> Result<Option<i64>, DbError> {
     Ok(conn.query_row(

@@ -135,6 +135,22 @@ impl Sender {
     }
 
     async fn attempt(&self, d: Delivery) {
+        // The round's read may predate an attempt that ended since (it left `in_flight`
+        // after recording itself): look again before sending.
+        let (id, attempts) = (d.id, d.attempts);
+        match self
+            .app
+            .db
+            .read(move |c| platforms::still_due(c, id, attempts))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the webhook outbox failed");
+                return;
+            }
+        }
         let body = match &d.body {
             Some(b) => b.clone(),
             None => match self.prepare(&d).await {
