@@ -96,17 +96,21 @@ fn nav<'a>(app: &'a AppState, staff: &'a Staff) -> Nav<'a> {
 pub async fn overview(State(app): State<AppState>, staff: Staff) -> Result<Response, ApiError> {
     let courses = staff.courses.clone();
     let (config, local) = (app.courses.clone(), app.settings.grading.workers > 0);
-    let (rows, queue, hosts, stuck) = app
+    let (rows, queue, hosts, stuck, platforms) = app
         .db
         .read(move |c| {
             let needs = |co: &str, s: &str, a: &str| config.grader_needs(co, s, a);
             let mut stuck = crate::db::hosts::unroutable(c, now_ms(), local, needs)?;
             stuck.retain(|u| courses.contains(&u.course));
+            // The platforms that may submit to one of these courses.
+            let mut platforms = crate::db::platforms::list(c)?;
+            platforms.retain(|p| p.courses.iter().any(|pc| courses.contains(pc)));
             Ok((
                 dashboard::assignments(c, &courses)?,
                 db_staff::queue(c)?,
                 crate::db::hosts::list(c)?,
                 stuck,
+                platforms,
             ))
         })
         .await?;
@@ -138,6 +142,34 @@ pub async fn overview(State(app): State<AppState>, staff: Staff) -> Result<Respo
         @if !hosts.is_empty() {
             h2 { "Grader hosts" }
             (hosts_table(&hosts, now))
+        }
+        @if !platforms.is_empty() {
+            h2 { "Platforms" }
+            table #platforms {
+                thead { tr {
+                    th { "platform" } th { "courses" } th { "submissions" }
+                    th { "webhooks pending" } th { "delivered" } th { "failed" } th { "webhook" }
+                } }
+                tbody {
+                    @for pl in &platforms {
+                        tr {
+                            td { (pl.name) @if pl.revoked { " (revoked)" } }
+                            td { (pl.courses.join(", ")) }
+                            td.n { (pl.submissions) }
+                            td.n { (pl.pending) }
+                            td.n { (pl.delivered) }
+                            td.n.dead[pl.failed > 0] { (pl.failed) }
+                            td {
+                                @match (&pl.webhook_url, &pl.webhook_disabled) {
+                                    (None, _) => { "none (it polls)" }
+                                    (Some(_), None) => { "on" }
+                                    (Some(_), Some(why)) => { span.dead { "disabled: " (why) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
         h2 { "Assignments" }
         (assignment_table(p, &rows, now))

@@ -560,7 +560,12 @@ async fn webhooks_never_go_to_metadata_loopback_or_private_addresses_unless_list
 async fn a_receiver_that_fails_three_times_gets_the_same_event_once_more_and_410_disables_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("otter.db");
-    let app = spawn_app_with(|s| settings(s, &db)).await;
+    let app = spawn_app_with(|s| {
+        settings(s, &db);
+        // The staff page reads users' groups with the service's own token.
+        s.hub.api_token = otter_service::secret::Secret::new(crate::hub::SERVICE_TOKEN);
+    })
+    .await;
     let (token, secret) = register(&db, "lms", &[]);
     let hook = Receiver::start(dir.path(), &[&secret]);
     platforms_cli(
@@ -613,6 +618,27 @@ async fn a_receiver_that_fails_three_times_gets_the_same_event_once_more_and_410
     })
     .await;
     assert!(list.contains("410"), "{list}");
+    // Course staff see it on the dashboard too (without the URL, which may hold a secret).
+    hub().add_to_group("demo-staff", "pstaff").await;
+    let staff = hub().user_token("pstaff", None).await;
+    let page = app
+        .http
+        .get(format!("{}staff", app.url))
+        .header("Authorization", format!("token {staff}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Platforms") && page.contains("disabled: the receiver answered 410 Gone"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&hook.url("/hook")),
+        "the webhook URL is not shown"
+    );
     let (_, v) = lms.submit("fay", "error", None).await;
     lms.wait_done(v["id"].as_i64().unwrap()).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
