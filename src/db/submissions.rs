@@ -70,12 +70,18 @@ const SAME_WAITING_SQL: &str = "SELECT id FROM submissions INDEXED BY submission
      WHERE user = ?1 AND notebook_sha256 = ?2
        AND course = ?3 AND section = ?4 AND assignment = ?5 AND state = 'queued'";
 
-/// How many grade jobs a student has waiting or being graded, counted up to the cap (?2):
-/// whether the student is at the cap needs no more, and a student with thousands waiting
-/// (a platform's bulk regrade user, the intake benchmark's) costs no more than one with
-/// five.
-const STUDENT_WAITING_SQL: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM jobs
-     WHERE kind = 'grade' AND state IN ('queued', 'running') AND user = ?1 LIMIT ?2)";
+/// How many grade jobs a student has waiting or being graded, counted up to the cap:
+/// whether the student is at the cap needs no more, and a student with thousands
+/// waiting (a platform's bulk-regrade user, the intake benchmark's) costs no more than one
+/// with five. The cap is written into the text, not bound: with `LIMIT ?` SQLite prepares
+/// the statement again on every run.
+fn student_waiting_sql(cap: u64) -> String {
+    format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs
+          WHERE kind = 'grade' AND state IN ('queued', 'running') AND user = ?1 LIMIT {})",
+        cap.min(i64::MAX as u64)
+    )
+}
 
 /// Take a student's submission under `rules`: an identical one still queued is answered
 /// with itself; a student already at the cap is refused ([`DbError::StudentQueueFull`]);
@@ -102,10 +108,9 @@ pub fn submit(
         events::record(conn, now, Some(id), None, "resubmitted_identical", &s.user)?;
         return Ok(Accepted::Duplicate(id));
     }
-    let waiting: i64 = conn.prepare_cached(STUDENT_WAITING_SQL)?.query_row(
-        params![s.user, rules.per_student.min(i64::MAX as u64) as i64],
-        |r| r.get(0),
-    )?;
+    let waiting: i64 = conn
+        .prepare_cached(&student_waiting_sql(rules.per_student))?
+        .query_row([&s.user], |r| r.get(0))?;
     if waiting as u64 >= rules.per_student {
         return Err(DbError::StudentQueueFull {
             limit: rules.per_student,
@@ -424,7 +429,8 @@ mod tests {
         for i in 0..50 {
             take(i);
         }
-        for sql in [SAME_WAITING_SQL, STUDENT_WAITING_SQL] {
+        let counting = student_waiting_sql(100);
+        for sql in [SAME_WAITING_SQL, counting.as_str()] {
             c.prepare_cached(sql)
                 .unwrap()
                 .reset_status(StatementStatus::RePrepare);
@@ -432,7 +438,7 @@ mod tests {
         for i in 50..60 {
             take(i);
         }
-        for sql in [SAME_WAITING_SQL, STUDENT_WAITING_SQL] {
+        for sql in [SAME_WAITING_SQL, counting.as_str()] {
             let stmt = c.prepare_cached(sql).unwrap();
             assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0, "{sql}");
         }
