@@ -387,21 +387,7 @@ async fn the_hostile_set_through_a_host_earns_what_it_earns_locally() {
     let token = add_host(&app.db_path, "hostile-host");
     let _host = GraderProcess::start(port, &token, 2);
     let student = hub().user_token("hostmallory", None).await;
-    let names = [
-        "patch_runner",
-        "unhide",
-        "always_eq",
-        "int_subclass",
-        "numpy_subclass",
-        "reduce",
-        "monkeypatch",
-        "read_tests",
-        "fake_marker",
-        "write_results",
-        "signal_all",
-        "stdout_everywhere",
-        "print_env",
-    ];
+    let names = crate::trusted::HOSTILE;
     let mut ids = Vec::new();
     for name in names {
         let path = crate::helpers::repo_path(&format!("grader/tests/hostile/{name}.ipynb"));

@@ -81,6 +81,36 @@ fn register(db: &Path, name: &str, extra: &[&str]) -> (String, String) {
     (token, secret)
 }
 
+/// A service, platform `lms` registered by its operator, and its webhook receiver.
+struct Setup {
+    dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    app: TestApp,
+    token: String,
+    hook: Receiver,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("otter.db");
+    let app = spawn_app_with(|s| settings(s, &db)).await;
+    let (token, secret) = register(&db, "lms", &[]);
+    let hook = Receiver::start(dir.path(), &[&secret]);
+    platforms_cli(
+        &db,
+        true,
+        &["platforms", "set-webhook", "lms", &hook.url("/hook")],
+    )
+    .unwrap();
+    Setup {
+        dir,
+        db,
+        app,
+        token,
+        hook,
+    }
+}
+
 /// A platform's client.
 struct Client {
     base: String,
@@ -195,17 +225,13 @@ async fn metrics(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn a_platform_submits_for_its_users_and_each_ending_reaches_it_signed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("otter.db");
-    let app = spawn_app_with(|s| settings(s, &db)).await;
-    let (token, secret) = register(&db, "lms", &[]);
-    let hook = Receiver::start(dir.path(), &[&secret]);
-    platforms_cli(
-        &db,
-        true,
-        &["platforms", "set-webhook", "lms", &hook.url("/hook")],
-    )
-    .unwrap();
+    let Setup {
+        dir: _dir,
+        db,
+        app,
+        token,
+        hook,
+    } = setup().await;
     let lms = Client::new(&app, &token);
 
     let mut expect = Vec::new();
@@ -713,17 +739,13 @@ async fn a_receiver_down_across_a_service_restart_gets_every_event_once() {
 
 #[tokio::test]
 async fn a_captured_delivery_replayed_later_or_altered_is_refused_by_the_reference_verifier() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("otter.db");
-    let app = spawn_app_with(|s| settings(s, &db)).await;
-    let (token, secret) = register(&db, "lms", &[]);
-    let hook = Receiver::start(dir.path(), &[&secret]);
-    platforms_cli(
-        &db,
-        true,
-        &["platforms", "set-webhook", "lms", &hook.url("/hook")],
-    )
-    .unwrap();
+    let Setup {
+        dir: _dir,
+        db: _,
+        app,
+        token,
+        hook,
+    } = setup().await;
     let (_, v) = Client::new(&app, &token)
         .submit("gus", "partial", None)
         .await;
@@ -782,21 +804,7 @@ async fn the_hostile_set_through_the_platform_api_earns_what_it_earns_through_th
     )
     .unwrap();
     let lms = Client::new(&app, &token);
-    let names = [
-        "patch_runner",
-        "unhide",
-        "always_eq",
-        "int_subclass",
-        "numpy_subclass",
-        "reduce",
-        "monkeypatch",
-        "read_tests",
-        "fake_marker",
-        "write_results",
-        "signal_all",
-        "stdout_everywhere",
-        "print_env",
-    ];
+    let names = crate::trusted::HOSTILE;
     let mut ids = Vec::new();
     for name in names {
         let nb: Value = serde_json::from_slice(

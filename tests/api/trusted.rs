@@ -70,6 +70,23 @@ fn must_not_show(text: &str, what: &str) {
     }
 }
 
+/// The hostile notebooks (grader/tests/hostile/) every door's tests send.
+pub(crate) const HOSTILE: [&str; 13] = [
+    "patch_runner",
+    "unhide",
+    "always_eq",
+    "int_subclass",
+    "numpy_subclass",
+    "reduce",
+    "monkeypatch",
+    "read_tests",
+    "fake_marker",
+    "write_results",
+    "signal_all",
+    "stdout_everywhere",
+    "print_env",
+];
+
 /// Per-question scores a hostile notebook (grader/tests/hostile/make_hostile.py) earns:
 /// its honest part is q1 right, q2 wrong and q3 `return 0` (2/3); an attack that answers
 /// with objects that cannot cross as data fails those questions instead.
