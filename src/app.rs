@@ -355,6 +355,7 @@ pub async fn prune_all(db: &Db, cutoff: i64) -> Result<retention::Pruned, crate:
         total.notebooks += p.notebooks;
         total.outputs += p.outputs;
         total.events += p.events;
+        total.webhooks += p.webhooks;
     }
 }
 

@@ -383,9 +383,9 @@ impl Default for HubSettings {
 pub struct DatabaseSettings {
     /// Path of the database file. Default `otter-service.db`.
     pub path: PathBuf,
-    /// Days after which a graded submission's notebook, its staff-only grading output and
-    /// old events are deleted (scores, grades and edX states are kept). 0 keeps
-    /// everything. Default 365.
+    /// Days after which a graded submission's notebook, its staff-only grading output, old
+    /// events and delivered platform webhooks are deleted (scores, grades, edX states and
+    /// failed webhooks are kept). 0 keeps everything. Default 365.
     pub retention_days: u64,
 }
 

@@ -1,5 +1,6 @@
-//! Retention: what old submissions keep. Notebook bodies, staff-only grading output and
-//! events older than the cutoff are deleted; submissions, grades, scores and edX states
+//! Retention: what old submissions keep. Notebook bodies, staff-only grading output,
+//! events and delivered platform webhooks older than the cutoff are deleted (a webhook
+//! that failed stays: staff may redeliver it); submissions, grades, scores and edX states
 //! stay (they are the record). Submissions still waiting or `dead` keep their notebook
 //! (staff may still regrade them). SQLite reuses the freed pages for new rows.
 
@@ -13,6 +14,7 @@ pub struct Pruned {
     pub notebooks: usize,
     pub outputs: usize,
     pub events: usize,
+    pub webhooks: usize,
 }
 
 /// Rows changed per statement, so a large first prune never holds the writer long.
@@ -41,13 +43,22 @@ pub fn prune(conn: &Connection, cutoff: i64, now: i64) -> Result<Pruned, DbError
             "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at < ?1 LIMIT ?2)",
         )?
         .execute(params![cutoff, BATCH])?;
+    let webhooks = conn
+        .prepare_cached(
+            "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries
+                WHERE state = 'delivered' AND delivered_at < ?1 LIMIT ?2)",
+        )?
+        .execute(params![cutoff, BATCH])?;
     let pruned = Pruned {
         notebooks,
         outputs,
         events,
+        webhooks,
     };
     if pruned != Pruned::default() {
-        let detail = format!("{notebooks} notebooks, {outputs} outputs, {events} events");
+        let detail = format!(
+            "{notebooks} notebooks, {outputs} outputs, {events} events, {webhooks} webhooks"
+        );
         events::record(conn, now, None, None, "pruned", &detail)?;
     }
     Ok(pruned)
@@ -90,8 +101,38 @@ mod tests {
         assert!(body(old_graded).is_empty());
         assert!(!body(old_waiting).is_empty(), "still to be graded");
         assert!(!body(new_graded).is_empty(), "not old yet");
+        // Platform webhooks: an old delivered one goes; a failed one (staff may redeliver)
+        // and a pending one stay.
+        c.execute_batch(
+            "INSERT INTO platforms (name, token_sha256, courses, priorities, webhook_secret,
+                                    created_at) VALUES ('p', 'x', '[]', '[]', 's', 0);",
+        )
+        .unwrap();
+        for (msg, state, delivered_at) in [
+            ("m1", "delivered", Some(2_000)),
+            ("m2", "failed", None),
+            ("m3", "pending", None),
+            ("m4", "delivered", Some(9_000)),
+        ] {
+            c.execute(
+                "INSERT INTO webhook_deliveries (msg_id, platform, submission_id, event, state,
+                                                 next_at, created_at, delivered_at)
+                 VALUES (?1, 'p', ?2, 'submission.graded', ?3, 0, 1000, ?4)",
+                params![msg, old_graded, state, delivered_at],
+            )
+            .unwrap();
+        }
+        assert_eq!(prune(&c, 5_000, 10_001).unwrap().webhooks, 1);
+        let left: Vec<String> = c
+            .prepare("SELECT msg_id FROM webhook_deliveries ORDER BY msg_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, ["m2", "m3", "m4"]);
         assert_eq!(
-            prune(&c, 5_000, 10_001).unwrap(),
+            prune(&c, 5_000, 10_002).unwrap(),
             Pruned::default(),
             "nothing left"
         );
