@@ -157,8 +157,7 @@ impl Service {
         }
         workers.extend(self.start_xqueues(rx.clone())?);
         let webhooks =
-            crate::platform::webhooks::Sender::new(self.app.clone(), Arc::new(Notify::new()))
-                .map_err(anyhow::Error::msg)?;
+            crate::platform::webhooks::Sender::new(self.app.clone()).map_err(anyhow::Error::msg)?;
         workers.push(tokio::spawn(webhooks.run(rx.clone())));
         workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx.clone())));
         workers.push(tokio::spawn(prune_hourly(self.app.clone(), rx)));

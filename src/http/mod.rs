@@ -49,7 +49,7 @@ pub fn documented(prefix: &str) -> Documented<AppState> {
         .routes(routes!(staff::regrade))
         .routes(routes!(staff::repost))
         .routes(routes!(staff::grades_csv));
-    let root = Documented::new("").routes(routes!(metrics_root));
+    let root = Documented::new("").routes(routes!(metrics));
     let mut all = under_prefix.merge(root);
     let bare = prefix.trim_end_matches('/');
     if !bare.is_empty() {
@@ -130,10 +130,6 @@ async fn jwks(State(app): State<AppState>) -> Result<Response, ApiError> {
             content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
         (status = 403, description = "A request forwarded by a proxy", content((String = "text/plain"), (ErrorBody = "application/json"))),
     ))]
-async fn metrics_root(state: State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    metrics(state, headers).await
-}
-
 async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if headers.contains_key("x-forwarded-for") {
         return Err(ApiError::Forbidden(

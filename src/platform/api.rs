@@ -108,14 +108,14 @@ fn reason_of(status: StatusCode) -> &'static str {
 
 /// A problem details response from `parts` (status and headers kept).
 fn problem(mut parts: axum::http::response::Parts, detail: &str, code: &str) -> Response {
-    let title = parts.status.canonical_reason().unwrap_or("Error");
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": title,
-        "status": parts.status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
+    let body = ProblemBody {
+        kind: "about:blank".into(),
+        title: parts.status.canonical_reason().unwrap_or("Error").into(),
+        status: parts.status.as_u16(),
+        detail: detail.into(),
+        code: code.into(),
+    };
+    let body = serde_json::to_string(&body).expect("a problem document serialises");
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(
         header::CONTENT_TYPE,
@@ -128,7 +128,7 @@ fn problem(mut parts: axum::http::response::Parts, detail: &str, code: &str) -> 
     }
     // Not an ApiError's any more: no layer rewrites it again.
     parts.extensions.clear();
-    Response::from_parts(parts, body.to_string().into())
+    Response::from_parts(parts, body.into())
 }
 
 async fn not_found() -> Problem {
@@ -730,8 +730,7 @@ async fn cancel(
         .await?
         .ok_or(Problem(ApiError::NotFound))?;
     if let Cancel::TooLate(state) = done {
-        let (mut parts, _) = StatusCode::CONFLICT.into_response().into_parts();
-        parts.status = StatusCode::CONFLICT;
+        let (parts, _) = StatusCode::CONFLICT.into_response().into_parts();
         let detail =
             format!("submission {id} is {state}, no longer waiting, so it cannot be cancelled");
         return Ok(problem(parts, &detail, "not_waiting"));

@@ -4,7 +4,8 @@
 //! - Each event keeps its `webhook-id` and its body on every attempt (the receiver
 //!   deduplicates by id); the timestamp and signature are made at each attempt.
 //! - Only a 2xx counts. Anything else, or no answer, is retried after
-//!   `base * 2^attempts` (equal jitter, at most an hour), or after the receiver's
+//!   the service's one backoff (`queue::worker::backoff`: doubling from
+//!   `webhook_retry_base_secs`, with jitter, here at most an hour), or after the receiver's
 //!   `Retry-After` if that is longer (at most an hour), until `webhook_retry_hours` after
 //!   the event; then it is `failed` and staff may redeliver.
 //! - 410 Gone disables the platform's endpoint: its events wait (nothing is lost) until
@@ -27,6 +28,7 @@ use crate::db::now_ms;
 use crate::db::platforms::{self, Delivery, Outcome};
 use crate::http::AppState;
 use crate::metrics::WebhookAttemptLabels;
+use crate::queue::worker::backoff;
 
 /// Longest wait between attempts, and longest `Retry-After` honoured.
 const MAX_WAIT_MS: i64 = 3_600_000;
@@ -40,12 +42,13 @@ pub struct Sender {
     in_flight: Mutex<HashSet<i64>>,
     /// Per platform, the attempts it may have in flight.
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Woken when a submission may have ended (the grade workers' and hosts' stores).
-    pub wake: Arc<Notify>,
+    /// Woken when an attempt ends, so what waited for its platform's slot goes at once
+    /// (otherwise the outbox is read twice a second).
+    wake: Notify,
 }
 
 impl Sender {
-    pub fn new(app: AppState, wake: Arc<Notify>) -> Result<Arc<Self>, String> {
+    pub fn new(app: AppState) -> Result<Arc<Self>, String> {
         let s = &app.settings.platforms;
         let policy = Arc::new(AddressPolicy::new(&s.webhook_allow_networks)?);
         let http = reqwest::Client::builder()
@@ -69,7 +72,7 @@ impl Sender {
             policy,
             in_flight: Mutex::default(),
             slots: Mutex::default(),
-            wake,
+            wake: Notify::new(),
         }))
     }
 
@@ -235,12 +238,9 @@ impl Sender {
         let now = now_ms();
         let horizon =
             d.created_at + self.app.settings.platforms.webhook_retry_hours as i64 * 3_600_000;
+        let base = self.app.settings.platforms.webhook_retry_base_secs;
         let retry = |status: Option<u16>, error: String, after: Option<i64>| {
-            let wait = backoff(
-                self.app.settings.platforms.webhook_retry_base_secs,
-                d.attempts,
-            )
-            .max(after.unwrap_or(0).min(MAX_WAIT_MS));
+            let wait = retry_wait_ms(base, d.attempts, after);
             if now + wait > horizon {
                 Outcome::Failed {
                     status,
@@ -295,14 +295,15 @@ impl Sender {
     }
 }
 
-/// The wait before attempt `attempts + 1`: `base * 2^attempts` seconds with equal jitter
-/// (half fixed, half random, so receivers that came back are not hit all at once), at
-/// most an hour.
-pub fn backoff(base_secs: u64, attempts: i64) -> i64 {
-    let full = (base_secs.max(1) as i64 * 1000)
-        .saturating_mul(1i64 << attempts.clamp(0, 20))
-        .min(MAX_WAIT_MS);
-    full / 2 + (rand::random::<u64>() % (full as u64 / 2 + 1)) as i64
+/// The wait (ms) before the attempt after `attempts` made: the service's backoff from
+/// `base_secs`, or the receiver's `Retry-After` (`after`, ms) when that is longer; never
+/// more than an hour.
+fn retry_wait_ms(base_secs: u64, attempts: i64, after: Option<i64>) -> i64 {
+    let max = Duration::from_millis(MAX_WAIT_MS as u64);
+    let backoff = backoff(Duration::from_secs(base_secs.max(1)), attempts + 1, max).min(max);
+    (backoff.as_millis() as i64)
+        .max(after.unwrap_or(0))
+        .min(MAX_WAIT_MS)
 }
 
 /// `Retry-After` in ms from `now`: seconds, or an HTTP date.
@@ -334,18 +335,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_with_jitter_and_stops_at_an_hour() {
+    fn the_wait_doubles_with_jitter_honours_retry_after_and_stops_at_an_hour() {
         for attempts in 0..6 {
             let full = 5_000i64 << attempts;
             for _ in 0..50 {
-                let w = backoff(5, attempts);
-                assert!(w >= full / 2 && w <= full, "{attempts}: {w}");
+                let w = retry_wait_ms(5, attempts, None);
+                assert!(w >= full * 8 / 10 && w <= full * 12 / 10, "{attempts}: {w}");
             }
         }
         for _ in 0..20 {
-            let w = backoff(5, 60);
-            assert!((MAX_WAIT_MS / 2..=MAX_WAIT_MS).contains(&w));
+            let w = retry_wait_ms(5, 60, None);
+            assert!((MAX_WAIT_MS * 8 / 10..=MAX_WAIT_MS).contains(&w), "{w}");
         }
+        // A longer Retry-After wins; a shorter one does not shorten the backoff.
+        assert_eq!(retry_wait_ms(5, 0, Some(600_000)), 600_000);
+        assert!(retry_wait_ms(5, 3, Some(10)) >= 32_000);
+        assert_eq!(retry_wait_ms(5, 0, Some(86_400_000)), MAX_WAIT_MS);
     }
 
     #[test]
