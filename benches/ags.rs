@@ -257,6 +257,7 @@ async fn main() {
         retry_base: Duration::from_secs(1),
         retry_max: Duration::from_secs(2),
         settle: Duration::from_secs(2),
+        clock: otter_service::clock::Clock::system(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();

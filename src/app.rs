@@ -129,7 +129,9 @@ impl Service {
             grade_notify: Arc::new(Notify::new()),
             queue_depth: AtomicU64::new(depth),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            clock: crate::clock::Clock::system(),
         });
+        restamp_calendars(&app).await?;
         Ok(Self {
             app,
             listener,
@@ -160,7 +162,8 @@ impl Service {
             crate::platform::webhooks::Sender::new(self.app.clone()).map_err(anyhow::Error::msg)?;
         workers.push(tokio::spawn(webhooks.run(rx.clone())));
         workers.push(tokio::spawn(refresh_depth(self.app.clone(), rx.clone())));
-        workers.push(tokio::spawn(prune_hourly(self.app.clone(), rx)));
+        workers.push(tokio::spawn(prune_hourly(self.app.clone(), rx.clone())));
+        workers.push(tokio::spawn(release_when_due(self.app.clone(), rx)));
         let doc = openapi(&self.app.settings.server.prefix).to_json()?;
         let router = crate::http::router(self.app.clone())
             .merge(crate::platform::api::router(self.app.clone()))
@@ -301,6 +304,7 @@ impl Service {
                 // Twice the request timeout: a request we gave up on has been answered
                 // (or dropped) by edX before the current score is sent again.
                 settle: Duration::from_secs(2 * s.lti.timeout_secs),
+                clock: self.app.clock.clone(),
             });
             handles.extend(worker::spawn(db, post, post_notify, pool(2), stop));
         }
@@ -316,6 +320,93 @@ async fn refresh_depth(app: AppState, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Stamp the submissions of every assignment whose calendar changed in the course config
+/// since they were stamped (and queue posts for scores that moved): at start, before
+/// anything is served.
+async fn restamp_calendars(app: &AppState) -> anyhow::Result<()> {
+    for (c, s, a, details) in app.courses.assignments() {
+        let key = crate::db::calendar::AssignmentKey {
+            course: c.into(),
+            section: s.into(),
+            assignment: a.into(),
+        };
+        let (app2, details) = (app.clone(), details.clone());
+        let moved = app
+            .db
+            .write(move |conn| {
+                let scope = app2.calendar_scope(&details, "course config", app2.clock.now());
+                crate::calendar::staff::restamp_assignment(conn, &scope, &key)
+            })
+            .await?;
+        if moved > 0 {
+            tracing::info!(
+                course = c,
+                section = s,
+                assignment = a,
+                moved,
+                "the calendar changed: scores that count moved and are posted again"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Release held results whose `hold_results` time has come, every 5 seconds until
+/// shutdown (a staff release needs no wait: it is done when asked).
+async fn release_when_due(app: AppState, mut stop: watch::Receiver<bool>) {
+    use crate::calendar::Results;
+    let dated: Vec<_> = app
+        .courses
+        .assignments()
+        .filter_map(|(c, s, a, d)| match d.calendar.as_deref()?.results {
+            Results::HeldUntil(t) => {
+                Some((c.to_string(), s.to_string(), a.to_string(), t.ms, d.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    if dated.is_empty() {
+        return;
+    }
+    let mut done = std::collections::HashSet::new();
+    while !*stop.borrow() {
+        let now = app.clock.now();
+        for (c, s, a, at, details) in &dated {
+            if now < *at || done.contains(&(c, s, a)) {
+                continue;
+            }
+            let key = crate::db::calendar::AssignmentKey {
+                course: c.clone(),
+                section: s.clone(),
+                assignment: a.clone(),
+            };
+            let (app2, details) = (app.clone(), details.clone());
+            let released = app
+                .db
+                .write(move |conn| {
+                    let by = "calendar (hold_results time)";
+                    let scope = app2.calendar_scope(&details, by, now);
+                    crate::calendar::staff::release(conn, &scope, &key)
+                })
+                .await;
+            match released {
+                Ok(n) => {
+                    if let Some(n) = n {
+                        tracing::info!(course = %c, section = %s, assignment = %a, students = n,
+                            "held results released at their time");
+                    }
+                    done.insert((c, s, a));
+                }
+                Err(e) => tracing::warn!(error = %e, "releasing held results failed; trying again"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             _ = stop.changed() => {}
         }
     }

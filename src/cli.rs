@@ -62,6 +62,12 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::platform::admin::PlatformsCommand,
     },
+    /// The course calendar: extensions, score overrides, releases of held results
+    /// (docs/calendar.md).
+    Calendar {
+        #[command(subcommand)]
+        command: crate::calendar::admin::CalendarCommand,
+    },
     /// Print the OpenAPI 3.1 document of every HTTP endpoint, for the configured prefix
     /// (docs/openapi.json is this with the default prefix; the service serves it at
     /// `{prefix}openapi.json`).
@@ -210,6 +216,9 @@ fn run_inner(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Platforms { command } => crate::platform::admin::run(&settings, command),
+        Command::Calendar { command } => {
+            crate::calendar::admin::run(&settings, &mut open_write(&path)?, command)
+        }
         Command::Grader { .. } => unreachable!("handled before the service's settings"),
     }
 }

@@ -8,7 +8,8 @@
 //! Optional extensions, per section or per assignment (an assignment may be an object
 //! `{"lti_block": "...", ...}` instead of a block id string): `time_limit_secs`,
 //! `memory_mb`, `cpus`, `pids`, `network`, `lti` (post to edX, default true when a block id
-//! is given), `post_score` (`latest` or `best`).
+//! is given), `post_score` (`latest`, `best` or `latest_on_time`); per assignment,
+//! `calendar` (release, due date, late credit, held results: `crate::calendar`).
 //!
 //! LTI 1.3 (Assignment and Grade Services) instead of LTI 1.1, per section: the section
 //! names its platform under `lti13` (`issuer`, `client_id`, `deployment_id`, `token_url`,
@@ -78,6 +79,9 @@ enum RawAssignment {
         /// LTI 1.3: the resource link the platform launches this assignment from.
         #[serde(default)]
         resource_link_id: Option<String>,
+        /// Dates and late credit (`crate::calendar`).
+        #[serde(default)]
+        calendar: Option<Box<crate::calendar::RawCalendar>>,
         #[serde(flatten)]
         overrides: Overrides,
     },
@@ -127,6 +131,8 @@ pub struct Assignment {
     pub autograder_zip: PathBuf,
     /// Which grade counts, when the course config overrides the global setting.
     pub post_score: Option<ScorePolicy>,
+    /// Release, due date, late credit and held results, when the assignment has them.
+    pub calendar: Option<std::sync::Arc<crate::calendar::Calendar>>,
     overrides: Overrides,
 }
 
@@ -385,7 +391,7 @@ fn check_known_keys(config: &serde_json::Value) -> Result<(), String> {
     .chain(OVERRIDE_KEYS)
     .copied()
     .collect();
-    let assignment_keys: Vec<&str> = ["lti_block", "lineitem", "resource_link_id"]
+    let assignment_keys: Vec<&str> = ["lti_block", "lineitem", "resource_link_id", "calendar"]
         .iter()
         .chain(OVERRIDE_KEYS)
         .copied()
@@ -447,16 +453,21 @@ fn resolve_section(
     for (name, raw) in s.assignments {
         let at = format!("{at}.assignments.{name}");
         check_name("assignment", &name, &at)?;
-        let (block, line, own) = match raw {
-            RawAssignment::Block(b) => (Some(b), None, Overrides::default()),
+        let (block, line, own, calendar) = match raw {
+            RawAssignment::Block(b) => (Some(b), None, Overrides::default(), None),
             RawAssignment::Full {
                 lti_block,
                 lineitem,
                 resource_link_id,
+                calendar,
                 overrides,
             } => {
                 let line = resolve_line(&at, lineitem, resource_link_id)?;
-                (lti_block, line, overrides)
+                let calendar = calendar
+                    .map(|c| crate::calendar::Calendar::parse(&format!("{at}.calendar"), &c))
+                    .transpose()?
+                    .map(std::sync::Arc::new);
+                (lti_block, line, overrides, calendar)
             }
         };
         check_post_score(&at, &own)?;
@@ -492,6 +503,7 @@ fn resolve_section(
                 ags,
                 autograder_zip,
                 post_score: overrides.post_score.as_deref().and_then(|p| p.parse().ok()),
+                calendar,
                 overrides,
             },
         );

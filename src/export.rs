@@ -1,8 +1,12 @@
 //! `dump-grades`: grades as CSV, for staff.
 //!
 //! Columns: `userid, grade, course, section, assignment, timestamp` (gofer's dump, with
-//! `assignment` for gofer's `lab`; `grade` is the fraction in [0, 1] that edX receives),
-//! then `score, max_score, status, submission_id, grade_id, post_state`.
+//! `assignment` for gofer's `lab`; `grade` is the fraction in [0, 1] that counts and edX
+//! receives: late credit and a staff override applied), then `score, max_score, status,
+//! submission_id, grade_id, post_state, integrity_flags`, then the course calendar's
+//! columns: `raw_grade` (the grade's own fraction), `credit` (percent), `late_secs` (after
+//! the student's due date), `extension_secs`, `override_score`, `override_max_score`,
+//! `override_reason` (empty where they do not apply).
 
 use std::io::Write;
 
@@ -17,8 +21,11 @@ pub enum Policy {
     All,
     /// The grade that counts under `latest`: the newest submission's (its newest grade).
     Latest,
-    /// The highest grade (the newest submission among equals).
+    /// The highest grade after late credit (the newest submission among equals).
     Best,
+    /// The newest submission on time (extension included), else the newest.
+    #[value(name = "latest_on_time")]
+    LatestOnTime,
 }
 
 impl Policy {
@@ -28,6 +35,7 @@ impl Policy {
             Policy::All => None,
             Policy::Latest => Some(ScorePolicy::Latest),
             Policy::Best => Some(ScorePolicy::Best),
+            Policy::LatestOnTime => Some(ScorePolicy::LatestOnTime),
         }
     }
 }
@@ -41,6 +49,10 @@ fn cell(text: &str) -> String {
     } else {
         text.to_string()
     }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// Write `records` as CSV with a header row. Text cells are made formula-safe.
@@ -60,11 +72,18 @@ pub fn write_csv<W: Write>(out: W, records: &[GradeRecord]) -> Result<(), csv::E
         "grade_id",
         "post_state",
         "integrity_flags",
+        "raw_grade",
+        "credit",
+        "late_secs",
+        "extension_secs",
+        "override_score",
+        "override_max_score",
+        "override_reason",
     ])?;
     for r in records {
         w.write_record([
             cell(&r.user),
-            r.fraction.to_string(),
+            r.counted.to_string(),
             cell(&r.course),
             cell(&r.section),
             cell(&r.assignment),
@@ -76,6 +95,13 @@ pub fn write_csv<W: Write>(out: W, records: &[GradeRecord]) -> Result<(), csv::E
             r.grade_id.to_string(),
             r.post_state.to_string(),
             cell(r.integrity_flags.as_deref().unwrap_or("")),
+            r.fraction.to_string(),
+            opt(r.credit),
+            opt(r.late_ms.map(|ms| ms / 1000)),
+            opt(r.extension_ms.map(|ms| ms / 1000)),
+            opt(r.overridden.as_ref().map(|o| o.0)),
+            opt(r.overridden.as_ref().map(|o| o.1)),
+            cell(r.overridden.as_ref().map_or("", |o| o.2.as_str())),
         ])?;
     }
     w.flush()?;
@@ -101,6 +127,11 @@ mod tests {
             graded_at: id * 1000,
             post_state: crate::db::states::PostState::NotConfigured,
             integrity_flags: None,
+            credit: None,
+            late_ms: None,
+            extension_ms: None,
+            overridden: None,
+            counted: fraction,
         }
     }
 

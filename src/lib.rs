@@ -2,7 +2,9 @@
 
 pub mod ags;
 pub mod app;
+pub mod calendar;
 pub mod cli;
+pub mod clock;
 pub mod course;
 pub mod db;
 pub mod export;

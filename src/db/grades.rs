@@ -120,6 +120,16 @@ pub struct GradeRecord {
     pub post_state: PostState,
     /// Why the trusted evaluator flagged it, if it did (staff only).
     pub integrity_flags: Option<String>,
+    /// The submission's late credit (percent) and lateness (ms after the student's due
+    /// date), when the assignment has a calendar.
+    pub credit: Option<f64>,
+    pub late_ms: Option<i64>,
+    /// The student's extension (ms), if any.
+    pub extension_ms: Option<i64>,
+    /// The score staff set (score, most possible, reason): only on the grade that counts.
+    pub overridden: Option<(f64, f64, String)>,
+    /// The fraction that counts: the override's, else `fraction` times the credit.
+    pub counted: f64,
 }
 
 /// Grades matching `filter`, oldest first: every one (`policy` `None`), or only the one
@@ -141,30 +151,57 @@ pub fn select(
         "SELECT * FROM (
             SELECT g.id, s.id, s.user, s.course, s.section, s.assignment, g.status, g.score,
                    g.max_score, g.fraction, g.graded_at, g.post_state, g.integrity_flags,
+                   s.credit, s.late_ms, x.shift_ms, o.score, o.max_score, o.reason,
                    {rank} AS rank
             FROM grades g JOIN submissions s ON s.id = g.submission_id
+            LEFT JOIN extensions x ON x.course = s.course AND x.section = s.section
+                 AND x.assignment = s.assignment AND x.user = s.user
+            LEFT JOIN score_overrides o ON ?5 AND o.course = s.course AND o.section = s.section
+                 AND o.assignment = s.assignment AND o.user = s.user
             WHERE (?1 IS NULL OR s.course = ?1) AND (?2 IS NULL OR s.section = ?2)
               AND (?3 IS NULL OR s.assignment = ?3) AND (?4 IS NULL OR s.user = ?4))
          WHERE rank = 1 ORDER BY 11, 1"
     );
     let mut stmt = conn.prepare(&sql)?;
     let f = filter;
-    let rows = stmt.query_map(params![f.course, f.section, f.assignment, f.user], |r| {
-        Ok(GradeRecord {
-            grade_id: r.get(0)?,
-            submission_id: r.get(1)?,
-            user: r.get(2)?,
-            course: r.get(3)?,
-            section: r.get(4)?,
-            assignment: r.get(5)?,
-            status: r.get(6)?,
-            score: r.get(7)?,
-            max_score: r.get(8)?,
-            fraction: r.get(9)?,
-            graded_at: r.get(10)?,
-            post_state: r.get(11)?,
-            integrity_flags: r.get(12)?,
-        })
-    })?;
+    let counting = policy.is_some();
+    let rows = stmt.query_map(
+        params![f.course, f.section, f.assignment, f.user, counting],
+        |r| {
+            let fraction: f64 = r.get(9)?;
+            let credit: Option<f64> = r.get(13)?;
+            let over: Option<f64> = r.get(16)?;
+            let overridden = match (
+                over,
+                r.get::<_, Option<f64>>(17)?,
+                r.get::<_, Option<String>>(18)?,
+            ) {
+                (Some(s), Some(m), Some(why)) => Some((s, m, why)),
+                _ => None,
+            };
+            let counted =
+                super::scores::counts(fraction, credit, overridden.as_ref().map(|o| (o.0, o.1)));
+            Ok(GradeRecord {
+                credit,
+                late_ms: r.get(14)?,
+                extension_ms: r.get(15)?,
+                overridden,
+                counted,
+                grade_id: r.get(0)?,
+                submission_id: r.get(1)?,
+                user: r.get(2)?,
+                course: r.get(3)?,
+                section: r.get(4)?,
+                assignment: r.get(5)?,
+                status: r.get(6)?,
+                score: r.get(7)?,
+                max_score: r.get(8)?,
+                fraction: r.get(9)?,
+                graded_at: r.get(10)?,
+                post_state: r.get(11)?,
+                integrity_flags: r.get(12)?,
+            })
+        },
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

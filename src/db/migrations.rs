@@ -306,6 +306,73 @@ BEGIN
      WHERE ps.submission_id = NEW.id AND p.webhook_url IS NOT NULL;
 END;
 "#,
+    r#"
+-- The course calendar (src/calendar). A submission's lateness, fixed when it is committed
+-- and recomputed only when the student's extension or the assignment's calendar changes:
+-- credit is the percent of the raw score that counts, late_ms how long after the
+-- student's due date it came (0: on time). Both NULL: the assignment has no calendar.
+ALTER TABLE submissions ADD COLUMN credit REAL;
+ALTER TABLE submissions ADD COLUMN late_ms INTEGER;
+-- One extension per student and assignment (a new one replaces it): it shifts that
+-- student's deadlines by shift_ms.
+CREATE TABLE extensions (
+    course     TEXT NOT NULL,
+    section    TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    user       TEXT NOT NULL,
+    shift_ms   INTEGER NOT NULL,
+    reason     TEXT NOT NULL,
+    granted_by TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (course, section, assignment, user)
+);
+-- A score set by staff for a student's assignment: it counts instead of any grade
+-- (grades stay as they are and count again when it is removed).
+CREATE TABLE score_overrides (
+    course     TEXT NOT NULL,
+    section    TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    user       TEXT NOT NULL,
+    score      REAL NOT NULL,
+    max_score  REAL NOT NULL,
+    reason     TEXT NOT NULL,
+    set_by     TEXT NOT NULL,
+    set_at     INTEGER NOT NULL,
+    PRIMARY KEY (course, section, assignment, user)
+);
+-- Held results released (by staff, or by the calendar's hold_results time).
+CREATE TABLE result_releases (
+    course      TEXT NOT NULL,
+    section     TEXT NOT NULL,
+    assignment  TEXT NOT NULL,
+    released_at INTEGER NOT NULL,
+    released_by TEXT NOT NULL,
+    PRIMARY KEY (course, section, assignment)
+);
+-- Every calendar action (extensions, overrides, releases, recomputed credit), kept for
+-- good: retention does not prune it.
+CREATE TABLE calendar_log (
+    id         INTEGER PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    actor      TEXT NOT NULL,
+    course     TEXT NOT NULL,
+    section    TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    user       TEXT,
+    action     TEXT NOT NULL,
+    detail     TEXT NOT NULL
+);
+CREATE INDEX calendar_log_by_assignment ON calendar_log (course, section, assignment, id);
+-- The calendar each assignment's stored credits were computed with (its fingerprint):
+-- a changed calendar in the course config recomputes them at start.
+CREATE TABLE calendar_stamps (
+    course      TEXT NOT NULL,
+    section     TEXT NOT NULL,
+    assignment  TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (course, section, assignment)
+);
+"#,
 ];
 
 /// Bring the schema to the newest version.

@@ -10,6 +10,7 @@
 //! state ([`states`]) lives here; the queue runtime, jobs, HTTP and CLI call named
 //! functions.
 
+pub mod calendar;
 pub mod checks;
 pub mod dashboard;
 pub mod events;
@@ -56,6 +57,9 @@ pub enum DbError {
     QueueFull { depth: u64 },
     #[error("this student already has {limit} submissions waiting")]
     StudentQueueFull { limit: u64 },
+    /// The course calendar refuses the submission (not open yet, or closed): why.
+    #[error("{0}")]
+    Closed(String),
 }
 
 /// Handle to the database. Cheap to clone.

@@ -256,6 +256,7 @@ pub fn submit(
     s: &NewSubmission,
     stored: &StoredNotebook,
     rules: &IntakeRules,
+    lateness: Option<super::calendar::Lateness>,
     now: i64,
 ) -> Result<Taken, DbError> {
     if let Some(key) = &p.idempotency_key {
@@ -288,7 +289,7 @@ pub fn submit(
             });
         }
     }
-    let taken = submissions::submit(conn, s, stored, rules, now)?;
+    let taken = submissions::submit(conn, s, stored, rules, lateness, now)?;
     if let Accepted::New(id) = taken {
         conn.prepare_cached(
             "INSERT INTO platform_submissions

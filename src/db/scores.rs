@@ -5,6 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::calendar::{self, Override};
 use super::states::{PostState, ScorePolicy};
 use super::{DbError, events};
 
@@ -17,20 +18,42 @@ pub struct StudentAssignment {
     pub assignment: String,
 }
 
-/// The grade that counts for one student's assignment.
+/// The grade that counts for one student's assignment, and the score it makes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Counted {
     pub grade_id: i64,
     pub submission_id: i64,
+    /// The fraction that counts: the staff override's, else the raw fraction times the
+    /// submission's late credit.
     pub fraction: f64,
-    /// Points scored and possible (LTI 1.3 posts points; LTI 1.1 the fraction).
+    /// Points that count and possible (LTI 1.3 posts points; LTI 1.1 the fraction).
     pub score: f64,
     pub max_score: f64,
+    /// The grade's own fraction, before credit or override.
+    pub raw_fraction: f64,
+    /// The submission's late credit (percent; `None`: the assignment has no calendar).
+    pub credit: Option<f64>,
+    /// How long after the student's due date it came (0: on time).
+    pub late_ms: Option<i64>,
+    /// The score staff set, which counts instead.
+    pub overridden: Option<Override>,
     /// When the counting submission was received (ms): the LMS's "submitted at".
     pub received_at: i64,
     /// The newest grade id of the student's assignment when this was read: grades up to
     /// it were considered.
     pub newest_grade_id: i64,
+}
+
+/// The fraction that counts: a staff override's (score, most possible), else the raw
+/// fraction times the late credit (percent; none: no calendar). The one rule for posts,
+/// exports, pages and the dashboard.
+pub fn counts(raw: f64, credit: Option<f64>, overridden: Option<(f64, f64)>) -> f64 {
+    match (overridden, credit) {
+        (Some((score, max)), _) if max > 0.0 => (score / max).clamp(0.0, 1.0),
+        (Some(_), _) => 0.0,
+        (None, Some(credit)) => raw * credit / 100.0,
+        (None, None) => raw,
+    }
 }
 
 /// The student and assignment of a submission.
@@ -61,12 +84,12 @@ pub fn counted(
     let sql = format!(
         "SELECT g.id, s.id, g.fraction, g.score, g.max_score, s.received_at,
                 (SELECT MAX(g2.id) FROM grades g2 JOIN submissions s ON s.id = g2.submission_id
-                  WHERE {SAME_STUDENT})
+                  WHERE {SAME_STUDENT}), s.credit, s.late_ms
          FROM grades g JOIN submissions s ON s.id = g.submission_id
          WHERE {SAME_STUDENT} ORDER BY {} LIMIT 1",
         policy.order_sql()
     );
-    Ok(conn
+    let Some(mut c) = conn
         .prepare_cached(&sql)?
         .query_row(
             params![key.user, key.course, key.section, key.assignment],
@@ -75,14 +98,32 @@ pub fn counted(
                     grade_id: r.get(0)?,
                     submission_id: r.get(1)?,
                     fraction: r.get(2)?,
+                    raw_fraction: r.get(2)?,
                     score: r.get(3)?,
                     max_score: r.get(4)?,
                     received_at: r.get(5)?,
                     newest_grade_id: r.get(6)?,
+                    credit: r.get(7)?,
+                    late_ms: r.get(8)?,
+                    overridden: None,
                 })
             },
         )
-        .optional()?)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    c.overridden = calendar::override_of(conn, key)?;
+    c.fraction = counts(
+        c.raw_fraction,
+        c.credit,
+        c.overridden.as_ref().map(|o| (o.score, o.max_score)),
+    );
+    if let Some(o) = &c.overridden {
+        c.max_score = o.max_score;
+    }
+    c.score = c.fraction * c.max_score;
+    Ok(Some(c))
 }
 
 /// edX now holds `counted`'s score: that grade is `posted`, and every other grade of the

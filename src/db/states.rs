@@ -123,6 +123,9 @@ text_enum! {
         Dead = "dead",
         /// Another grade of the same student and assignment counts for edX.
         Superseded = "superseded",
+        /// The assignment's results are held until staff release them (course calendar):
+        /// graded and stored, not shown to the student, not posted.
+        Held = "held",
     }
 }
 
@@ -149,8 +152,12 @@ text_enum! {
         /// The grade of the newest submission that has one (a regrade of an older
         /// submission never displaces it).
         Latest = "latest",
-        /// The highest grade (the newest submission among equals).
+        /// The highest grade after late credit (the newest submission among equals).
         Best = "best",
+        /// The newest submission received by the student's due date (extension
+        /// included); when none was, the newest at all. A late resubmission does not
+        /// displace on-time work.
+        LatestOnTime = "latest_on_time",
     }
 }
 
@@ -161,7 +168,10 @@ impl ScorePolicy {
     pub fn order_sql(self) -> &'static str {
         match self {
             ScorePolicy::Latest => "s.id DESC, g.id DESC",
-            ScorePolicy::Best => "g.fraction DESC, s.id DESC, g.id DESC",
+            ScorePolicy::Best => {
+                "g.fraction * COALESCE(s.credit, 100.0) DESC, s.id DESC, g.id DESC"
+            }
+            ScorePolicy::LatestOnTime => "COALESCE(s.late_ms, 0) > 0, s.id DESC, g.id DESC",
         }
     }
 }
@@ -185,7 +195,7 @@ mod tests {
             "highest"
                 .parse::<ScorePolicy>()
                 .unwrap_err()
-                .contains("latest, best")
+                .contains("latest, best, latest_on_time")
         );
     }
 }

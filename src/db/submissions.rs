@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::calendar::Lateness;
 use super::jobs::{self, NewJob};
 use super::notebooks::{self, StoredNotebook};
 use super::scores::{self, StudentAssignment};
@@ -20,6 +21,18 @@ pub struct NewSubmission {
     pub notebook: Vec<u8>,
     /// `X-Otter-Notebook-Path`, kept as information only.
     pub notebook_path: Option<String>,
+}
+
+impl NewSubmission {
+    /// Whose assignment it is.
+    pub fn student(&self) -> StudentAssignment {
+        StudentAssignment {
+            user: self.user.clone(),
+            course: self.course.clone(),
+            section: self.section.clone(),
+            assignment: self.assignment.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -87,11 +100,14 @@ fn student_waiting_sql(cap: u64) -> String {
 /// with itself; a student already at the cap is refused ([`DbError::StudentQueueFull`]);
 /// else it is accepted. `stored` is [`notebooks::pack`] of the notebook (its hash and
 /// compressed bytes), made by the caller so that neither runs on the single writer thread.
+/// `lateness` is what the course calendar made of `now` for this student (`None`: the
+/// assignment has no calendar).
 pub fn submit(
     conn: &Connection,
     s: &NewSubmission,
     stored: &StoredNotebook,
     rules: &IntakeRules,
+    lateness: Option<Lateness>,
     now: i64,
 ) -> Result<Accepted, DbError> {
     let hash = stored.sha256.as_str();
@@ -116,7 +132,7 @@ pub fn submit(
             limit: rules.per_student,
         });
     }
-    insert(conn, s, stored, rules.max_attempts, now).map(Accepted::New)
+    insert(conn, s, stored, rules.max_attempts, lateness, now).map(Accepted::New)
 }
 
 /// Accept a submission: the row and its grade job in one write. The notebook is packed
@@ -128,7 +144,14 @@ pub fn accept(
     max_attempts: i64,
     now: i64,
 ) -> Result<i64, DbError> {
-    insert(conn, s, &notebooks::pack(&s.notebook), max_attempts, now)
+    insert(
+        conn,
+        s,
+        &notebooks::pack(&s.notebook),
+        max_attempts,
+        None,
+        now,
+    )
 }
 
 fn insert(
@@ -136,13 +159,14 @@ fn insert(
     s: &NewSubmission,
     stored: &StoredNotebook,
     max_attempts: i64,
+    lateness: Option<Lateness>,
     now: i64,
 ) -> Result<i64, DbError> {
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO submissions (user, course, section, assignment, notebook, notebook_path,
-                                      received_at, state, notebook_sha256)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8) RETURNING id",
+                                      received_at, state, notebook_sha256, credit, late_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9, ?10) RETURNING id",
         )?
         .query_row(
             params![
@@ -153,7 +177,9 @@ fn insert(
                 stored.bytes,
                 s.notebook_path,
                 now,
-                stored.sha256
+                stored.sha256,
+                lateness.map(|l| l.credit),
+                lateness.map(|l| l.late_ms)
             ],
             |r| r.get(0),
         )?;
@@ -278,11 +304,24 @@ pub struct SubmissionView {
     /// Its page (absolute when the request named a host); set by the HTTP layer.
     pub url: Option<String>,
     pub grade: Option<GradeView>,
+    /// The late credit it earns (percent of its raw score that counts), when the
+    /// assignment has a calendar.
+    pub credit: Option<f64>,
+    /// How long after the student's due date it came (0: on time), when the assignment
+    /// has a calendar.
+    pub late_secs: Option<i64>,
+    /// The assignment's results are held until course staff release them: `grade` is
+    /// left out until then.
+    pub results_held: bool,
+    /// The student's calendar for the assignment (the answer to a submission and its
+    /// page carry it).
+    pub due: Option<super::calendar::DueView>,
 }
 
 const VIEW_SQL: &str = "SELECT s.id, s.user, s.course, s.section, s.assignment, s.notebook_path,
         s.received_at, s.state, s.message,
-        (SELECT COALESCE(SUM(attempts), 0) FROM jobs j WHERE j.submission_id = s.id AND j.kind = 'grade')
+        (SELECT COALESCE(SUM(attempts), 0) FROM jobs j WHERE j.submission_id = s.id AND j.kind = 'grade'),
+        s.credit, s.late_ms
      FROM submissions s";
 
 fn view_row(r: &Row<'_>) -> rusqlite::Result<SubmissionView> {
@@ -300,6 +339,10 @@ fn view_row(r: &Row<'_>) -> rusqlite::Result<SubmissionView> {
         queue: None,
         url: None,
         grade: None,
+        credit: r.get(10)?,
+        late_secs: r.get::<_, Option<i64>>(11)?.map(|ms| ms / 1000),
+        results_held: false,
+        due: None,
     })
 }
 
@@ -424,7 +467,7 @@ mod tests {
         let take = |i: i64| {
             let mut s = NewSubmission::sample(&format!("u{}", i % 2));
             s.notebook = format!("{{\"n\": {i}}}").into_bytes();
-            submit(&c, &s, &notebooks::pack(&s.notebook), &rules, i).unwrap()
+            submit(&c, &s, &notebooks::pack(&s.notebook), &rules, None, i).unwrap()
         };
         for i in 0..50 {
             take(i);
@@ -459,7 +502,7 @@ mod tests {
         let second = accept(&c, &s, 3, 1).unwrap();
         assert!(second > first);
         assert_eq!(
-            submit(&c, &s, &stored, &rules, 2).unwrap(),
+            submit(&c, &s, &stored, &rules, None, 2).unwrap(),
             Accepted::Duplicate(first)
         );
     }

@@ -38,6 +38,9 @@ pub enum ApiError {
     TooManyWaiting { limit: u64, retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// The course calendar refuses submissions now (not open yet, or closed).
+    #[error("{0}")]
+    Closed(String),
     /// Send the browser to the Hub's OAuth flow.
     /// The redirect response, with its signed state cookie.
     #[error("redirecting to JupyterHub to log in")]
@@ -59,6 +62,7 @@ impl ApiError {
             ApiError::QueueFull { .. } => "queue_full",
             ApiError::TooManyWaiting { .. } => "too_many_waiting",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Closed(_) => "closed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -85,7 +89,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Closed(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -143,6 +147,7 @@ impl From<DbError> for ApiError {
                 limit,
                 retry_after_secs: 30,
             },
+            DbError::Closed(why) => ApiError::Closed(why),
             other => ApiError::Internal(other.into()),
         }
     }

@@ -1,6 +1,7 @@
 //! The HTTP API, under the service prefix (default `/services/otter_grade/`).
 
 mod auth;
+mod calendar;
 mod charts;
 pub mod error;
 mod oversize;
@@ -48,7 +49,11 @@ pub fn documented(prefix: &str) -> Documented<AppState> {
         .routes(routes!(staff::submission))
         .routes(routes!(staff::regrade))
         .routes(routes!(staff::repost))
-        .routes(routes!(staff::grades_csv));
+        .routes(routes!(staff::grades_csv))
+        .routes(routes!(calendar::due))
+        .routes(routes!(calendar::extensions))
+        .routes(routes!(calendar::overrides))
+        .routes(routes!(calendar::release));
     let root = Documented::new("").routes(routes!(metrics));
     let mut all = under_prefix.merge(root);
     let bare = prefix.trim_end_matches('/');

@@ -42,9 +42,11 @@ pub async fn list(
         .db
         .read({
             let policy = app.policy_for();
+            let (courses, now) = (app.courses.clone(), app.clock.now());
             move |c| {
                 let mut views = submissions::list_for_user(c, &name, LIST_LIMIT, policy)?;
                 submissions::add_queue_places(c, &mut views, now_ms(), workers, &waiting)?;
+                crate::calendar::views::apply(c, &courses, now, &mut views, false)?;
                 Ok(views)
             }
         })
@@ -143,12 +145,14 @@ pub(super) async fn view_of(
         .db
         .read({
             let policy = app.policy_for();
+            let (courses, now) = (app.courses.clone(), app.clock.now());
             move |c| {
                 let Some(mut v) = submissions::view_for_owner(c, id, &name, policy)? else {
                     return Ok(None);
                 };
                 let one = std::slice::from_mut(&mut v);
                 submissions::add_queue_places(c, one, now_ms(), workers, &waiting)?;
+                crate::calendar::views::apply(c, &courses, now, one, true)?;
                 Ok(Some(v))
             }
         })
@@ -301,6 +305,19 @@ pub(super) fn score(score: f64, max: f64) -> Markup {
     html! { span class=(class) { (score) " / " (max) } }
 }
 
+/// A submission's lateness in words: "on time", "late by 2 hours: 80% credit"; empty
+/// when the assignment has no calendar.
+pub(super) fn lateness(v: &SubmissionView) -> String {
+    match (v.credit, v.late_secs) {
+        (Some(c), Some(0)) if c >= 100.0 => "on time".into(),
+        (Some(c), Some(late)) => format!(
+            "late by {}: {c}% credit",
+            crate::calendar::span(late * 1000)
+        ),
+        _ => String::new(),
+    }
+}
+
 /// One line on where a submission stands (the score itself for a graded one).
 fn summary(v: &SubmissionView) -> Markup {
     match (&v.grade, v.state) {
@@ -310,6 +327,7 @@ fn summary(v: &SubmissionView) -> Markup {
         (_, SubmissionState::Failed) => html! { "could not be graded" },
         (_, SubmissionState::Dead) => html! { "grading failed on our side" },
         (_, SubmissionState::Cancelled) => html! { "cancelled before grading" },
+        (None, SubmissionState::Graded) if v.results_held => html! { "graded; results held" },
         (None, SubmissionState::Graded) => html! { "graded" },
     }
 }
@@ -329,7 +347,7 @@ fn list_page(nav: &Nav<'_>, views: &[SubmissionView], xsrf: &str) -> String {
         h1 { "Your submissions" }
         p { "Logged in as " b { (nav.user) } "." }
         table {
-            thead { tr { th { "#" } th { "Assignment" } th { "Received" } th { "Result" } } }
+            thead { tr { th { "#" } th { "Assignment" } th { "Received" } th { "Result" } th { "Credit" } } }
             tbody {
                 @for v in views {
                     tr {
@@ -337,6 +355,7 @@ fn list_page(nav: &Nav<'_>, views: &[SubmissionView], xsrf: &str) -> String {
                         td { (v.course) " " (v.section) " " (v.assignment) }
                         td { (time(&v.received_at)) }
                         td class={ "state " (v.state) } { (summary(v)) }
+                        td.credit { (lateness(v)) }
                     }
                 }
             }
@@ -375,6 +394,9 @@ fn edx_sentence(g: &GradeView, lms: &str) -> String {
                 .unwrap_or("another submission's score counts")
         ),
         PostState::NotConfigured => format!("This assignment's score is not sent to {lms}."),
+        PostState::Held => {
+            format!("Your score is sent to {lms} when course staff release results.")
+        }
     }
 }
 
@@ -384,8 +406,14 @@ fn detail_page(nav: &Nav<'_>, v: &SubmissionView, lms: &str) -> String {
         p { a href=(nav.prefix) { "All submissions" } }
         h1 { "Submission " (v.id) ": " (v.assignment) }
         p { (v.course) ", section " (v.section) ". Received " (time(&v.received_at)) "." }
+        @if let Some(d) = &v.due { p #due { (d.sentence) } }
+        @let late = lateness(v);
+        @if !late.is_empty() { p #lateness { "This submission came " (late) "." } }
         @if let Some(g) = &v.grade {
             h2 #score { "Score: " (score(g.score, g.max_score)) }
+            @if let Some(c) = v.credit.filter(|c| *c < 100.0) {
+                p #credited { "With " (c) "% credit, " (score(g.score * c / 100.0, g.max_score)) " counts." }
+            }
             @if let Some(m) = &g.message { p #message { (m) } }
             table.questions {
                 tbody {

@@ -53,7 +53,7 @@ impl FromRequestParts<AppState> for Staff {
 }
 
 impl Staff {
-    fn of(&self, course: &str) -> Result<(), ApiError> {
+    pub(super) fn of(&self, course: &str) -> Result<(), ApiError> {
         if self.courses.iter().any(|c| c == course) {
             Ok(())
         } else {
@@ -64,7 +64,7 @@ impl Staff {
     }
 
     /// Who did it, for the event log.
-    fn by(&self) -> String {
+    pub(super) fn by(&self) -> String {
         format!("staff {} (dashboard)", self.user.name)
     }
 }
@@ -265,20 +265,36 @@ pub async fn assignment(
     Path((course, section, name)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     staff.of(&course)?;
-    let policy = app
+    let a = app
         .courses
         .find(&course, &section, &name)
-        .map_err(|_| ApiError::NotFound)?
-        .post_score
-        .unwrap_or(app.settings.lti.post_score);
+        .map_err(|_| ApiError::NotFound)?;
+    let policy = a.post_score.unwrap_or(app.settings.lti.post_score);
     let key = (course.clone(), section.clone(), name.clone());
-    let detail = app
+    let akey = crate::db::calendar::AssignmentKey {
+        course: course.clone(),
+        section: section.clone(),
+        assignment: name.clone(),
+    };
+    let (detail, cal) = app
         .db
-        .read(move |c| dashboard::assignment(c, (&key.0, &key.1, &key.2), policy))
+        .read(move |c| {
+            let d = dashboard::assignment(c, (&key.0, &key.1, &key.2), policy)?;
+            Ok((d, super::calendar::StaffCalendar::read(c, &akey)?))
+        })
         .await?;
     let xsrf = app.auth.xsrf_token(&staff.user.name);
     let p = app.settings.server.prefix.as_str();
-    let body = assignment_page(p, &detail, &xsrf, &policy.to_string());
+    let mut body = assignment_page(p, &detail, &xsrf, &policy.to_string());
+    let section_html = super::calendar::staff_section(
+        p,
+        &xsrf,
+        a.calendar.as_deref(),
+        &cal,
+        &detail.counting,
+        app.clock.now(),
+    );
+    body.0.push_str(&section_html.0);
     let title = format!("{course} {section} {name}");
     Ok(Html(layout(&nav(&app, &staff), &title, body)).into_response())
 }
@@ -291,7 +307,7 @@ fn assignment_page(p: &str, d: &AssignmentDetail, xsrf: &str, policy: &str) -> M
         .map(|(at, _)| format_ms(*at).get(5..13).unwrap_or("").replace('T', " ") + "h")
         .collect();
     let per_hour: Vec<f64> = d.per_hour.iter().map(|(_, n)| *n as f64).collect();
-    let fractions: Vec<f64> = d.counting.iter().map(|g| g.fraction).collect();
+    let fractions: Vec<f64> = d.counting.iter().map(|g| g.counted).collect();
     let tenth_labels: Vec<String> = (0..10)
         .map(|i| format!("{}-{}%", i * 10, if i == 9 { 100 } else { i * 10 + 9 }))
         .collect();
@@ -748,7 +764,7 @@ pub async fn repost(
     ))
 }
 
-fn done(app: &AppState, staff: &Staff, said: &str) -> Response {
+pub(super) fn done(app: &AppState, staff: &Staff, said: &str) -> Response {
     let p = app.settings.server.prefix.as_str();
     let body = html! {
         p #done { (said) }
@@ -769,7 +785,8 @@ pub struct CsvQuery {
     assignment: Option<String>,
     /// Only this student.
     user: Option<String>,
-    /// Which grades: `all`, `latest` (the default) or `best`; anything else is 400.
+    /// Which grades: `all`, `latest` (the default), `best` or `latest_on_time`; anything
+    /// else is 400.
     #[param(inline, value_type = Option<CsvPolicy>)]
     policy: Option<String>,
 }
@@ -783,6 +800,8 @@ enum CsvPolicy {
     All,
     Latest,
     Best,
+    #[schema(rename = "latest_on_time")]
+    LatestOnTime,
 }
 
 /// The `dump-grades` CSV of one course, as an attachment.
@@ -798,7 +817,7 @@ enum CsvPolicy {
         (status = 303, description = "A browser page load (`Accept: text/html`) without a valid session is sent to JupyterHub to log in",
             headers(("location" = String, description = "JupyterHub's OAuth authorize URL"),
                 ("set-cookie" = String, description = "The signed OAuth state cookie"))),
-        (status = 400, description = "`course` is missing or the query cannot be read (text/plain only), or `policy` is not all, latest or best",
+        (status = 400, description = "`course` is missing or the query cannot be read (text/plain only), or `policy` is not all, latest, best or latest_on_time",
             content((String = "text/plain"), (ErrorBody = "application/json"))),
         (status = 401, description = "No JupyterHub token, and no valid session cookie",
             headers(("www-authenticate" = String, description = "`token`")),
@@ -818,8 +837,11 @@ pub async fn grades_csv(
     staff.of(&q.course)?;
     let asked = q.policy.as_deref().unwrap_or("latest");
     // The same names as `dump-grades --policy`.
-    let policy = <Policy as clap::ValueEnum>::from_str(asked, false)
-        .map_err(|_| ApiError::BadRequest(format!("policy {asked:?}: use all, latest or best")))?;
+    let policy = <Policy as clap::ValueEnum>::from_str(asked, false).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "policy {asked:?}: use all, latest, best or latest_on_time"
+        ))
+    })?;
     let filter = GradeFilter {
         course: Some(q.course.clone()),
         section: q.section.clone(),

@@ -10,7 +10,7 @@ use super::{AppState, pages};
 use std::sync::atomic::Ordering;
 
 use crate::db::submissions::Accepted;
-use crate::db::{DbError, notebooks, now_ms, submissions};
+use crate::db::{DbError, notebooks, submissions};
 use crate::jupyterhub::HubUser;
 use crate::notebook::{NotebookMetadata, Submission};
 
@@ -191,9 +191,15 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
     };
     // Hashed and compressed here, on this request's worker, not on the single writer.
     let stored = notebooks::pack(&new.notebook);
+    let (calendar, clock) = (assignment.calendar.clone(), app.clock.clone());
     let taken = take_into_queue(
         app,
-        move |c, rules| submissions::submit(c, &new, &stored, rules, now_ms()),
+        move |c, rules| {
+            // The calendar judges the commit's time, on the writer.
+            let now = clock.now();
+            let lateness = crate::calendar::admit(c, calendar.as_deref(), &new.student(), now)?;
+            submissions::submit(c, &new, &stored, rules, lateness, now)
+        },
         |t| Some(*t),
     )
     .await?;
@@ -280,6 +286,28 @@ async fn accepted(
              it was not queued twice. See your result at {status_url}",
             meta.assignment
         ),
+    };
+    let dated = app
+        .courses
+        .lookup(meta)
+        .ok()
+        .is_some_and(|a| a.calendar.is_some());
+    let message = if dated {
+        let l = app
+            .db
+            .read(move |c| crate::db::calendar::lateness_of(c, id))
+            .await?;
+        match l {
+            Some(l) if l.late_ms == 0 => format!("{message} It is on time."),
+            Some(l) => format!(
+                "{message} It came {} after your due date: {}% of its score counts.",
+                crate::calendar::span(l.late_ms),
+                l.credit
+            ),
+            None => message,
+        }
+    } else {
+        message
     };
     if !wants_json(headers) {
         return Ok((StatusCode::ACCEPTED, format!("{message}\n")).into_response());

@@ -27,6 +27,7 @@ use rusqlite::Connection;
 
 use crate::ags::{AgsClient, AgsError, AgsScore, AuthStates, Launch, LineItemRef};
 use crate::course::{AgsTarget, CourseConfig, Passback};
+use crate::db::calendar::{self, AssignmentKey};
 use crate::db::jobs::{self, ClaimedJob};
 use crate::db::lti13;
 use crate::db::scores::{self, Counted, StudentAssignment};
@@ -66,6 +67,8 @@ pub struct PostScoreJob {
     pub retry_max: Duration,
     /// Least wait before resending after a post timed out on our side.
     pub settle: Duration,
+    /// The calendar's clock (whether held results are due for release).
+    pub clock: crate::clock::Clock,
 }
 
 /// What one run of the job does.
@@ -76,6 +79,8 @@ enum Plan {
     SendAgs(AgsTarget, Counted),
     /// The assignment no longer posts to edX.
     NotConfigured,
+    /// The assignment's results are held until staff release them (course calendar).
+    Held,
 }
 
 /// What to send for `key`, read now.
@@ -84,6 +89,7 @@ fn plan(
     courses: &CourseConfig,
     default_policy: ScorePolicy,
     key: &StudentAssignment,
+    now: i64,
 ) -> Result<Result<Plan, String>, DbError> {
     let a = match courses.find(&key.course, &key.section, &key.assignment) {
         Ok(a) => a,
@@ -93,6 +99,12 @@ fn plan(
     let Some(passback) = a.passback() else {
         return Ok(Ok(Plan::NotConfigured));
     };
+    if let Some(cal) = &a.calendar {
+        let released = calendar::release_of(c, &AssignmentKey::of(key))?.is_some();
+        if !cal.results_shown(released, now) {
+            return Ok(Ok(Plan::Held));
+        }
+    }
     let Some(counted) = scores::counted(c, key, policy)? else {
         return Ok(Err("no grade to post".into()));
     };
@@ -312,7 +324,12 @@ impl Job for PostScoreJob {
             Err(e) => return Attempt::Retry(format!("database: {e}")),
         };
         let (courses, policy, k) = (self.courses.clone(), self.default_policy, key.clone());
-        let plan = match self.db.read(move |c| plan(c, &courses, policy, &k)).await {
+        let now = self.clock.now();
+        let plan = match self
+            .db
+            .read(move |c| plan(c, &courses, policy, &k, now))
+            .await
+        {
             Ok(p) => p,
             Err(e) => return Attempt::Retry(format!("database: {e}")),
         };
@@ -330,6 +347,13 @@ impl Job for PostScoreJob {
                             "the course config no longer posts this assignment",
                         )
                     })
+                    .await;
+            }
+            Ok(Plan::Held) => {
+                tracing::info!(user = %key.user, assignment = %key.assignment,
+                    "results are held: the post waits for their release");
+                return self
+                    .settle_with(job, move |c| calendar::hold(c, &key))
                     .await;
             }
             Err(why) => return Attempt::Fatal(why),

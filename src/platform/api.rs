@@ -588,9 +588,15 @@ async fn take(app: &AppState, platform: Platform, req: Request) -> Result<Respon
         priority: (priority, class),
     };
     let stored = notebooks::pack(&new.notebook);
+    // The same calendar as the JupyterHub door: one rule per assignment, whichever door.
+    let (calendar, clock) = (assignment.calendar.clone(), app.clock.clone());
     let taken = take_into_queue(
         app,
-        move |c, rules| platforms::submit(c, &ps, &new, &stored, rules, now_ms()),
+        move |c, rules| {
+            let now = clock.now();
+            let lateness = crate::calendar::admit(c, calendar.as_deref(), &new.student(), now)?;
+            platforms::submit(c, &ps, &new, &stored, rules, lateness, now)
+        },
         |t| match t {
             Taken::Accepted(a) => Some(*a),
             Taken::Again(_) | Taken::KeyReused(_) => None,

@@ -1,0 +1,333 @@
+//! `otter-service calendar ...`: extensions (one student, a list, or a CSV file), score
+//! overrides, releases of held results, and what an assignment's calendar holds. The same
+//! actions as the dashboard's (`calendar::staff`), recorded in the calendar log as done by
+//! `cli`; the running service posts what they queue.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use rusqlite::Connection;
+
+use super::staff::{self as actions, Moved, Scope};
+use super::{Moment, span};
+use crate::course::{Assignment, CourseConfig, Passback};
+use crate::db::calendar::{self as store, AssignmentKey};
+use crate::db::now_ms;
+use crate::settings::Settings;
+
+/// Which assignment.
+#[derive(Debug, Args)]
+pub struct Which {
+    #[arg(long)]
+    course: String,
+    #[arg(long)]
+    section: String,
+    #[arg(long)]
+    assignment: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalendarCommand {
+    /// Give students more time: each one's deadlines (due and late windows) move later.
+    /// A new extension replaces the student's old one.
+    Extend {
+        #[command(flatten)]
+        which: Which,
+        /// The students (comma-separated), or --csv.
+        #[arg(long, value_delimiter = ',', required_unless_present = "csv")]
+        users: Vec<String>,
+        /// A CSV file with a header: `user` and any of `days`, `hours`, `until`, `reason`
+        /// (a row's own values win over the flags).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        #[arg(long)]
+        days: Option<f64>,
+        #[arg(long)]
+        hours: Option<f64>,
+        /// The new due date (RFC 3339 with its zone) instead of days/hours.
+        #[arg(long)]
+        until: Option<String>,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Take students' extensions back.
+    Unextend {
+        #[command(flatten)]
+        which: Which,
+        #[arg(long, value_delimiter = ',', required = true)]
+        users: Vec<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Set the score that counts for one student (instead of their grades), or --remove it.
+    Override {
+        #[command(flatten)]
+        which: Which,
+        #[arg(long)]
+        user: String,
+        #[arg(long, required_unless_present = "remove")]
+        score: Option<f64>,
+        #[arg(long, required_unless_present = "remove")]
+        max_score: Option<f64>,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Release held results: students see them, and their scores go to the LMS.
+    Release {
+        #[command(flatten)]
+        which: Which,
+    },
+    /// The assignment's extensions, overrides, release and calendar log.
+    Show {
+        #[command(flatten)]
+        which: Which,
+    },
+}
+
+/// One extension asked for.
+struct Ask {
+    user: String,
+    shift_ms: i64,
+    reason: String,
+}
+
+fn shift(
+    due: Moment,
+    days: Option<f64>,
+    hours: Option<f64>,
+    until: Option<&str>,
+) -> anyhow::Result<i64> {
+    let ms = match until.filter(|u| !u.trim().is_empty()) {
+        Some(u) => Moment::parse(u).map_err(anyhow::Error::msg)?.ms - due.ms,
+        None => {
+            let h = days.unwrap_or(0.0) * 24.0 + hours.unwrap_or(0.0);
+            anyhow::ensure!(h.is_finite(), "days and hours must be numbers");
+            (h * 3_600_000.0) as i64
+        }
+    };
+    anyhow::ensure!(
+        (60_000..=366 * 86_400_000).contains(&ms),
+        "an extension is at least a minute and at most a year later than the due date"
+    );
+    Ok(ms)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn asks(
+    due: Moment,
+    users: &[String],
+    csv_file: Option<&PathBuf>,
+    days: Option<f64>,
+    hours: Option<f64>,
+    until: Option<&str>,
+    reason: Option<&str>,
+) -> anyhow::Result<Vec<Ask>> {
+    let mut out = Vec::new();
+    for u in users.iter().filter(|u| !u.trim().is_empty()) {
+        let reason = reason.context("say why: --reason")?;
+        out.push(Ask {
+            user: u.trim().into(),
+            shift_ms: shift(due, days, hours, until)?,
+            reason: reason.into(),
+        });
+    }
+    if let Some(file) = csv_file {
+        let mut r =
+            csv::Reader::from_path(file).with_context(|| format!("reading {}", file.display()))?;
+        let headers = r.headers()?.clone();
+        let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+        let user_col = col("user").context("the CSV needs a `user` column")?;
+        for (i, row) in r.records().enumerate() {
+            let row = row?;
+            let line = i + 2;
+            let get = |name: &str| {
+                col(name)
+                    .and_then(|c| row.get(c))
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+            };
+            let num = |name: &str| -> anyhow::Result<Option<f64>> {
+                get(name)
+                    .map(|v| v.parse::<f64>())
+                    .transpose()
+                    .with_context(|| format!("line {line}: {name} is not a number"))
+            };
+            let user = row.get(user_col).unwrap_or("").trim();
+            anyhow::ensure!(!user.is_empty(), "line {line}: no user");
+            let (d, h, t) = match (num("days")?, num("hours")?, get("until")) {
+                (None, None, None) => (days, hours, until),
+                (d, h, t) => (d, h, t),
+            };
+            let reason = get("reason")
+                .or(reason)
+                .with_context(|| format!("line {line}: no reason (column or --reason)"))?;
+            out.push(Ask {
+                user: user.into(),
+                shift_ms: shift(due, d, h, t).with_context(|| format!("line {line}"))?,
+                reason: reason.into(),
+            });
+        }
+    }
+    anyhow::ensure!(!out.is_empty(), "name at least one student");
+    Ok(out)
+}
+
+fn post_horizon(settings: &Settings, a: &Assignment) -> Option<i64> {
+    let posts = match a.passback() {
+        Some(Passback::Lti11) => !settings.lti.consumer_key.is_empty(),
+        Some(Passback::Ags) => settings.lti13.private_key_file.is_some(),
+        None => false,
+    };
+    posts.then_some(settings.lti.retry_horizon_secs as i64 * 1000)
+}
+
+fn print_moved(m: &Moved) {
+    let pct = |f: Option<f64>| f.map_or("no grade".into(), |f| format!("{:.1}%", f * 100.0));
+    println!(
+        "{}: score that counts {} -> {}{}",
+        m.user,
+        pct(m.before),
+        pct(m.after),
+        if m.posted {
+            " (sent to the LMS again)"
+        } else {
+            ""
+        }
+    );
+}
+
+/// Run a calendar command against the service's database.
+pub fn run(
+    settings: &Settings,
+    conn: &mut Connection,
+    command: CalendarCommand,
+) -> anyhow::Result<()> {
+    let courses = CourseConfig::load(&settings.course.config, &settings.course.materials_root)?;
+    let which = match &command {
+        CalendarCommand::Extend { which, .. }
+        | CalendarCommand::Unextend { which, .. }
+        | CalendarCommand::Override { which, .. }
+        | CalendarCommand::Release { which }
+        | CalendarCommand::Show { which } => which,
+    };
+    let a = courses
+        .find(&which.course, &which.section, &which.assignment)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = AssignmentKey {
+        course: which.course.clone(),
+        section: which.section.clone(),
+        assignment: which.assignment.clone(),
+    };
+    let scope = Scope {
+        calendar: a.calendar.as_deref(),
+        policy: a.post_score.unwrap_or(settings.lti.post_score),
+        post_horizon_ms: post_horizon(settings, a),
+        by: "cli",
+        now: now_ms(),
+    };
+    let tx = conn.transaction()?;
+    match command {
+        CalendarCommand::Extend {
+            users,
+            csv,
+            days,
+            hours,
+            until,
+            reason,
+            ..
+        } => {
+            let cal = a.calendar.as_deref().with_context(|| {
+                format!("{} has no calendar in the course config", key.assignment)
+            })?;
+            let asks = asks(
+                cal.due,
+                &users,
+                csv.as_ref(),
+                days,
+                hours,
+                until.as_deref(),
+                reason.as_deref(),
+            )?;
+            for ask in &asks {
+                let m = actions::grant(
+                    &tx,
+                    &scope,
+                    &key.student(&ask.user),
+                    ask.shift_ms,
+                    &ask.reason,
+                )?;
+                print!("extended by {}: ", span(ask.shift_ms));
+                print_moved(&m);
+            }
+        }
+        CalendarCommand::Unextend { users, reason, .. } => {
+            for u in &users {
+                match actions::revoke(&tx, &scope, &key.student(u), &reason)? {
+                    Some(m) => print_moved(&m),
+                    None => println!("{u}: had no extension"),
+                }
+            }
+        }
+        CalendarCommand::Override {
+            user,
+            score,
+            max_score,
+            reason,
+            remove,
+            ..
+        } => {
+            let student = key.student(&user);
+            let m = if remove {
+                actions::clear_override(&tx, &scope, &student, &reason)?
+            } else {
+                let (s, m) = score.zip(max_score).context("--score and --max-score")?;
+                Some(actions::set_override(&tx, &scope, &student, s, m, &reason)?)
+            };
+            match m {
+                Some(m) => print_moved(&m),
+                None => println!("{user}: had no override"),
+            }
+        }
+        CalendarCommand::Release { .. } => match actions::release(&tx, &scope, &key)? {
+            Some(n) => println!("released the results of {n} student(s)"),
+            None => println!("these results were released before"),
+        },
+        CalendarCommand::Show { .. } => {
+            for e in store::extensions(&tx, &key)? {
+                println!(
+                    "extension {}: {} more ({}; {} at {})",
+                    e.user,
+                    span(e.shift_ms),
+                    e.reason,
+                    e.granted_by,
+                    e.granted_at
+                );
+            }
+            for o in store::overrides(&tx, &key)? {
+                println!(
+                    "override {}: {} / {} ({}; {} at {})",
+                    o.user, o.score, o.max_score, o.reason, o.set_by, o.set_at
+                );
+            }
+            if let Some(r) = store::release_of(&tx, &key)? {
+                println!("released at {} by {}", r.released_at, r.released_by);
+            }
+            for l in store::log_of(&tx, &key, 1000)? {
+                println!(
+                    "{} {} {} {}: {}",
+                    l.at,
+                    l.actor,
+                    l.user.unwrap_or_default(),
+                    l.action,
+                    l.detail
+                );
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! What staff do to a course's calendar: extensions, score overrides, releases of held
+//! results. Each runs in one write transaction, is recorded in the calendar log with who
+//! did it, and leaves the LMS with the score that counts: when a student's counting score
+//! changes, a post is queued (the post job reads what counts when it runs, and holds it
+//! while the results are held). The dashboard (`http::staff`) and the CLI
+//! (`otter-service calendar`) both come here.
+
+use rusqlite::Connection;
+
+use super::Calendar;
+use crate::db::calendar::{self as store, AssignmentKey};
+use crate::db::scores::{self, StudentAssignment};
+use crate::db::states::ScorePolicy;
+use crate::db::{DbError, jobs};
+
+/// How an action reaches one assignment.
+#[derive(Debug, Clone)]
+pub struct Scope<'a> {
+    pub calendar: Option<&'a Calendar>,
+    pub policy: ScorePolicy,
+    /// The LMS post's horizon (ms) when the assignment posts scores, else `None`.
+    pub post_horizon_ms: Option<i64>,
+    /// Who, for the log (`staff NAME (dashboard)`, `cli`).
+    pub by: &'a str,
+    pub now: i64,
+}
+
+/// What an action did to one student's score that counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moved {
+    pub user: String,
+    /// The fraction that counted before and after (`None`: no grade).
+    pub before: Option<f64>,
+    pub after: Option<f64>,
+    /// Whether a post to the LMS was queued.
+    pub posted: bool,
+}
+
+/// Stamp every submission of `key` again under the calendar and the student's extension.
+fn restamp(
+    conn: &Connection,
+    calendar: Option<&Calendar>,
+    key: &StudentAssignment,
+) -> Result<(), DbError> {
+    let shift = store::shift_of(conn, key)?;
+    for (id, at) in store::received(conn, key)? {
+        store::stamp(conn, id, calendar.map(|c| c.stamp_for(at, shift)))?;
+    }
+    Ok(())
+}
+
+/// Run `change` for `key`, stamp its submissions again, and queue a post when the score
+/// that counts moved.
+fn changing(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    key: &StudentAssignment,
+    change: impl FnOnce(&Connection) -> Result<(), DbError>,
+) -> Result<Moved, DbError> {
+    let before = scores::counted(conn, key, scope.policy)?.map(|c| c.fraction);
+    change(conn)?;
+    restamp(conn, scope.calendar, key)?;
+    let after = scores::counted(conn, key, scope.policy)?;
+    let mut posted = false;
+    if let (Some(horizon), Some(c)) = (scope.post_horizon_ms, &after)
+        && before != Some(c.fraction)
+    {
+        store::mark_pending(
+            conn,
+            c.grade_id,
+            "the score that counts changed (course calendar)",
+        )?;
+        jobs::queue_post(conn, c.submission_id, c.grade_id, horizon, scope.now)?;
+        posted = true;
+    }
+    Ok(Moved {
+        user: key.user.clone(),
+        before,
+        after: after.map(|c| c.fraction),
+        posted,
+    })
+}
+
+/// Give `key`'s student an extension of `shift_ms` (replacing theirs).
+pub fn grant(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    key: &StudentAssignment,
+    shift_ms: i64,
+    reason: &str,
+) -> Result<Moved, DbError> {
+    let moved = changing(conn, scope, key, |c| {
+        store::set_extension(c, key, shift_ms, reason, scope.by, scope.now)
+    })?;
+    let detail = format!("{} more; reason: {reason}", super::span(shift_ms));
+    store::log(
+        conn,
+        scope.now,
+        scope.by,
+        &AssignmentKey::of(key),
+        Some(&key.user),
+        "extension granted",
+        &with_move(detail, &moved),
+    )?;
+    Ok(moved)
+}
+
+/// Take `key`'s extension back; `None` when there was none.
+pub fn revoke(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    key: &StudentAssignment,
+    reason: &str,
+) -> Result<Option<Moved>, DbError> {
+    if store::extension_of(conn, key)?.is_none() {
+        return Ok(None);
+    }
+    let moved = changing(conn, scope, key, |c| {
+        store::remove_extension(c, key).map(|_| ())
+    })?;
+    store::log(
+        conn,
+        scope.now,
+        scope.by,
+        &AssignmentKey::of(key),
+        Some(&key.user),
+        "extension removed",
+        &with_move(format!("reason: {reason}"), &moved),
+    )?;
+    Ok(Some(moved))
+}
+
+/// Set `key`'s score to `score` out of `max_score`; an error when the student has no
+/// grade for it (an override replaces a grade's score; regrade or ask for a submission).
+pub fn set_override(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    key: &StudentAssignment,
+    score: f64,
+    max_score: f64,
+    reason: &str,
+) -> Result<Moved, DbError> {
+    if !(max_score > 0.0 && (0.0..=max_score).contains(&score)) {
+        return Err(DbError::Invalid(format!(
+            "a score must be between 0 and the most possible ({score} of {max_score})"
+        )));
+    }
+    if scores::counted(conn, key, scope.policy)?.is_none() {
+        return Err(DbError::Invalid(format!(
+            "{} has no grade for {} yet: an override replaces the score of graded work \
+             (regrade their submission, or ask them to submit)",
+            key.user, key.assignment
+        )));
+    }
+    let moved = changing(conn, scope, key, |c| {
+        store::set_override(c, key, score, max_score, reason, scope.by, scope.now)
+    })?;
+    store::log(
+        conn,
+        scope.now,
+        scope.by,
+        &AssignmentKey::of(key),
+        Some(&key.user),
+        "score overridden",
+        &with_move(format!("{score}/{max_score}; reason: {reason}"), &moved),
+    )?;
+    Ok(moved)
+}
+
+/// Remove `key`'s override (its grades count again); `None` when there was none.
+pub fn clear_override(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    key: &StudentAssignment,
+    reason: &str,
+) -> Result<Option<Moved>, DbError> {
+    if store::override_of(conn, key)?.is_none() {
+        return Ok(None);
+    }
+    let moved = changing(conn, scope, key, |c| {
+        store::remove_override(c, key).map(|_| ())
+    })?;
+    store::log(
+        conn,
+        scope.now,
+        scope.by,
+        &AssignmentKey::of(key),
+        Some(&key.user),
+        "override removed",
+        &with_move(format!("reason: {reason}"), &moved),
+    )?;
+    Ok(Some(moved))
+}
+
+/// Release an assignment's held results: every graded student's post is queued, in the
+/// order their first grades were stored. `None` when they were released before.
+pub fn release(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    a: &AssignmentKey,
+) -> Result<Option<usize>, DbError> {
+    if !store::record_release(conn, a, scope.by, scope.now)? {
+        return Ok(None);
+    }
+    let students = store::graded_students(conn, a)?;
+    let mut posts = 0;
+    for user in &students {
+        let key = a.student(user);
+        store::unhold(conn, &key)?;
+        if let (Some(horizon), Some(c)) = (
+            scope.post_horizon_ms,
+            scores::counted(conn, &key, scope.policy)?,
+        ) {
+            jobs::queue_post(conn, c.submission_id, c.grade_id, horizon, scope.now)?;
+            posts += 1;
+        }
+    }
+    let detail = format!(
+        "results of {} student(s) shown; {posts} post(s) to the LMS queued",
+        students.len()
+    );
+    store::log(
+        conn,
+        scope.now,
+        scope.by,
+        a,
+        None,
+        "results released",
+        &detail,
+    )?;
+    Ok(Some(students.len()))
+}
+
+/// Stamp the assignment's submissions again when its calendar changed since they were
+/// stamped (the course config was edited), and queue posts for the students whose score
+/// that counts moved. Returns how many students' scores moved.
+pub fn restamp_assignment(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    a: &AssignmentKey,
+) -> Result<usize, DbError> {
+    let fingerprint = Calendar::fingerprint(scope.calendar);
+    let known = store::fingerprint(conn, a)?;
+    if known.as_deref() == Some(fingerprint.as_str()) {
+        return Ok(0);
+    }
+    if known.is_none() && scope.calendar.is_none() {
+        // Never stamped: its submissions carry no lateness, as an assignment without a
+        // calendar's should.
+        store::set_fingerprint(conn, a, &fingerprint)?;
+        return Ok(0);
+    }
+    let mut users: Vec<String> = store::received_all(conn, a)?
+        .into_iter()
+        .map(|(_, user, _)| user)
+        .collect();
+    users.sort();
+    users.dedup();
+    let mut moved = 0;
+    for user in &users {
+        let m = changing(conn, scope, &a.student(user), |_| Ok(()))?;
+        if m.before != m.after {
+            moved += 1;
+        }
+    }
+    store::set_fingerprint(conn, a, &fingerprint)?;
+    if known.is_some() || !users.is_empty() {
+        let detail = format!(
+            "the course config's calendar changed: {} student(s)' submissions stamped again, \
+             {moved} score(s) that count moved",
+            users.len()
+        );
+        store::log(
+            conn,
+            scope.now,
+            scope.by,
+            a,
+            None,
+            "calendar changed",
+            &detail,
+        )?;
+    }
+    Ok(moved)
+}
+
+fn with_move(detail: String, m: &Moved) -> String {
+    let pct = |f: Option<f64>| f.map_or("no grade".to_string(), |f| format!("{:.1}%", f * 100.0));
+    if m.before == m.after {
+        format!("{detail}; score that counts unchanged ({})", pct(m.after))
+    } else {
+        format!(
+            "{detail}; score that counts {} -> {}",
+            pct(m.before),
+            pct(m.after)
+        )
+    }
+}
+
+#[cfg(test)]
+#[path = "staff_tests.rs"]
+mod tests;
