@@ -388,7 +388,7 @@ pub fn span(ms: i64) -> String {
         (secs, "second")
     } else if secs < 90 * 60 {
         ((secs + 30) / 60, "minute")
-    } else if secs < 36 * 3600 {
+    } else if secs < 36 * 3600 && secs != 86_400 {
         ((secs + 1800) / 3600, "hour")
     } else {
         ((secs + 43_200) / 86_400, "day")

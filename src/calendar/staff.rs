@@ -22,6 +22,7 @@ pub struct Scope<'a> {
     pub post_horizon_ms: Option<i64>,
     /// Who, for the log (`staff NAME (dashboard)`, `cli`).
     pub by: &'a str,
+    /// Now by the calendar's clock (`crate::clock`).
     pub now: i64,
 }
 
@@ -70,7 +71,14 @@ fn changing(
             c.grade_id,
             "the score that counts changed (course calendar)",
         )?;
-        jobs::queue_post(conn, c.submission_id, c.grade_id, horizon, scope.now)?;
+        // Jobs run by the system clock, not the calendar's.
+        jobs::queue_post(
+            conn,
+            c.submission_id,
+            c.grade_id,
+            horizon,
+            crate::db::now_ms(),
+        )?;
         posted = true;
     }
     Ok(Moved {
@@ -211,7 +219,14 @@ pub fn release(
             scope.post_horizon_ms,
             scores::counted(conn, &key, scope.policy)?,
         ) {
-            jobs::queue_post(conn, c.submission_id, c.grade_id, horizon, scope.now)?;
+            // Jobs run by the system clock, not the calendar's.
+            jobs::queue_post(
+                conn,
+                c.submission_id,
+                c.grade_id,
+                horizon,
+                crate::db::now_ms(),
+            )?;
             posts += 1;
         }
     }

@@ -50,7 +50,8 @@ fn submit(c: &Connection, cal: &Calendar, user: &str, at: i64, n: u8) -> i64 {
         max_attempts: 3,
         per_student: 100,
     };
-    submissions::submit(c, &s, &notebooks::pack(&s.notebook), &rules, l, at)
+    let received = submissions::Received { at, lateness: l };
+    submissions::submit(c, &s, &notebooks::pack(&s.notebook), &rules, received, at)
         .unwrap()
         .id()
 }

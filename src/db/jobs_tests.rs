@@ -275,18 +275,49 @@ fn identical_resubmissions_and_the_per_student_cap() {
         notebook_path: None,
     };
     let stored = |n: u8| pack(&nb(n).notebook);
-    let first = take(&c, &nb(1), &stored(1), &rules, None, 0).unwrap();
+    let first = take(
+        &c,
+        &nb(1),
+        &stored(1),
+        &rules,
+        crate::db::submissions::Received::at(0),
+        0,
+    )
+    .unwrap();
     assert!(matches!(first, Accepted::New(_)));
     assert_eq!(
-        take(&c, &nb(1), &stored(1), &rules, None, 1).unwrap(),
+        take(
+            &c,
+            &nb(1),
+            &stored(1),
+            &rules,
+            crate::db::submissions::Received::at(1),
+            1
+        )
+        .unwrap(),
         Accepted::Duplicate(first.id())
     );
     assert!(matches!(
-        take(&c, &nb(2), &stored(2), &rules, None, 2).unwrap(),
+        take(
+            &c,
+            &nb(2),
+            &stored(2),
+            &rules,
+            crate::db::submissions::Received::at(2),
+            2
+        )
+        .unwrap(),
         Accepted::New(_)
     ));
     assert!(matches!(
-        take(&c, &nb(3), &stored(3), &rules, None, 3),
+        take(
+            &c,
+            &nb(3),
+            &stored(3),
+            &rules,
+            crate::db::submissions::Received::at(3),
+            3
+        ),
         Err(DbError::StudentQueueFull { limit: 2 })
     ));
     // Once the first is graded, the same bytes are a new submission again.
@@ -301,7 +332,15 @@ fn identical_resubmissions_and_the_per_student_cap() {
     )
     .unwrap();
     assert!(matches!(
-        take(&c, &nb(1), &stored(1), &rules, None, 6).unwrap(),
+        take(
+            &c,
+            &nb(1),
+            &stored(1),
+            &rules,
+            crate::db::submissions::Received::at(6),
+            6
+        )
+        .unwrap(),
         Accepted::New(_)
     ));
 }

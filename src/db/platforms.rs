@@ -256,7 +256,7 @@ pub fn submit(
     s: &NewSubmission,
     stored: &StoredNotebook,
     rules: &IntakeRules,
-    lateness: Option<super::calendar::Lateness>,
+    received: submissions::Received,
     now: i64,
 ) -> Result<Taken, DbError> {
     if let Some(key) = &p.idempotency_key {
@@ -289,7 +289,7 @@ pub fn submit(
             });
         }
     }
-    let taken = submissions::submit(conn, s, stored, rules, lateness, now)?;
+    let taken = submissions::submit(conn, s, stored, rules, received, now)?;
     if let Accepted::New(id) = taken {
         conn.prepare_cached(
             "INSERT INTO platform_submissions

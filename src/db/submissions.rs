@@ -100,14 +100,14 @@ fn student_waiting_sql(cap: u64) -> String {
 /// with itself; a student already at the cap is refused ([`DbError::StudentQueueFull`]);
 /// else it is accepted. `stored` is [`notebooks::pack`] of the notebook (its hash and
 /// compressed bytes), made by the caller so that neither runs on the single writer thread.
-/// `lateness` is what the course calendar made of `now` for this student (`None`: the
-/// assignment has no calendar).
+/// `received` is when it was committed by the calendar's clock and what the calendar made
+/// of that; `now` (the system clock) times its job and events.
 pub fn submit(
     conn: &Connection,
     s: &NewSubmission,
     stored: &StoredNotebook,
     rules: &IntakeRules,
-    lateness: Option<Lateness>,
+    received: Received,
     now: i64,
 ) -> Result<Accepted, DbError> {
     let hash = stored.sha256.as_str();
@@ -132,7 +132,7 @@ pub fn submit(
             limit: rules.per_student,
         });
     }
-    insert(conn, s, stored, rules.max_attempts, lateness, now).map(Accepted::New)
+    insert(conn, s, stored, rules.max_attempts, received, now).map(Accepted::New)
 }
 
 /// Accept a submission: the row and its grade job in one write. The notebook is packed
@@ -149,9 +149,25 @@ pub fn accept(
         s,
         &notebooks::pack(&s.notebook),
         max_attempts,
-        None,
+        Received::at(now),
         now,
     )
+}
+
+/// When a submission was committed, as the course calendar sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Received {
+    /// By the calendar's clock (`crate::clock`): the submission's `received_at`.
+    pub at: i64,
+    /// What the calendar made of it (`None`: the assignment has no calendar).
+    pub lateness: Option<Lateness>,
+}
+
+impl Received {
+    /// At `at`, with no calendar.
+    pub fn at(at: i64) -> Self {
+        Received { at, lateness: None }
+    }
 }
 
 fn insert(
@@ -159,9 +175,10 @@ fn insert(
     s: &NewSubmission,
     stored: &StoredNotebook,
     max_attempts: i64,
-    lateness: Option<Lateness>,
+    received: Received,
     now: i64,
 ) -> Result<i64, DbError> {
+    let lateness = received.lateness;
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO submissions (user, course, section, assignment, notebook, notebook_path,
@@ -176,7 +193,7 @@ fn insert(
                 s.assignment,
                 stored.bytes,
                 s.notebook_path,
-                now,
+                received.at,
                 stored.sha256,
                 lateness.map(|l| l.credit),
                 lateness.map(|l| l.late_ms)
@@ -467,7 +484,15 @@ mod tests {
         let take = |i: i64| {
             let mut s = NewSubmission::sample(&format!("u{}", i % 2));
             s.notebook = format!("{{\"n\": {i}}}").into_bytes();
-            submit(&c, &s, &notebooks::pack(&s.notebook), &rules, None, i).unwrap()
+            submit(
+                &c,
+                &s,
+                &notebooks::pack(&s.notebook),
+                &rules,
+                Received::at(i),
+                i,
+            )
+            .unwrap()
         };
         for i in 0..50 {
             take(i);
@@ -502,7 +527,7 @@ mod tests {
         let second = accept(&c, &s, 3, 1).unwrap();
         assert!(second > first);
         assert_eq!(
-            submit(&c, &s, &stored, &rules, None, 2).unwrap(),
+            submit(&c, &s, &stored, &rules, Received::at(2), 2).unwrap(),
             Accepted::Duplicate(first)
         );
     }

@@ -198,7 +198,8 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
             // The calendar judges the commit's time, on the writer.
             let now = clock.now();
             let lateness = crate::calendar::admit(c, calendar.as_deref(), &new.student(), now)?;
-            submissions::submit(c, &new, &stored, rules, lateness, now)
+            let received = submissions::Received { at: now, lateness };
+            submissions::submit(c, &new, &stored, rules, received, crate::db::now_ms())
         },
         |t| Some(*t),
     )

@@ -595,7 +595,8 @@ async fn take(app: &AppState, platform: Platform, req: Request) -> Result<Respon
         move |c, rules| {
             let now = clock.now();
             let lateness = crate::calendar::admit(c, calendar.as_deref(), &new.student(), now)?;
-            platforms::submit(c, &ps, &new, &stored, rules, lateness, now)
+            let received = submissions::Received { at: now, lateness };
+            platforms::submit(c, &ps, &new, &stored, rules, received, crate::db::now_ms())
         },
         |t| match t {
             Taken::Accepted(a) => Some(*a),

@@ -106,6 +106,8 @@ pub struct TestApp {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     /// The service's SQLite file.
     pub db_path: PathBuf,
+    /// The service's calendar clock (tests move it instead of sleeping to a deadline).
+    pub clock: otter_service::clock::Clock,
     _dir: tempfile::TempDir,
 }
 
@@ -153,6 +155,7 @@ pub async fn spawn_app_with_runner(
         .await
         .expect("service builds");
     let port = service.port();
+    let clock = service.app.clock.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(service.run(async move {
         let _ = rx.await;
@@ -165,6 +168,7 @@ pub async fn spawn_app_with_runner(
             .unwrap(),
         stop: Some(tx),
         db_path: dir.path().join("otter.db"),
+        clock,
         _dir: dir,
     }
 }

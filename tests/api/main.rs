@@ -4,6 +4,7 @@
 mod auth;
 mod backup;
 mod browser;
+mod calendar;
 mod cluster;
 mod crash;
 mod deployment;

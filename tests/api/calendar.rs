@@ -1,0 +1,489 @@
+//! The course calendar as students and staff meet it: deadlines judged at the commit's
+//! time (the service's clock moved by the test, never slept to), late credit reaching
+//! edX's own outcome handler, an extension granted by staff moving a student's score
+//! that counts and edX, a closed assignment refusing with its sentence, a regrade that
+//! keeps a submission's lateness, an override that survives a regrade, held results
+//! released once and in order, students refused every staff action, and the CSV equal to
+//! the dashboard.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::edx::{SECRET, StandIn};
+use crate::edx_posting::{lti, wait_post};
+use crate::helpers::{TestApp, repo_path, sample, spawn_app_with};
+use crate::hub::{SERVICE_TOKEN, hub};
+
+/// 2030-01-10T12:00:00Z.
+const DUE_MS: i64 = 1_894_276_800_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+/// A copy of the demo course whose demo1 has `calendar`.
+fn course_with_calendar(dir: &Path, calendar: Value) -> PathBuf {
+    let config = json!({"demo": {"1": {
+        "course_id": "BerkeleyX+Demo1+2026",
+        "subpath_to_zips": "demo",
+        "staff_group": "demo-staff",
+        "assignments": {"demo1": {
+            "lti_block": "0123456789abcdef0123456789abcdef",
+            "calendar": calendar
+        }}
+    }}});
+    let file = dir.join("course-config.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    file
+}
+
+fn windows() -> Value {
+    json!({
+        "due": "2030-01-10T12:00:00Z",
+        "late": [{"until": "2030-01-12T12:00:00Z", "credit": 80}]
+    })
+}
+
+async fn app_with(dir: &Path, calendar: Value, edx: &StandIn) -> TestApp {
+    let config = course_with_calendar(dir, calendar);
+    spawn_app_with(|s| {
+        lti(s, edx, SECRET);
+        s.course.config = config;
+        s.course.materials_root = repo_path("course_config/materials");
+        // The service reads users' groups (staff) with its own token.
+        s.hub.api_token = otter_service::secret::Secret::new(SERVICE_TOKEN);
+    })
+    .await
+}
+
+async fn staff_post(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, String) {
+    let r = app
+        .http
+        .post(format!("{}{path}", app.url))
+        .header("Authorization", format!("token {token}"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn get_text(app: &TestApp, token: &str, path: &str) -> (u16, String) {
+    let r = app
+        .http
+        .get(format!("{}{path}", app.url))
+        .header("Authorization", format!("token {token}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn due_view(app: &TestApp, token: &str) -> Value {
+    let (code, body) = get_text(app, token, "calendar/demo/1/demo1").await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Wait until edX holds `fraction` for `user`.
+async fn edx_holds(edx: &StandIn, user: &str, fraction: f64) {
+    let start = Instant::now();
+    loop {
+        if edx
+            .holds(user)
+            .await
+            .is_some_and(|f| (f - fraction).abs() < 1e-9)
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "edX never held {fraction} for {user}: {:?}",
+            edx.holds(user).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn deadlines_late_credit_extensions_and_closing_as_students_staff_and_edx_see_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let edx = StandIn::start(&[]);
+    let app = app_with(dir.path(), windows(), &edx).await;
+    let (ann, ben, cy) = ("cal-ann", "cal-ben", "cal-cy");
+    let ann_t = hub().user_token(ann, None).await;
+    let ben_t = hub().user_token(ben, None).await;
+    let cy_t = hub().user_token(cy, None).await;
+    hub().add_to_group("demo-staff", "cal-staff").await;
+    let staff_t = hub().user_token("cal-staff", None).await;
+
+    // Before the deadline the Submit panel's question says how long is left.
+    app.clock.set(DUE_MS - 3 * HOUR);
+    let before = due_view(&app, &ann_t).await;
+    assert_eq!(before["state"], "open");
+    assert_eq!(before["credit_now"], 100.0);
+    assert!(
+        before["sentence"]
+            .as_str()
+            .unwrap()
+            .starts_with("Due 2030-01-10 12:00 (UTC+00:00) (in 3 hours)"),
+        "{before}"
+    );
+
+    // Two seconds before the deadline: on time, whenever it is graded.
+    app.clock.set(DUE_MS - 2000);
+    let r = app.submit(&ann_t, &sample("correct")).await;
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(
+        (answer["credit"].as_f64(), answer["late_secs"].as_i64()),
+        (Some(100.0), Some(0))
+    );
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("It is on time."),
+        "{answer}"
+    );
+    assert_eq!(answer["due"]["state"], "open");
+    let ann_id = answer["submission_id"].as_i64().unwrap();
+
+    // Two seconds after it: late, 80% credit, and the answer says so.
+    app.clock.set(DUE_MS + 2000);
+    let r = app.submit(&ben_t, &sample("correct")).await;
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    let ben_id = answer["submission_id"].as_i64().unwrap();
+    assert_eq!(answer["credit"].as_f64(), Some(80.0));
+    assert!(
+        (2..5).contains(&answer["late_secs"].as_i64().unwrap()),
+        "{answer}"
+    );
+    assert_eq!(answer["due"]["state"], "late");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("after your due date: 80% of its score counts"),
+        "{answer}"
+    );
+
+    // edX gets the credited score; the student's page says why.
+    wait_post(&app.http, &app.url, &ann_t, ann_id, "posted").await;
+    wait_post(&app.http, &app.url, &ben_t, ben_id, "posted").await;
+    edx_holds(&edx, ann, 1.0).await;
+    edx_holds(&edx, ben, 0.8).await;
+    let page = app.page(&ben_t, ben_id).await;
+    assert!(page.contains("This submission came late by"), "{page}");
+    assert!(page.contains("With 80% credit"), "{page}");
+
+    // A student is refused every staff calendar action.
+    for (path, form) in [
+        (
+            "staff/extensions",
+            vec![
+                ("course", "demo"),
+                ("section", "1"),
+                ("assignment", "demo1"),
+                ("users", ben),
+                ("days", "1"),
+                ("reason", "me"),
+            ],
+        ),
+        (
+            "staff/overrides",
+            vec![
+                ("course", "demo"),
+                ("section", "1"),
+                ("assignment", "demo1"),
+                ("user", ben),
+                ("score", "5"),
+                ("max_score", "5"),
+                ("reason", "me"),
+            ],
+        ),
+        (
+            "staff/release",
+            vec![
+                ("course", "demo"),
+                ("section", "1"),
+                ("assignment", "demo1"),
+            ],
+        ),
+    ] {
+        let (code, _) = staff_post(&app, &ben_t, path, &form).await;
+        assert_eq!(code, 403, "{path}");
+    }
+    assert_eq!(
+        app.submit(&ben_t, &sample("correct")).await.status(),
+        202,
+        "still open to ben"
+    );
+    let (code, _) = get_text(&app, &ben_t, "staff/assignments/demo/1/demo1").await;
+    assert_eq!(code, 403);
+
+    // Staff give ben a day: his late submission is on time now, and edX follows.
+    let (code, body) = staff_post(
+        &app,
+        &staff_t,
+        "staff/extensions",
+        &[
+            ("course", "demo"),
+            ("section", "1"),
+            ("assignment", "demo1"),
+            ("users", ben),
+            ("days", "1"),
+            ("reason", "illness"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("score that counts 80.0% → 100.0%; sent to the LMS again"),
+        "{body}"
+    );
+    edx_holds(&edx, ben, 1.0).await;
+    let ben_due = due_view(&app, &ben_t).await;
+    assert_eq!(ben_due["extension_secs"], 86_400);
+    assert_eq!(ben_due["state"], "open");
+    assert!(
+        ben_due["sentence"]
+            .as_str()
+            .unwrap()
+            .contains("with your extension of 1 day"),
+        "{ben_due}"
+    );
+
+    // Past the last window: closed for cy with its sentence and nothing stored, while ben's
+    // extension keeps his late window open.
+    app.clock.set(DUE_MS + 2 * DAY + HOUR);
+    let r = app.submit(&cy_t, &sample("correct")).await;
+    assert_eq!(r.status(), 403);
+    let refused: Value = r.json().await.unwrap();
+    assert_eq!(
+        refused["error"],
+        "demo1 closed for submissions at 2030-01-12 12:00 (UTC+00:00); nothing was stored. \
+         Ask course staff if you need an extension."
+    );
+    assert!(app.list(&cy_t).await.is_empty());
+    let r = app.submit(&ben_t, &sample("partial")).await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.json::<Value>().await.unwrap()["credit"], 80.0);
+
+    // A regrade after the deadline keeps ann's submission on time.
+    let (code, _) = staff_post(
+        &app,
+        &staff_t,
+        "staff/regrade",
+        &[("id", &ann_id.to_string())],
+    )
+    .await;
+    assert_eq!(code, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let v = app
+        .wait_done(&ann_t, ann_id, Duration::from_secs(120))
+        .await;
+    assert_eq!(
+        (v["credit"].as_f64(), v["late_secs"].as_i64()),
+        (Some(100.0), Some(0)),
+        "{v}"
+    );
+
+    // An override counts instead of ann's grade and survives a regrade.
+    let (code, body) = staff_post(
+        &app,
+        &staff_t,
+        "staff/overrides",
+        &[
+            ("course", "demo"),
+            ("section", "1"),
+            ("assignment", "demo1"),
+            ("user", ann),
+            ("score", "2"),
+            ("max_score", "5"),
+            ("reason", "academic integrity"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    edx_holds(&edx, ann, 0.4).await;
+    let (code, _) = staff_post(
+        &app,
+        &staff_t,
+        "staff/regrade",
+        &[("id", &ann_id.to_string())],
+    )
+    .await;
+    assert_eq!(code, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let v = app
+        .wait_done(&ann_t, ann_id, Duration::from_secs(120))
+        .await;
+    assert_eq!(v["grade"]["score"], 5.0, "the grade itself is kept: {v}");
+    wait_post(&app.http, &app.url, &ann_t, ann_id, "posted").await;
+    edx_holds(&edx, ann, 0.4).await;
+    let ann_due = due_view(&app, &ann_t).await;
+    assert_eq!(ann_due["overridden"]["score"], 2.0);
+    assert!(
+        !ann_due.to_string().contains("academic integrity"),
+        "the reason is staff's"
+    );
+
+    // The CSV says what the dashboard says.
+    let (code, page) = get_text(&app, &staff_t, "staff/assignments/demo/1/demo1").await;
+    assert_eq!(code, 200);
+    let (code, csv) = get_text(&app, &staff_t, "staff/grades.csv?course=demo&policy=latest").await;
+    assert_eq!(code, 200);
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let mut seen = 0;
+    for row in rows.records() {
+        let row = row.unwrap();
+        let user = &row[col("userid")];
+        let counted: f64 = row[col("grade")].parse().unwrap();
+        let cell = format!("<td class=\"n counted\">{:.1}%</td>", counted * 100.0);
+        let line = page
+            .split("<tr>")
+            .find(|tr| tr.starts_with(&format!("<td>{user}</td>")) && tr.contains("counted"))
+            .unwrap_or_else(|| panic!("{user} not on the dashboard"));
+        assert!(
+            line.contains(&cell),
+            "{user}: CSV {counted}, dashboard {line}"
+        );
+        seen += 1;
+        if user == ben {
+            assert_eq!(&row[col("extension_secs")], "86400");
+            assert_eq!(
+                &row[col("credit")],
+                "80",
+                "ben's newest came in his late window"
+            );
+        }
+        if user == ann {
+            assert_eq!(&row[col("override_score")], "2");
+            assert_eq!(&row[col("raw_grade")], "1");
+            assert_eq!(&row[col("grade")], "0.4");
+        }
+    }
+    assert_eq!(seen, 2);
+    assert!(
+        page.contains("extension granted") && page.contains("score overridden"),
+        "the log"
+    );
+}
+
+#[tokio::test]
+async fn held_results_stay_back_until_staff_release_them_then_reach_edx_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let edx = StandIn::start(&[]);
+    let mut cal = windows();
+    cal["hold_results"] = json!("manual");
+    let app = app_with(dir.path(), cal, &edx).await;
+    app.clock.set(DUE_MS - DAY);
+    let users = ["held-zoe", "held-abe"];
+    let mut ids = Vec::new();
+    let mut tokens = Vec::new();
+    for (u, nb) in users.iter().zip(["correct", "partial"]) {
+        let t = hub().user_token(u, None).await;
+        let id = app.submit_ok(&t, &sample(nb)).await;
+        // One after the other, so the grading order is known.
+        let v = app.wait_done(&t, id, Duration::from_secs(120)).await;
+        assert_eq!(v["state"], "graded");
+        assert_eq!(v["grade"], Value::Null, "held: {v}");
+        assert_eq!(v["results_held"], true);
+        assert!(v["message"].as_str().unwrap().contains("release"), "{v}");
+        ids.push(id);
+        tokens.push(t);
+    }
+    // The post ran and held; edX has nothing.
+    let start = Instant::now();
+    loop {
+        let held: i64 = rusqlite::Connection::open(&app.db_path)
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM grades WHERE post_state = 'held'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if held == 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the posts never held"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(edx.received().await, 0);
+    let page = app.page(&tokens[0], ids[0]).await;
+    assert!(!page.contains("Score:"), "{page}");
+
+    hub().add_to_group("demo-staff", "held-staff").await;
+    let staff_t = hub().user_token("held-staff", None).await;
+    let (code, body) = staff_post(
+        &app,
+        &staff_t,
+        "staff/release",
+        &[
+            ("course", "demo"),
+            ("section", "1"),
+            ("assignment", "demo1"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("Released the results of 2 student(s)."),
+        "{body}"
+    );
+    edx_holds(&edx, users[0], 1.0).await;
+    edx_holds(&edx, users[1], 0.6).await;
+    let (code, body) = staff_post(
+        &app,
+        &staff_t,
+        "staff/release",
+        &[
+            ("course", "demo"),
+            ("section", "1"),
+            ("assignment", "demo1"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(body.contains("released before"), "{body}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let scores = edx.scores().await;
+    let order: Vec<&str> = scores.iter().map(|s| s["user"].as_str().unwrap()).collect();
+    assert_eq!(order, users, "once each, in the order they were graded");
+    let (_, v) = app.status(&tokens[1], ids[1]).await;
+    assert_eq!(v["grade"]["score"], 3.0, "{v}");
+    assert_eq!(v["results_held"], false);
+}
+
+#[tokio::test]
+async fn results_held_until_a_time_are_released_when_the_clock_reaches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let edx = StandIn::start(&[]);
+    let mut cal = windows();
+    cal["hold_results"] = json!("2030-01-15T12:00:00Z");
+    let app = app_with(dir.path(), cal, &edx).await;
+    app.clock.set(DUE_MS - DAY);
+    let t = hub().user_token("dated-dan", None).await;
+    let id = app.submit_ok(&t, &sample("correct")).await;
+    let v = app.wait_done(&t, id, Duration::from_secs(120)).await;
+    assert_eq!(v["grade"], Value::Null);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(edx.received().await, 0);
+    app.clock.set(DUE_MS + 5 * DAY);
+    edx_holds(&edx, "dated-dan", 1.0).await;
+    let (_, v) = app.status(&t, id).await;
+    assert_eq!(v["grade"]["score"], 5.0);
+}
