@@ -217,10 +217,32 @@ fn run_inner(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Platforms { command } => crate::platform::admin::run(&settings, command),
         Command::Calendar { command } => {
-            crate::calendar::admin::run(&settings, &mut open_write(&path)?, command)
+            let target = calendar_target(&settings, &command)?;
+            crate::calendar::admin::run(&mut open_write(&path)?, &target, command)
         }
         Command::Grader { .. } => unreachable!("handled before the service's settings"),
     }
+}
+
+/// The assignment a calendar command names, from the course config and the settings.
+fn calendar_target(
+    settings: &Settings,
+    command: &crate::calendar::admin::CalendarCommand,
+) -> anyhow::Result<crate::calendar::admin::Target> {
+    use crate::course::{CourseConfig, Passback};
+    let courses = CourseConfig::load(&settings.course.config, &settings.course.materials_root)?;
+    let (c, s, a) = command.assignment();
+    let a = courses.find(c, s, a).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let posts = match a.passback() {
+        Some(Passback::Lti11) => !settings.lti.consumer_key.is_empty(),
+        Some(Passback::Ags) => settings.lti13.private_key_file.is_some(),
+        None => false,
+    };
+    Ok(crate::calendar::admin::Target {
+        calendar: a.calendar.clone(),
+        policy: a.post_score.unwrap_or(settings.lti.post_score),
+        post_horizon_ms: posts.then_some(settings.lti.retry_horizon_secs as i64 * 1000),
+    })
 }
 
 fn lti13(settings: &Settings, command: Lti13Command) -> anyhow::Result<()> {

@@ -11,10 +11,9 @@ use rusqlite::Connection;
 
 use super::staff::{self as actions, Moved, Scope};
 use super::{Moment, span};
-use crate::course::{Assignment, CourseConfig, Passback};
 use crate::db::calendar::{self as store, AssignmentKey};
 use crate::db::now_ms;
-use crate::settings::Settings;
+use crate::db::states::ScorePolicy;
 
 /// Which assignment.
 #[derive(Debug, Args)]
@@ -176,13 +175,27 @@ fn asks(
     Ok(out)
 }
 
-fn post_horizon(settings: &Settings, a: &Assignment) -> Option<i64> {
-    let posts = match a.passback() {
-        Some(Passback::Lti11) => !settings.lti.consumer_key.is_empty(),
-        Some(Passback::Ags) => settings.lti13.private_key_file.is_some(),
-        None => false,
-    };
-    posts.then_some(settings.lti.retry_horizon_secs as i64 * 1000)
+/// The assignment a command names, as the course config and settings make it (resolved
+/// by the CLI).
+pub struct Target {
+    pub calendar: Option<std::sync::Arc<super::Calendar>>,
+    pub policy: ScorePolicy,
+    /// The LMS post's horizon (ms) when its scores are posted, else `None`.
+    pub post_horizon_ms: Option<i64>,
+}
+
+impl CalendarCommand {
+    /// The assignment it names: (course, section, assignment).
+    pub fn assignment(&self) -> (&str, &str, &str) {
+        let w = match self {
+            CalendarCommand::Extend { which, .. }
+            | CalendarCommand::Unextend { which, .. }
+            | CalendarCommand::Override { which, .. }
+            | CalendarCommand::Release { which }
+            | CalendarCommand::Show { which } => which,
+        };
+        (&w.course, &w.section, &w.assignment)
+    }
 }
 
 fn print_moved(m: &Moved) {
@@ -200,32 +213,18 @@ fn print_moved(m: &Moved) {
     );
 }
 
-/// Run a calendar command against the service's database.
-pub fn run(
-    settings: &Settings,
-    conn: &mut Connection,
-    command: CalendarCommand,
-) -> anyhow::Result<()> {
-    let courses = CourseConfig::load(&settings.course.config, &settings.course.materials_root)?;
-    let which = match &command {
-        CalendarCommand::Extend { which, .. }
-        | CalendarCommand::Unextend { which, .. }
-        | CalendarCommand::Override { which, .. }
-        | CalendarCommand::Release { which }
-        | CalendarCommand::Show { which } => which,
-    };
-    let a = courses
-        .find(&which.course, &which.section, &which.assignment)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+/// Run a calendar command on `target` against the service's database.
+pub fn run(conn: &mut Connection, target: &Target, command: CalendarCommand) -> anyhow::Result<()> {
+    let (course, section, assignment) = command.assignment();
     let key = AssignmentKey {
-        course: which.course.clone(),
-        section: which.section.clone(),
-        assignment: which.assignment.clone(),
+        course: course.into(),
+        section: section.into(),
+        assignment: assignment.into(),
     };
     let scope = Scope {
-        calendar: a.calendar.as_deref(),
-        policy: a.post_score.unwrap_or(settings.lti.post_score),
-        post_horizon_ms: post_horizon(settings, a),
+        calendar: target.calendar.as_deref(),
+        policy: target.policy,
+        post_horizon_ms: target.post_horizon_ms,
         by: "cli",
         now: now_ms(),
     };
@@ -240,7 +239,7 @@ pub fn run(
             reason,
             ..
         } => {
-            let cal = a.calendar.as_deref().with_context(|| {
+            let cal = target.calendar.as_deref().with_context(|| {
                 format!("{} has no calendar in the course config", key.assignment)
             })?;
             let asks = asks(

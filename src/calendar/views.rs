@@ -6,7 +6,6 @@
 use rusqlite::Connection;
 
 use super::{Calendar, Judged, span};
-use crate::course::CourseConfig;
 use crate::db::DbError;
 use crate::db::calendar::{self as store, AssignmentKey, DueView, OverriddenScore};
 use crate::db::scores::StudentAssignment;
@@ -139,18 +138,16 @@ pub const HELD: &str =
 
 /// Put the calendar on `views` as their owner sees them at `now`: held grades taken out
 /// (and `results_held` set), and with `with_due`, each view's [`DueView`].
+/// `calendar_of(course, section, assignment)` is the assignment's calendar.
 pub fn apply(
     conn: &Connection,
-    courses: &CourseConfig,
+    calendar_of: impl Fn(&str, &str, &str) -> Option<std::sync::Arc<Calendar>>,
     now: i64,
     views: &mut [SubmissionView],
     with_due: bool,
 ) -> Result<(), DbError> {
     for v in views.iter_mut() {
-        let calendar = courses
-            .find(&v.course, &v.section, &v.assignment)
-            .ok()
-            .and_then(|a| a.calendar.clone());
+        let calendar = calendar_of(&v.course, &v.section, &v.assignment);
         let key = StudentAssignment {
             user: v.user.clone(),
             course: v.course.clone(),

@@ -5,7 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::scores::StudentAssignment;
+pub use super::scores::{Override, override_of};
+use super::scores::{StudentAssignment, override_row};
 use super::{DbError, format_ms};
 
 /// An assignment: course, section, assignment.
@@ -52,17 +53,6 @@ pub struct Extension {
     pub reason: String,
     pub granted_by: String,
     pub granted_at: String,
-}
-
-/// A score staff set for a student's assignment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Override {
-    pub user: String,
-    pub score: f64,
-    pub max_score: f64,
-    pub reason: String,
-    pub set_by: String,
-    pub set_at: String,
 }
 
 /// A staff release of held results.
@@ -225,35 +215,6 @@ pub fn remove_extension(conn: &Connection, key: &StudentAssignment) -> Result<bo
         key.assignment,
         key.user
     ])? > 0)
-}
-
-fn override_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Override> {
-    Ok(Override {
-        user: r.get(0)?,
-        score: r.get(1)?,
-        max_score: r.get(2)?,
-        reason: r.get(3)?,
-        set_by: r.get(4)?,
-        set_at: format_ms(r.get(5)?),
-    })
-}
-
-/// The score staff set for a student's assignment, if any.
-pub fn override_of(
-    conn: &Connection,
-    key: &StudentAssignment,
-) -> Result<Option<Override>, DbError> {
-    let sql = format!(
-        "SELECT user, score, max_score, reason, set_by, set_at FROM score_overrides
-         WHERE {STUDENT}"
-    );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row(
-            params![key.course, key.section, key.assignment, key.user],
-            override_row,
-        )
-        .optional()?)
 }
 
 /// Every override on an assignment, by user.

@@ -5,9 +5,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::calendar::{self, Override};
 use super::states::{PostState, ScorePolicy};
-use super::{DbError, events};
+use super::{DbError, events, format_ms};
 
 /// A student's assignment: whose grades compete for what edX holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,6 +41,45 @@ pub struct Counted {
     /// The newest grade id of the student's assignment when this was read: grades up to
     /// it were considered.
     pub newest_grade_id: i64,
+}
+
+/// A score staff set for a student's assignment (`crate::calendar`): it counts instead of
+/// any grade.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Override {
+    pub user: String,
+    pub score: f64,
+    pub max_score: f64,
+    pub reason: String,
+    pub set_by: String,
+    pub set_at: String,
+}
+
+pub(super) fn override_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Override> {
+    Ok(Override {
+        user: r.get(0)?,
+        score: r.get(1)?,
+        max_score: r.get(2)?,
+        reason: r.get(3)?,
+        set_by: r.get(4)?,
+        set_at: format_ms(r.get(5)?),
+    })
+}
+
+/// The score staff set for a student's assignment, if any.
+pub fn override_of(
+    conn: &Connection,
+    key: &StudentAssignment,
+) -> Result<Option<Override>, DbError> {
+    let sql = "SELECT user, score, max_score, reason, set_by, set_at FROM score_overrides
+         WHERE course = ?1 AND section = ?2 AND assignment = ?3 AND user = ?4";
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(
+            params![key.course, key.section, key.assignment, key.user],
+            override_row,
+        )
+        .optional()?)
 }
 
 /// The fraction that counts: a staff override's (score, most possible), else the raw
@@ -113,7 +151,7 @@ pub fn counted(
     else {
         return Ok(None);
     };
-    c.overridden = calendar::override_of(conn, key)?;
+    c.overridden = override_of(conn, key)?;
     c.fraction = counts(
         c.raw_fraction,
         c.credit,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::pages::{self, layout};
-use super::staff::Staff;
+use super::staff_access::Staff;
 use crate::calendar::staff::{self as actions, Moved};
 use crate::calendar::{Moment, views};
 use crate::course::Assignment;

@@ -7,6 +7,7 @@ pub mod error;
 mod oversize;
 mod pages;
 mod staff;
+mod staff_access;
 mod state;
 mod submit;
 

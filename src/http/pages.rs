@@ -46,7 +46,7 @@ pub async fn list(
             move |c| {
                 let mut views = submissions::list_for_user(c, &name, LIST_LIMIT, policy)?;
                 submissions::add_queue_places(c, &mut views, now_ms(), workers, &waiting)?;
-                crate::calendar::views::apply(c, &courses, now, &mut views, false)?;
+                crate::calendar::views::apply(c, calendar_of(&courses), now, &mut views, false)?;
                 Ok(views)
             }
         })
@@ -152,7 +152,7 @@ pub(super) async fn view_of(
                 };
                 let one = std::slice::from_mut(&mut v);
                 submissions::add_queue_places(c, one, now_ms(), workers, &waiting)?;
-                crate::calendar::views::apply(c, &courses, now, one, true)?;
+                crate::calendar::views::apply(c, calendar_of(&courses), now, one, true)?;
                 Ok(Some(v))
             }
         })
@@ -160,6 +160,13 @@ pub(super) async fn view_of(
         .ok_or(ApiError::NotFound)?;
     for_student(app, headers, &mut view);
     Ok(view)
+}
+
+/// An assignment's calendar, by its names.
+fn calendar_of(
+    courses: &crate::course::CourseConfig,
+) -> impl Fn(&str, &str, &str) -> Option<std::sync::Arc<crate::calendar::Calendar>> + '_ {
+    |c, s, a| courses.find(c, s, a).ok().and_then(|a| a.calendar.clone())
 }
 
 /// The last touches on a view before its owner sees it: its URL, and feedback without

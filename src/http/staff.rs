@@ -10,9 +10,8 @@
 //! (hidden-test output and the timeline). Actions: `POST staff/regrade`,
 //! `POST staff/repost`; download: `GET staff/grades.csv`.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
@@ -21,53 +20,12 @@ use super::AppState;
 use super::charts;
 use super::error::{ApiError, ErrorBody};
 use super::pages::{self, Nav, layout, score, time};
+pub use super::staff_access::Staff;
 use crate::db::dashboard::{self, AssignmentDetail, AssignmentRow, Line};
 use crate::db::grades::GradeFilter;
 use crate::db::staff::{self as db_staff, RegradeRequest};
 use crate::db::{events, format_ms, now_ms, submissions};
 use crate::export::{self, Policy};
-use crate::jupyterhub::HubUser;
-
-/// A request from course staff: who, and the courses they are staff of (never empty).
-pub struct Staff {
-    pub user: HubUser,
-    pub courses: Vec<String>,
-}
-
-impl FromRequestParts<AppState> for Staff {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let user = HubUser::from_request_parts(parts, app).await?;
-        let standing = app.auth.standing(&user.name).await?;
-        let courses = app.courses.staff_courses(standing.admin, &standing.groups);
-        if courses.is_empty() {
-            return Err(ApiError::Forbidden(
-                "these pages are for course staff: JupyterHub admins and members of a \
-                 course's staff group"
-                    .into(),
-            ));
-        }
-        Ok(Staff { user, courses })
-    }
-}
-
-impl Staff {
-    pub(super) fn of(&self, course: &str) -> Result<(), ApiError> {
-        if self.courses.iter().any(|c| c == course) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "you are not staff of course {course:?}"
-            )))
-        }
-    }
-
-    /// Who did it, for the event log.
-    pub(super) fn by(&self) -> String {
-        format!("staff {} (dashboard)", self.user.name)
-    }
-}
 
 fn nav<'a>(app: &'a AppState, staff: &'a Staff) -> Nav<'a> {
     pages::nav(app, &staff.user.name)
