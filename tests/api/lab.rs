@@ -90,12 +90,27 @@ async fn a_student_submits_from_jupyterlab_and_notebook_7_and_reads_the_result()
     write("untagged.ipynb", &plain);
     write("offline.ipynb", &copy_of(&partial, 9));
 
+    // demo1 has a calendar (due far ahead): the panel shows the student's due date.
+    let config_dir = tempfile::tempdir().unwrap();
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(crate::helpers::course_config()).unwrap())
+            .unwrap();
+    config["demo"]["1"]["assignments"]["demo1"] = serde_json::json!({
+        "lti_block": "0123456789abcdef0123456789abcdef",
+        "calendar": {"due": "2099-01-01T12:00:00Z"}
+    });
+    let dated = config_dir.path().join("course-config.json");
+    std::fs::write(&dated, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let plain_config = crate::helpers::course_config().display().to_string();
+    let dated_config = dated.display().to_string();
+
     // Single-user servers run as this (root) user, from the lab venv, in per-user homes;
     // they reach the service through the Hub's proxy, as a z2jh server reaches
     // proxy-public.
     let setup = HubSetup {
-        service_toml: Some(Box::new(|t| {
+        service_toml: Some(Box::new(move |t| {
             t.replace("runner = \"local\"", "runner = \"docker\"")
+                .replace(&plain_config, &dated_config)
         })),
         hub_config: format!(
             r#"
@@ -121,6 +136,13 @@ c.Spawner.http_timeout = 120
     // JupyterLab 4: the score, per-question scores and the public feedback in the dialog.
     let v = run(&hub, "lab", "lab01.ipynb", "score", "");
     assert_eq!(v["score"], "Score: 3 / 5", "{v}");
+    assert!(
+        v["dialog"]
+            .as_str()
+            .unwrap()
+            .contains("Due 2099-01-01 12:00 (UTC+00:00)"),
+        "the due date in the panel: {v}"
+    );
     let questions = v["questions"].as_str().unwrap();
     assert!(questions.contains("q1") && questions.contains("q3"), "{v}");
     assert!(

@@ -3,6 +3,7 @@ talk to otter-service with this server's JupyterHub token (the browser never see
 
     POST {base_url}otter-service/submit               {"path": "<contents API path>"}
     GET  {base_url}otter-service/submissions/<id>
+    GET  {base_url}otter-service/calendar/<course>/<section>/<assignment>
 """
 
 from __future__ import annotations
@@ -300,6 +301,24 @@ class SubmissionHandler(_OtterHandler):
         await self._forward("GET", f"{self.otter.base_url()}submissions/{int(submission_id)}")
 
 
+# A course, section or assignment name as otter-service accepts one (no separators).
+_NAME = r"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"
+
+
+class CalendarHandler(_OtterHandler):
+    """The student's due date and current credit for an assignment, shown by the Submit
+    panel before the notebook is sent."""
+
+    @tornado.web.authenticated
+    async def get(self, course: str, section: str, assignment: str) -> None:
+        problem = self._not_configured()
+        if problem is not None:
+            self._send(500, {"error": problem})
+            return
+        names = "/".join(urllib.parse.quote(n, safe="") for n in (course, section, assignment))
+        await self._forward("GET", f"{self.otter.base_url()}calendar/{names}")
+
+
 def setup_handlers(server_app) -> None:
     web_app = server_app.web_app
     otter = OtterServiceSubmit(parent=server_app)
@@ -312,6 +331,11 @@ def setup_handlers(server_app) -> None:
             (
                 url_path_join(base_url, "otter-service", r"submissions/(\d+)"),
                 SubmissionHandler,
+                {"otter": otter},
+            ),
+            (
+                url_path_join(base_url, "otter-service", rf"calendar/{_NAME}/{_NAME}/{_NAME}"),
+                CalendarHandler,
                 {"otter": otter},
             ),
         ],

@@ -2,6 +2,8 @@ import { Widget } from '@lumino/widgets';
 
 import {
   countsSentence,
+  creditSentence,
+  dueSentence,
   edxSentence,
   formatNumber,
   formatScore,
@@ -22,6 +24,8 @@ export interface IDialogContent {
   state: string | null;
   /** An error sentence, shown in `.otter-submit-error`. */
   error: string | null;
+  /** The student's due-date sentence, asked for before the notebook is sent. */
+  due: string | null;
 }
 
 function element<K extends keyof HTMLElementTagNameMap>(
@@ -99,6 +103,10 @@ export class SubmitDialog extends Widget {
     const body = this._body;
     body.textContent = '';
     body.append(element('p', 'otter-submit-state', content.state ?? stateSentence(view)));
+    const due = dueSentence(view, content.due);
+    if (due !== null) {
+      body.append(element('p', 'otter-submit-due', due));
+    }
     if (content.error) {
       const error = element('p', 'otter-submit-error', content.error);
       error.setAttribute('role', 'alert');
@@ -110,6 +118,10 @@ export class SubmitDialog extends Widget {
       const score = element('p', 'otter-submit-score', formatScore(grade));
       score.classList.add(scoreClass(gradeFraction(grade)));
       body.append(score);
+      const credit = creditSentence(view);
+      if (credit !== null) {
+        body.append(element('p', 'otter-submit-credit', credit));
+      }
       if (grade.message) {
         body.append(element('p', 'otter-submit-grade-message', grade.message));
       }

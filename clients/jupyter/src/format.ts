@@ -36,6 +36,17 @@ export interface IGrade {
 
 export type SubmissionState = 'queued' | 'grading' | 'graded' | 'failed' | 'dead';
 
+/** The student's calendar for an assignment (`GET calendar/...`, and `due` in a view). */
+export interface IDueView {
+  /** none, not_yet, open, late or closed. */
+  state: string;
+  due: string | null;
+  credit_now: number | null;
+  results_held?: boolean;
+  /** All of it in one sentence: what the panel shows. */
+  sentence: string;
+}
+
 /** One submission as the grading service shows it (also the body of the 202). */
 export interface ISubmissionView {
   id: number;
@@ -51,6 +62,12 @@ export interface ISubmissionView {
   url: string | null;
   queue: IQueueInfo | null;
   grade: IGrade | null;
+  /** Late credit (percent) of this submission, when the assignment has a calendar. */
+  credit?: number | null;
+  late_secs?: number | null;
+  /** Results wait for course staff to release them (`grade` is left out until then). */
+  results_held?: boolean;
+  due?: IDueView | null;
 }
 
 export interface IAssignmentIds {
@@ -208,7 +225,7 @@ export function stateSentence(view: ISubmissionView | null): string {
     case 'grading':
       return 'Being graded now…';
     case 'graded':
-      return 'Graded.';
+      return view.results_held && view.message ? view.message : 'Graded.';
     case 'failed':
       return view.message || 'Grading failed.';
     case 'dead':
@@ -233,6 +250,28 @@ export function formatNumber(value: number | null | undefined): string {
 /** "Score: 3 / 5". */
 export function formatScore(grade: Pick<IGrade, 'score' | 'max_score'>): string {
   return `Score: ${formatNumber(grade.score)} / ${formatNumber(grade.max_score)}`;
+}
+
+/**
+ * What late credit does to a graded submission's score: "With 80% credit, 2.4 / 5
+ * counts."; null on time or without a calendar.
+ */
+export function creditSentence(view: ISubmissionView | null): string | null {
+  const credit = view?.credit;
+  const grade = view?.grade;
+  if (typeof credit !== 'number' || credit >= 100 || !grade || typeof grade.score !== 'number') {
+    return null;
+  }
+  return `With ${formatNumber(credit)}% credit, ${formatNumber((grade.score * credit) / 100)} / ${formatNumber(grade.max_score)} counts.`;
+}
+
+/** The due-date sentence to show: the view's own, else the one asked for before sending. */
+export function dueSentence(view: ISubmissionView | null, asked: string | null): string | null {
+  const own = view?.due?.sentence;
+  if (typeof own === 'string' && own.trim() !== '' && view?.due?.state !== 'none') {
+    return own;
+  }
+  return asked;
 }
 
 /** The grade's fraction, computed from score and max_score when the service sent none. */

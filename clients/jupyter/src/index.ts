@@ -17,6 +17,7 @@ import {
   checkMetadata,
   errorSentence,
   isFinalState,
+  IDueView,
   ISubmissionView,
   pollDelayMs
 } from './format';
@@ -67,7 +68,7 @@ class SubmissionTracker {
     const run = ++this._run;
     const context = panel.context;
     const path = context.localPath;
-    this._content = { path, view: null, state: null, error: null };
+    this._content = { path, view: null, state: null, error: null, due: null };
     this._id = null;
     this._following = false;
     this._show();
@@ -88,6 +89,18 @@ class SubmissionTracker {
       this._update(run, { state: 'Not sent.', error: check.message });
       return;
     }
+
+    // The due date and credit, shown while the notebook is sent (a failure here is not
+    // the student's problem: the submission goes on without it).
+    const { course, section, assignment } = check.ids;
+    const names = [course, section, assignment].map(encodeURIComponent).join('/');
+    void requestAPI<IDueView>(this._settings, `calendar/${names}`)
+      .then(due => {
+        if (due && due.state !== 'none') {
+          this._update(run, { due: due.sentence });
+        }
+      })
+      .catch(() => undefined);
 
     let answer: ISubmitAnswer;
     try {
@@ -113,7 +126,8 @@ class SubmissionTracker {
         path: null,
         view: null,
         state: 'Nothing has been submitted from this page yet.',
-        error: null
+        error: null,
+        due: null
       };
       this._show();
       return;

@@ -5,6 +5,8 @@ import { describe, test } from 'node:test';
 import {
   checkMetadata,
   countsSentence,
+  creditSentence,
+  dueSentence,
   edxSentence,
   errorSentence,
   formatNumber,
@@ -244,4 +246,53 @@ test('pollDelayMs: often when next, a tenth of a long wait further back', () => 
   assert.equal(pollDelayMs(view({ queue: { position: 900, expected_wait_secs: 1800 } })), 15000);
   assert.equal(pollDelayMs(view({ queue: { position: 5, expected_wait_secs: null } })), 2000);
   assert.equal(pollDelayMs(view({ queue: { position: 3, expected_wait_secs: 4 } })), 2000);
+});
+
+describe('the course calendar in the panel', () => {
+  const graded = (credit: number | null): ISubmissionView => ({
+    id: 1,
+    state: 'graded',
+    message: null,
+    url: null,
+    queue: null,
+    credit,
+    grade: {
+      status: 'graded',
+      score: 3,
+      max_score: 5,
+      fraction: 0.6,
+      questions: [],
+      public_feedback: null,
+      message: null,
+      graded_at: null,
+      post_state: null,
+      post_detail: null,
+      counts: true
+    }
+  });
+
+  test('late credit says what counts, and nothing on time or without a calendar', () => {
+    assert.equal(creditSentence(graded(80)), 'With 80% credit, 2.4 / 5 counts.');
+    assert.equal(creditSentence(graded(100)), null);
+    assert.equal(creditSentence(graded(null)), null);
+  });
+
+  test("the view's due sentence wins over the one asked for before sending", () => {
+    const view = graded(100);
+    assert.equal(dueSentence(null, 'Due soon.'), 'Due soon.');
+    view.due = { state: 'late', due: null, credit_now: 80, sentence: 'Late: 80%.' };
+    assert.equal(dueSentence(view, 'Due soon.'), 'Late: 80%.');
+    view.due = { state: 'none', due: null, credit_now: null, sentence: 'No due date.' };
+    assert.equal(dueSentence(view, null), null);
+  });
+
+  test('held results say so instead of "Graded."', () => {
+    const held: ISubmissionView = {
+      ...graded(null),
+      grade: null,
+      results_held: true,
+      message: 'Graded. Your results are shown when course staff release them.'
+    };
+    assert.equal(stateSentence(held), held.message);
+  });
 });

@@ -320,3 +320,20 @@ async def test_needs_authentication(jp_fetch, jp_root_dir, fake_service):
     )
     assert response.code == 403
     assert fake_service.received == []
+
+
+async def test_calendar_passes_through(jp_fetch, fake_service):
+    due = {"state": "late", "credit_now": 80.0, "sentence": "Late: a submission now earns 80% credit."}
+    fake_service.answer = (200, due, {})
+    response = await jp_fetch("otter-service", "calendar", "demo", "1", "lab01", raise_error=False)
+    assert (response.code, json.loads(response.body)) == (200, due)
+    sent = fake_service.received[0]
+    assert (sent["method"], sent["path"]) == ("GET", "/services/otter_grade/calendar/demo/1/lab01")
+    assert sent["headers"]["Authorization"] == f"token {TOKEN}"
+
+
+async def test_calendar_names_cannot_walk_elsewhere(jp_fetch, fake_service):
+    for bad in ["..%2Fstaff", "%2E%2E"]:
+        response = await jp_fetch("otter-service", "calendar", "demo", "1", bad, raise_error=False)
+        assert response.code == 404, bad
+    assert fake_service.received == []
