@@ -150,6 +150,19 @@ fn answered(
     Html(layout(&pages::nav(app, &staff.user.name), "Done", body)).into_response()
 }
 
+/// A number field of a form: a browser sends an empty one as `""`, which means "not
+/// given".
+fn number_or_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{t:?} is not a number"))),
+    }
+}
+
 /// The extension form of the assignment page.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ExtensionForm {
@@ -162,10 +175,10 @@ pub struct ExtensionForm {
     /// One student or several (separated by commas, spaces or lines).
     users: String,
     /// How much later their deadlines are: days, and/or hours (ignored with `remove`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number_or_empty")]
     #[schema(nullable = false)]
     days: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number_or_empty")]
     #[schema(nullable = false)]
     hours: Option<f64>,
     /// Or: the student's new due date (RFC 3339 with its zone); their late windows move
@@ -302,10 +315,10 @@ pub struct OverrideForm {
     assignment: String,
     user: String,
     /// Points that count, out of `max_score` (ignored with `remove`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number_or_empty")]
     #[schema(nullable = false)]
     score: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number_or_empty")]
     #[schema(nullable = false)]
     max_score: Option<f64>,
     /// Why (recorded with the action; the student does not see it).

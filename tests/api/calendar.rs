@@ -487,3 +487,86 @@ async fn results_held_until_a_time_are_released_when_the_clock_reaches_it() {
     let (_, v) = app.status(&t, id).await;
     assert_eq!(v["grade"]["score"], 5.0);
 }
+
+/// In Chromium, through the Hub's proxy to the real binary: staff grant an extension with
+/// the assignment page's form; the student's counting score moves and their own page
+/// says what their due date and credit are.
+#[tokio::test(flavor = "multi_thread")]
+async fn in_the_browser_staff_extend_a_deadline_and_the_student_reads_it() {
+    use crate::hub::{ADMIN_USER, HubSetup, PASSWORD, TestHub};
+    // Due in the past, an 80% window open for long: the student's submission is late.
+    let dir = tempfile::tempdir().unwrap();
+    let config = course_with_calendar(
+        dir.path(),
+        json!({"due": "2026-01-01T00:00:00Z",
+               "late": [{"until": "2099-01-01T00:00:00Z", "credit": 80}]}),
+    );
+    let plain = crate::helpers::course_config().display().to_string();
+    let dated = config.display().to_string();
+    let setup = HubSetup {
+        service_toml: Some(Box::new(move |t| t.replace(&plain, &dated))),
+        hub_config: String::new(),
+    };
+    let hub = tokio::task::block_in_place(|| TestHub::start(&setup));
+    let url = hub.service.url();
+    let http = reqwest::Client::new();
+    let student = "cal-bea";
+    let token = hub.user_token(student, None).await;
+    let id = crate::helpers::submit_to(&http, &url, &token, &sample("partial")).await;
+    let v = crate::helpers::wait_done(&http, &url, &token, id, Duration::from_secs(120)).await;
+    assert_eq!(v["credit"], 80.0, "{v}");
+
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new("node")
+            .arg(repo_path("tests/browser/calendar.mjs"))
+            .env("HUB_URL", &hub.hub_url)
+            .env("PREFIX", crate::helpers::PREFIX)
+            .env("STAFF_USER", ADMIN_USER)
+            .env("STUDENT_USER", student)
+            .env("HUB_PASSWORD", PASSWORD)
+            .env("SUBMISSION", id.to_string())
+            .env("SHOTS", repo_path("target/calendar"))
+            .env("PLAYWRIGHT_DIR", crate::browser::browser_dir())
+            .output()
+            .unwrap()
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(seen["before"], "48.0%", "3/5 at 80%: {seen}");
+    assert_eq!(
+        seen["done"], "Extended 1 student(s)' deadlines by 365 days.",
+        "{seen}"
+    );
+    assert!(
+        seen["moved"].as_str().unwrap().contains("48.0% → 60.0%"),
+        "{seen}"
+    );
+    assert_eq!(seen["after"], "60.0%", "{seen}");
+    assert!(
+        seen["log"].as_str().unwrap().contains("extension granted"),
+        "{seen}"
+    );
+    let due = seen["due"].as_str().unwrap();
+    assert!(
+        due.starts_with("Due 2027-01-01 00:00 (UTC+00:00)")
+            && due.contains("with your extension of 365 days"),
+        "{seen}"
+    );
+    assert_eq!(seen["lateness"], "This submission came on time.", "{seen}");
+    assert_eq!(seen["credited"], Value::Null, "full credit now: {seen}");
+    // The dashboard's action was recorded with who did it.
+    let by: String = rusqlite::Connection::open(&hub.service.db_path)
+        .unwrap()
+        .query_row(
+            "SELECT actor FROM calendar_log WHERE action = 'extension granted'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(by, format!("staff {ADMIN_USER} (dashboard)"));
+}
