@@ -570,3 +570,146 @@ async fn in_the_browser_staff_extend_a_deadline_and_the_student_reads_it() {
         .unwrap();
     assert_eq!(by, format!("staff {ADMIN_USER} (dashboard)"));
 }
+
+/// The real binary with the system clock: a notebook committed before the deadline and
+/// graded after it (across a kill -9 and a restart) is on time; one committed after it is
+/// late. Then `otter-service calendar extend --csv` and `dump-grades` as staff use them.
+#[tokio::test(flavor = "multi_thread")]
+async fn lateness_is_the_commits_across_a_restart_and_the_cli_extends_from_a_csv() {
+    use crate::helpers::{ServiceProcess, port, submit_to, wait_done};
+    let dir = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let due = now + time::Duration::seconds(4);
+    let config = course_with_calendar(
+        dir.path(),
+        json!({"due": rfc(due), "late": [{"until": rfc(now + time::Duration::hours(1)), "credit": 80}]}),
+    );
+    let p = port();
+    // No grading before the restart: both are graded after the deadline.
+    let toml = |workers: u32| {
+        ServiceProcess::toml(
+            dir.path(),
+            p,
+            &hub().api_url,
+            "unused",
+            &format!("workers = {workers}"),
+        )
+        .replace(
+            &format!(
+                "{:?}",
+                crate::helpers::course_config().display().to_string()
+            ),
+            &format!("{:?}", config.display().to_string()),
+        )
+    };
+    let mut service = ServiceProcess::start_unready(dir.path(), p, &toml(0));
+    let http = reqwest::Client::new();
+    let (early, late) = ("rs-early", "rs-late");
+    let early_t = hub().user_token(early, None).await;
+    let late_t = hub().user_token(late, None).await;
+    let on_time = submit_to(&http, &service.url(), &early_t, &sample("correct")).await;
+    let wait = (due - time::OffsetDateTime::now_utc()).whole_milliseconds() + 1000;
+    assert!(wait > 0, "the first submission came before the deadline");
+    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    let after = submit_to(&http, &service.url(), &late_t, &sample("correct")).await;
+    service.kill9();
+    drop(service);
+    let service = ServiceProcess::start(dir.path(), p, &toml(1));
+    let a = wait_done(
+        &http,
+        &service.url(),
+        &early_t,
+        on_time,
+        Duration::from_secs(120),
+    )
+    .await;
+    let b = wait_done(
+        &http,
+        &service.url(),
+        &late_t,
+        after,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        (a["credit"].as_f64(), a["late_secs"].as_i64()),
+        (Some(100.0), Some(0)),
+        "{a}"
+    );
+    assert_eq!(b["credit"].as_f64(), Some(80.0), "{b}");
+    assert!(b["late_secs"].as_i64().unwrap() >= 1, "{b}");
+
+    // Staff extend the late student by a CSV file, from the command line.
+    let csv_file = dir.path().join("extensions.csv");
+    std::fs::write(
+        &csv_file,
+        format!("user,hours,reason\n{late},2,DSP letter\n"),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_otter-service"))
+            .args(args)
+            .env("OTTER_DATABASE__PATH", &service.db_path)
+            .env("OTTER_COURSE__CONFIG", &config)
+            .env(
+                "OTTER_COURSE__MATERIALS_ROOT",
+                repo_path("course_config/materials"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let which = [
+        "--course",
+        "demo",
+        "--section",
+        "1",
+        "--assignment",
+        "demo1",
+    ];
+    let said = cli(&[
+        &["calendar", "extend"][..],
+        &which,
+        &["--csv", csv_file.to_str().unwrap()],
+    ]
+    .concat());
+    assert!(
+        said.contains(&format!(
+            "extended by 2 hours: {late}: score that counts 80.0% -> 100.0%"
+        )),
+        "{said}"
+    );
+    let shown = cli(&[&["calendar", "show"][..], &which].concat());
+    assert!(
+        shown.contains(&format!(
+            "extension {late}: 2 hours more (DSP letter; cli at"
+        )),
+        "{shown}"
+    );
+    let csv = cli(&["dump-grades", "--policy", "latest"]);
+    let line = csv.lines().find(|l| l.starts_with(late)).unwrap();
+    assert!(
+        line.contains(",100,") && line.contains(",7200,"),
+        "credit 100, extension 7200 s: {line}"
+    );
+    let (_, v) = {
+        let r = http
+            .get(format!("{}submissions/{after}", service.url()))
+            .header("Authorization", format!("token {late_t}"))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(v["credit"], 100.0, "the student's page follows: {v}");
+}
