@@ -89,6 +89,30 @@ fn changing(
     })
 }
 
+/// [`changing`], then record `action` in the calendar log with `detail` and the move.
+fn logged(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    key: &StudentAssignment,
+    action: &str,
+    detail: String,
+    change: impl FnOnce(&Connection) -> Result<(), DbError>,
+) -> Result<Moved, DbError> {
+    let moved = changing(conn, scope, key, change)?;
+    let a = AssignmentKey::of(key);
+    let detail = with_move(detail, &moved);
+    store::log(
+        conn,
+        scope.now,
+        scope.by,
+        &a,
+        Some(&key.user),
+        action,
+        &detail,
+    )?;
+    Ok(moved)
+}
+
 /// Give `key`'s student an extension of `shift_ms` (replacing theirs).
 pub fn grant(
     conn: &Connection,
@@ -97,20 +121,10 @@ pub fn grant(
     shift_ms: i64,
     reason: &str,
 ) -> Result<Moved, DbError> {
-    let moved = changing(conn, scope, key, |c| {
-        store::set_extension(c, key, shift_ms, reason, scope.by, scope.now)
-    })?;
     let detail = format!("{} more; reason: {reason}", super::span(shift_ms));
-    store::log(
-        conn,
-        scope.now,
-        scope.by,
-        &AssignmentKey::of(key),
-        Some(&key.user),
-        "extension granted",
-        &with_move(detail, &moved),
-    )?;
-    Ok(moved)
+    logged(conn, scope, key, "extension granted", detail, |c| {
+        store::set_extension(c, key, shift_ms, reason, scope.by, scope.now)
+    })
 }
 
 /// Take `key`'s extension back; `None` when there was none.
@@ -123,19 +137,11 @@ pub fn revoke(
     if store::extension_of(conn, key)?.is_none() {
         return Ok(None);
     }
-    let moved = changing(conn, scope, key, |c| {
+    let detail = format!("reason: {reason}");
+    logged(conn, scope, key, "extension removed", detail, |c| {
         store::remove_extension(c, key).map(|_| ())
-    })?;
-    store::log(
-        conn,
-        scope.now,
-        scope.by,
-        &AssignmentKey::of(key),
-        Some(&key.user),
-        "extension removed",
-        &with_move(format!("reason: {reason}"), &moved),
-    )?;
-    Ok(Some(moved))
+    })
+    .map(Some)
 }
 
 /// Set `key`'s score to `score` out of `max_score`; an error when the student has no
@@ -160,19 +166,10 @@ pub fn set_override(
             key.user, key.assignment
         )));
     }
-    let moved = changing(conn, scope, key, |c| {
+    let detail = format!("{score}/{max_score}; reason: {reason}");
+    logged(conn, scope, key, "score overridden", detail, |c| {
         store::set_override(c, key, score, max_score, reason, scope.by, scope.now)
-    })?;
-    store::log(
-        conn,
-        scope.now,
-        scope.by,
-        &AssignmentKey::of(key),
-        Some(&key.user),
-        "score overridden",
-        &with_move(format!("{score}/{max_score}; reason: {reason}"), &moved),
-    )?;
-    Ok(moved)
+    })
 }
 
 /// Remove `key`'s override (its grades count again); `None` when there was none.
@@ -185,19 +182,11 @@ pub fn clear_override(
     if store::override_of(conn, key)?.is_none() {
         return Ok(None);
     }
-    let moved = changing(conn, scope, key, |c| {
+    let detail = format!("reason: {reason}");
+    logged(conn, scope, key, "override removed", detail, |c| {
         store::remove_override(c, key).map(|_| ())
-    })?;
-    store::log(
-        conn,
-        scope.now,
-        scope.by,
-        &AssignmentKey::of(key),
-        Some(&key.user),
-        "override removed",
-        &with_move(format!("reason: {reason}"), &moved),
-    )?;
-    Ok(Some(moved))
+    })
+    .map(Some)
 }
 
 /// Release an assignment's held results: every graded student's post is queued, in the
