@@ -10,7 +10,9 @@
 //! others, so the generator cannot take the service's CPU; 0: no pinning), INTAKE_JSON
 //! (0: answers as the classic button reads them; 1: `Accept: application/json`, as the
 //! JupyterLab Submit button asks, so every 202 carries the submission's view and queue
-//! place).
+//! place), INTAKE_CALENDAR (0; 1: the assignment has a course calendar and every student
+//! an extension, so each submission is judged on the writer: one extension read and its
+//! lateness stamped).
 //!
 //! CPU is reported apart for the service, the load generator (this process) and the rest
 //! of the machine, each per accepted submission.
@@ -172,7 +174,44 @@ async fn main() {
             "max_queued_per_student = 1000",
             "max_queued_per_student = 100000000",
         );
+    let calendar = env_or("INTAKE_CALENDAR", 0) == 1;
+    let toml = if calendar {
+        let plain = helpers::course_config();
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(&plain).unwrap()).unwrap();
+        config["demo"]["1"]["assignments"]["demo1"] = json!({
+            "lti_block": "0123456789abcdef0123456789abcdef",
+            "calendar": {"due": "2099-01-01T00:00:00Z",
+                         "late": [{"until": "2099-02-01T00:00:00Z", "credit": 80}]}
+        });
+        let dated = dir.path().join("course-config.json");
+        std::fs::write(&dated, config.to_string()).unwrap();
+        toml.replace(
+            &format!("{:?}", plain.display().to_string()),
+            &format!("{:?}", dated.display().to_string()),
+        )
+    } else {
+        toml
+    };
+    println!(
+        "course calendar: {}",
+        if calendar {
+            "on (a calendar and an extension per student)"
+        } else {
+            "off"
+        }
+    );
     let service = ServiceProcess::start(dir.path(), p, &toml);
+    if calendar {
+        let c = rusqlite::Connection::open(&service.db_path).unwrap();
+        for i in 0..tokens.len() {
+            c.execute(
+                "INSERT INTO extensions VALUES ('demo', '1', 'demo1', ?1, 86400000, 'bench', 'bench', 0)",
+                [format!("bench{i}")],
+            )
+            .unwrap();
+        }
+    }
     let url = service.url();
     // Warm the token cache (one Hub round trip per token), as a live service would be.
     load(&url, &tokens, &body, tokens.len(), 30, tokens.len() as u64).await;

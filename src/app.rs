@@ -340,6 +340,7 @@ async fn restamp_calendars(app: &AppState) -> anyhow::Result<()> {
             .db
             .write(move |conn| {
                 let scope = app2.calendar_scope(&details, "course config", app2.clock.now());
+                crate::calendar::staff::unhold_shown(conn, &scope, &key)?;
                 crate::calendar::staff::restamp_assignment(conn, &scope, &key)
             })
             .await?;

@@ -127,11 +127,11 @@ fn asks(
 ) -> anyhow::Result<Vec<Ask>> {
     let mut out = Vec::new();
     for u in users.iter().filter(|u| !u.trim().is_empty()) {
-        let reason = reason.context("say why: --reason")?;
+        let reason = reason_of(reason.unwrap_or(""))?;
         out.push(Ask {
             user: u.trim().into(),
             shift_ms: shift(due, days, hours, until)?,
-            reason: reason.into(),
+            reason,
         });
     }
     if let Some(file) = csv_file {
@@ -167,7 +167,7 @@ fn asks(
             out.push(Ask {
                 user: user.into(),
                 shift_ms: shift(due, d, h, t).with_context(|| format!("line {line}"))?,
-                reason: reason.into(),
+                reason: reason_of(reason).with_context(|| format!("line {line}"))?,
             });
         }
     }
@@ -211,6 +211,16 @@ fn print_moved(m: &Moved) {
             ""
         }
     );
+}
+
+/// A reason as recorded: trimmed, at most 500 characters, never empty.
+fn reason_of(reason: &str) -> anyhow::Result<String> {
+    let r = reason.trim();
+    anyhow::ensure!(
+        !r.is_empty(),
+        "say why: --reason (it is recorded with the action)"
+    );
+    Ok(r.chars().take(500).collect())
 }
 
 /// Run a calendar command on `target` against the service's database.
@@ -264,6 +274,7 @@ pub fn run(conn: &mut Connection, target: &Target, command: CalendarCommand) -> 
             }
         }
         CalendarCommand::Unextend { users, reason, .. } => {
+            let reason = reason_of(&reason)?;
             for u in &users {
                 match actions::revoke(&tx, &scope, &key.student(u), &reason)? {
                     Some(m) => print_moved(&m),
@@ -280,6 +291,7 @@ pub fn run(conn: &mut Connection, target: &Target, command: CalendarCommand) -> 
             ..
         } => {
             let student = key.student(&user);
+            let reason = reason_of(&reason)?;
             let m = if remove {
                 actions::clear_override(&tx, &scope, &student, &reason)?
             } else {

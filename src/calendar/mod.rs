@@ -381,22 +381,29 @@ pub fn admit(
     }
 }
 
-/// "3 hours", "2 days", "45 minutes", "a minute", "20 seconds": how long, for people.
+/// "3 hours", "2 days", "1 day 12 hours", "45 minutes", "20 seconds": how long, for
+/// people. Days keep their hours (an extension of a day and a half is not "2 days").
 pub fn span(ms: i64) -> String {
     let secs = ms.max(0) / 1000;
-    let (n, unit) = if secs < 60 {
-        (secs, "second")
-    } else if secs < 90 * 60 {
-        ((secs + 30) / 60, "minute")
-    } else if secs < 36 * 3600 && secs != 86_400 {
-        ((secs + 1800) / 3600, "hour")
-    } else {
-        ((secs + 43_200) / 86_400, "day")
+    let unit = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
     };
-    if n == 1 {
-        format!("1 {unit}")
+    if secs < 60 {
+        unit(secs, "second")
+    } else if secs < 90 * 60 {
+        unit((secs + 30) / 60, "minute")
+    } else if secs < 36 * 3600 && secs != 86_400 {
+        unit((secs + 1800) / 3600, "hour")
     } else {
-        format!("{n} {unit}s")
+        let hours = (secs + 1800) / 3600;
+        match (hours / 24, hours % 24) {
+            (d, 0) => unit(d, "day"),
+            (d, h) => format!("{} {}", unit(d, "day"), unit(h, "hour")),
+        }
     }
 }
 

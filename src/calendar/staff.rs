@@ -12,6 +12,7 @@ use crate::db::calendar::{self as store, AssignmentKey};
 use crate::db::scores::{self, StudentAssignment};
 use crate::db::states::ScorePolicy;
 use crate::db::{DbError, jobs};
+use crate::users::is_hub_user;
 
 /// How an action reaches one assignment.
 #[derive(Debug, Clone)]
@@ -63,8 +64,11 @@ fn changing(
     restamp(conn, scope.calendar, key)?;
     let after = scores::counted(conn, key, scope.policy)?;
     let mut posted = false;
+    // Only JupyterHub users' scores go to the LMS (XQueue answers edX itself; platforms
+    // get webhooks): the grade job's rule (`crate::users`).
     if let (Some(horizon), Some(c)) = (scope.post_horizon_ms, &after)
         && before != Some(c.fraction)
+        && is_hub_user(&key.user)
     {
         store::mark_pending(
             conn,
@@ -190,20 +194,60 @@ pub fn clear_override(
 }
 
 /// Release an assignment's held results: every graded student's post is queued, in the
-/// order their first grades were stored. `None` when they were released before.
+/// order their first grades were stored. `None` when they were released before; an error
+/// when the assignment holds no results (a release would be recorded for good, and a
+/// hold added later would never hold).
 pub fn release(
     conn: &Connection,
     scope: &Scope<'_>,
     a: &AssignmentKey,
 ) -> Result<Option<usize>, DbError> {
+    if scope
+        .calendar
+        .is_none_or(|c| c.results == super::Results::Shown)
+    {
+        return Err(DbError::Invalid(format!(
+            "{} does not hold its results (its calendar has no hold_results), so there is \
+             nothing to release",
+            a.assignment
+        )));
+    }
     if !store::record_release(conn, a, scope.by, scope.now)? {
         return Ok(None);
     }
     let students = store::graded_students(conn, a)?;
+    let posts = post_all(conn, scope, a, &students)?;
+    let detail = format!(
+        "results of {} student(s) shown; {posts} post(s) to the LMS queued",
+        students.len()
+    );
+    store::log(
+        conn,
+        scope.now,
+        scope.by,
+        a,
+        None,
+        "results released",
+        &detail,
+    )?;
+    Ok(Some(students.len()))
+}
+
+/// Unhold `students`' grades and queue the posts of the JupyterHub users among them (in
+/// the order given); how many posts were queued.
+fn post_all(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    a: &AssignmentKey,
+    students: &[String],
+) -> Result<usize, DbError> {
     let mut posts = 0;
-    for user in &students {
+    for user in students {
         let key = a.student(user);
         store::unhold(conn, &key)?;
+        if !is_hub_user(user) {
+            continue;
+        }
         if let (Some(horizon), Some(c)) = (
             scope.post_horizon_ms,
             scores::counted(conn, &key, scope.policy)?,
@@ -219,8 +263,31 @@ pub fn release(
             posts += 1;
         }
     }
+    Ok(posts)
+}
+
+/// Grades still held on an assignment whose results are now shown (staff took the hold
+/// out of the course config): unhold them and send their scores, so none waits for a
+/// release that can no longer come. How many students.
+pub fn unhold_shown(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    a: &AssignmentKey,
+) -> Result<usize, DbError> {
+    if scope
+        .calendar
+        .is_some_and(|c| c.results != super::Results::Shown)
+    {
+        return Ok(0);
+    }
+    let students = store::held_students(conn, a)?;
+    if students.is_empty() {
+        return Ok(0);
+    }
+    let posts = post_all(conn, scope, a, &students)?;
     let detail = format!(
-        "results of {} student(s) shown; {posts} post(s) to the LMS queued",
+        "the course config no longer holds results: {} student(s)' held results shown; \
+         {posts} post(s) to the LMS queued",
         students.len()
     );
     store::log(
@@ -229,10 +296,10 @@ pub fn release(
         scope.by,
         a,
         None,
-        "results released",
+        "results no longer held",
         &detail,
     )?;
-    Ok(Some(students.len()))
+    Ok(students.len())
 }
 
 /// Stamp the assignment's submissions again when its calendar changed since they were

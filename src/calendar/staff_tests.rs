@@ -51,9 +51,16 @@ fn submit(c: &Connection, cal: &Calendar, user: &str, at: i64, n: u8) -> i64 {
         per_student: 100,
     };
     let received = submissions::Received { at, lateness: l };
-    submissions::submit(c, &s, &notebooks::pack(&s.notebook), &rules, received, at)
-        .unwrap()
-        .id()
+    submissions::submit(
+        c,
+        &s,
+        &notebooks::pack(&s.notebook),
+        &rules,
+        |_| Ok(received),
+        at,
+    )
+    .unwrap()
+    .id()
 }
 
 fn grade(c: &Connection, sub: i64, fraction: f64) -> i64 {
@@ -282,4 +289,154 @@ fn a_changed_calendar_restamps_at_start_and_an_unchanged_one_does_nothing() {
     assert_eq!(restamp_assignment(&c, &scope(&kinder), &akey()).unwrap(), 1);
     assert_eq!(store::lateness_of(&c, sub).unwrap().unwrap().credit, 100.0);
     assert_eq!(posts_queued(&c), before + 1);
+}
+
+#[test]
+fn lms_posts_are_for_jupyterhub_users_only_and_xqueue_work_is_never_restamped() {
+    let c = conn();
+    let cal = calendar();
+    let ann = submit(&c, &cal, "ann", due() + 1000, 1);
+    let platform = submit(&c, &cal, "platform:lms:7", due() + 1000, 1);
+    // As the XQueue adapter stores it: no lateness (edX judged it), late by our clock.
+    let xq =
+        submissions::accept(&c, &NewSubmission::sample("xqueue:q:anon"), 3, due() + 1000).unwrap();
+    for id in [ann, platform, xq] {
+        grade(&c, id, 1.0);
+    }
+    let before = posts_queued(&c);
+    assert_eq!(release(&c, &scope(&cal), &akey()).unwrap(), Some(3));
+    assert_eq!(posts_queued(&c), before + 1, "ann's post only");
+    let m = grant(
+        &c,
+        &scope(&cal),
+        &key("platform:lms:7"),
+        DAY_MS,
+        "platform asked",
+    )
+    .unwrap();
+    assert!(m.before != m.after && !m.posted, "{m:?}");
+    let kinder: RawCalendar =
+        serde_json::from_value(serde_json::json!({"due": "2026-12-20T12:00:00Z"})).unwrap();
+    let kinder = Calendar::parse("test", &kinder).unwrap();
+    restamp_assignment(&c, &scope(&kinder), &akey()).unwrap();
+    assert_eq!(store::lateness_of(&c, xq).unwrap(), None, "edX judged it");
+    assert_eq!(store::lateness_of(&c, ann).unwrap().unwrap().credit, 100.0);
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+#[test]
+fn a_release_needs_a_hold_and_a_hold_taken_out_of_the_config_sends_what_it_held() {
+    let c = conn();
+    let cal = calendar();
+    let sub = submit(&c, &cal, "ann", due(), 1);
+    grade(&c, sub, 0.5);
+    store::hold(&c, &key("ann")).unwrap();
+    let shown: RawCalendar = serde_json::from_value(serde_json::json!({"due": DUE})).unwrap();
+    let shown = Calendar::parse("test", &shown).unwrap();
+    match release(&c, &scope(&shown), &akey()) {
+        Err(DbError::Invalid(why)) => assert!(why.contains("does not hold"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        unhold_shown(&c, &scope(&cal), &akey()).unwrap(),
+        0,
+        "still held"
+    );
+    let before = posts_queued(&c);
+    assert_eq!(unhold_shown(&c, &scope(&shown), &akey()).unwrap(), 1);
+    assert_eq!(posts_queued(&c), before + 1);
+    let held: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM grades WHERE post_state = 'held'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(held, 0);
+}
+
+#[test]
+fn after_closing_an_identical_waiting_notebook_is_answered_as_itself_not_refused() {
+    let c = conn();
+    let cal = calendar();
+    let s = NewSubmission::sample("ann");
+    let stored = notebooks::pack(&s.notebook);
+    let rules = IntakeRules {
+        max_attempts: 3,
+        per_student: 100,
+    };
+    let judge = |at: i64| {
+        let cal = cal.clone();
+        move |c: &Connection| -> Result<submissions::Received, DbError> {
+            let lateness = crate::calendar::admit(c, Some(&cal), &key("ann"), at)?;
+            Ok(submissions::Received { at, lateness })
+        }
+    };
+    let first = submissions::submit(&c, &s, &stored, &rules, judge(due()), 0).unwrap();
+    let closed = due() + 5 * DAY_MS;
+    let again = submissions::submit(&c, &s, &stored, &rules, judge(closed), 1).unwrap();
+    assert_eq!(again, submissions::Accepted::Duplicate(first.id()));
+    let mut other = s.clone();
+    other.notebook = b"{\"new\": 1}".to_vec();
+    let refused = submissions::submit(
+        &c,
+        &other,
+        &notebooks::pack(&other.notebook),
+        &rules,
+        judge(closed),
+        2,
+    );
+    assert!(matches!(refused, Err(DbError::Closed(_))), "{refused:?}");
+}
+
+#[test]
+fn while_results_are_held_an_override_waits_too_and_a_failed_notebook_still_says_so() {
+    let c = conn();
+    let cal = calendar();
+    let ok = submit(&c, &cal, "ann", due(), 1);
+    grade(&c, ok, 0.5);
+    set_override(&c, &scope(&cal), &key("ann"), 4.0, 5.0, "private reason").unwrap();
+    let view = crate::calendar::views::due_view(&c, Some(&cal), &key("ann"), due()).unwrap();
+    assert!(view.results_held && view.overridden.is_none(), "{view:?}");
+    assert!(
+        !view.sentence.contains("set your score"),
+        "{}",
+        view.sentence
+    );
+    // A notebook that ran out of time: its student must learn it before the deadline.
+    let failed = submit(&c, &cal, "bob", due(), 2);
+    let job = jobs::enqueue(
+        &c,
+        &jobs::NewJob {
+            kind: JobKind::Grade,
+            submission_id: failed,
+            grade_id: None,
+            max_attempts: 3,
+            give_up_at: None,
+        },
+        0,
+    )
+    .unwrap();
+    let mut g = NewGrade::sample(0.0, 10.0);
+    g.status = crate::db::states::GradeStatus::Timeout;
+    g.message = Some("Your notebook ran out of time.".into());
+    grades::insert(&c, failed, job, &g, PostState::Pending, 0).unwrap();
+    let mut views = vec![
+        submissions::view_for_owner(&c, ok, "ann", |_| ScorePolicy::Latest)
+            .unwrap()
+            .unwrap(),
+        submissions::view_for_owner(&c, failed, "bob", |_| ScorePolicy::Latest)
+            .unwrap()
+            .unwrap(),
+    ];
+    let arc = std::sync::Arc::new(cal.clone());
+    crate::calendar::views::apply(&c, |_, _, _| Some(arc.clone()), due(), &mut views, false)
+        .unwrap();
+    assert!(views[0].grade.is_none() && views[0].results_held);
+    assert_eq!(
+        views[0].message.as_deref(),
+        Some(crate::calendar::views::HELD)
+    );
+    assert!(views[1].grade.is_some(), "the failure is shown");
 }

@@ -146,5 +146,7 @@ fn spans_read_as_people_say_them() {
     assert_eq!(span(3 * 3_600_000), "3 hours");
     assert_eq!(span(86_400_000), "1 day");
     assert_eq!(span(25 * 3_600_000), "25 hours");
+    assert_eq!(span(36 * 3_600_000), "1 day 12 hours");
+    assert_eq!(span(365 * 86_400_000), "365 days");
     assert_eq!(span(3 * 86_400_000), "3 days");
 }

@@ -9,6 +9,7 @@ use super::{Calendar, Judged, span};
 use crate::db::DbError;
 use crate::db::calendar::{self as store, AssignmentKey, DueView, OverriddenScore};
 use crate::db::scores::StudentAssignment;
+use crate::db::states::GradeStatus;
 use crate::db::submissions::SubmissionView;
 
 /// What a student whose assignment has no dates sees.
@@ -23,6 +24,7 @@ pub fn no_dates() -> DueView {
         results_held: false,
         overridden: None,
         sentence: "This assignment has no due date.".into(),
+        short: String::new(),
     }
 }
 
@@ -33,7 +35,7 @@ pub fn due_view(
     key: &StudentAssignment,
     now: i64,
 ) -> Result<DueView, DbError> {
-    let overridden = store::override_of(conn, key)?.map(|o| OverriddenScore {
+    let mut overridden = store::override_of(conn, key)?.map(|o| OverriddenScore {
         score: o.score,
         max_score: o.max_score,
         set_at: o.set_at,
@@ -48,6 +50,10 @@ pub fn due_view(
     let due = cal.due.shifted(shift);
     let released = store::release_of(conn, &AssignmentKey::of(key))?.is_some();
     let held = !cal.results_shown(released, now);
+    if held {
+        // A score set by staff is a result too: it waits for the release with the rest.
+        overridden = None;
+    }
     let when = |t: i64| {
         if t >= now {
             format!("in {}", span(t - now))
@@ -61,6 +67,17 @@ pub fn due_view(
         String::new()
     };
     let judged = cal.judge(now, shift);
+    let short = match judged {
+        Judged::NotYet { opens } => format!("opens in {}", span(opens.ms - now)),
+        Judged::Open { late_ms: 0, .. } => format!("due in {}", span(due.ms - now)),
+        Judged::Open {
+            credit,
+            until: Some(u),
+            ..
+        } => format!("late: {credit}% credit for {}", span(u.ms - now)),
+        Judged::Open { credit, .. } => format!("late: {credit}% credit"),
+        Judged::Closed { .. } => "closed".into(),
+    };
     let (state, credit_now, credit_until, mut sentence) = match judged {
         Judged::NotYet { opens } => (
             "not_yet",
@@ -128,6 +145,7 @@ pub fn due_view(
         results_held: held,
         overridden,
         sentence,
+        short,
     })
 }
 
@@ -158,7 +176,13 @@ pub fn apply(
             let released = store::release_of(conn, &AssignmentKey::of(&key))?.is_some();
             if !cal.results_shown(released, now) {
                 v.results_held = true;
-                if v.grade.take().is_some() {
+                // Only a score is held: a notebook that could not be graded (time limit,
+                // memory, no results) says so, so its student can submit again in time.
+                if v.grade
+                    .as_ref()
+                    .is_some_and(|g| g.status == GradeStatus::Graded)
+                {
+                    v.grade = None;
                     v.message = Some(HELD.into());
                 }
             }

@@ -304,9 +304,16 @@ pub fn record_release(
         > 0)
 }
 
-/// A student's submissions of the assignment: id and when each was committed.
+/// XQueue's submissions are judged by edX's own due dates, never by the calendar (our
+/// `received_at` is the pull time, not the learner's).
+const NOT_XQUEUE: &str = "user NOT LIKE 'xqueue:%'";
+
+/// A student's submissions of the assignment that the calendar judges: id and when each
+/// was committed.
 pub fn received(conn: &Connection, key: &StudentAssignment) -> Result<Vec<(i64, i64)>, DbError> {
-    let sql = format!("SELECT id, received_at FROM submissions WHERE {STUDENT} ORDER BY id");
+    let sql = format!(
+        "SELECT id, received_at FROM submissions WHERE {STUDENT} AND {NOT_XQUEUE} ORDER BY id"
+    );
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(
@@ -317,12 +324,15 @@ pub fn received(conn: &Connection, key: &StudentAssignment) -> Result<Vec<(i64, 
     Ok(rows)
 }
 
-/// Every submission of the assignment: id, user and when it was committed.
+/// Every submission of the assignment that the calendar judges: id, user and when it was
+/// committed.
 pub fn received_all(
     conn: &Connection,
     a: &AssignmentKey,
 ) -> Result<Vec<(i64, String, i64)>, DbError> {
-    let sql = format!("SELECT id, user, received_at FROM submissions WHERE {KEY} ORDER BY id");
+    let sql = format!(
+        "SELECT id, user, received_at FROM submissions WHERE {KEY} AND {NOT_XQUEUE} ORDER BY id"
+    );
     let rows = conn
         .prepare_cached(&sql)?
         .query_map(params![a.course, a.section, a.assignment], |r| {
@@ -390,6 +400,20 @@ pub fn set_fingerprint(conn: &Connection, a: &AssignmentKey, f: &str) -> Result<
     Ok(())
 }
 
+/// Students with held grades on the assignment, in the order their first grade was stored.
+pub fn held_students(conn: &Connection, a: &AssignmentKey) -> Result<Vec<String>, DbError> {
+    let sql = format!(
+        "SELECT s.user FROM grades g JOIN submissions s ON s.id = g.submission_id
+         WHERE s.{} AND g.post_state = 'held' GROUP BY s.user ORDER BY MIN(g.id)",
+        KEY.replace(" AND ", " AND s.")
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map(params![a.course, a.section, a.assignment], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Held grades of a student's assignment wait for a post again (after a release).
 pub fn unhold(conn: &Connection, key: &StudentAssignment) -> Result<(), DbError> {
     conn.prepare_cached(
@@ -448,6 +472,9 @@ pub struct DueView {
     pub overridden: Option<OverriddenScore>,
     /// All of it in one sentence, for people (the Submit panel shows it).
     pub sentence: String,
+    /// A few words for beside the Submit button: "due in 3 hours", "late: 80% credit for
+    /// 5 hours", "closed", "opens in 2 days" (empty without dates).
+    pub short: String,
 }
 
 /// A score set by course staff, as the student sees it (not the reason: it may be

@@ -280,7 +280,7 @@ fn identical_resubmissions_and_the_per_student_cap() {
         &nb(1),
         &stored(1),
         &rules,
-        crate::db::submissions::Received::at(0),
+        |_| Ok(crate::db::submissions::Received::at(0)),
         0,
     )
     .unwrap();
@@ -291,7 +291,7 @@ fn identical_resubmissions_and_the_per_student_cap() {
             &nb(1),
             &stored(1),
             &rules,
-            crate::db::submissions::Received::at(1),
+            |_| Ok(crate::db::submissions::Received::at(1)),
             1
         )
         .unwrap(),
@@ -303,7 +303,7 @@ fn identical_resubmissions_and_the_per_student_cap() {
             &nb(2),
             &stored(2),
             &rules,
-            crate::db::submissions::Received::at(2),
+            |_| Ok(crate::db::submissions::Received::at(2)),
             2
         )
         .unwrap(),
@@ -315,7 +315,7 @@ fn identical_resubmissions_and_the_per_student_cap() {
             &nb(3),
             &stored(3),
             &rules,
-            crate::db::submissions::Received::at(3),
+            |_| Ok(crate::db::submissions::Received::at(3)),
             3
         ),
         Err(DbError::StudentQueueFull { limit: 2 })
@@ -337,7 +337,7 @@ fn identical_resubmissions_and_the_per_student_cap() {
             &nb(1),
             &stored(1),
             &rules,
-            crate::db::submissions::Received::at(6),
+            |_| Ok(crate::db::submissions::Received::at(6)),
             6
         )
         .unwrap(),

@@ -256,7 +256,7 @@ pub fn submit(
     s: &NewSubmission,
     stored: &StoredNotebook,
     rules: &IntakeRules,
-    received: submissions::Received,
+    received: impl FnOnce(&Connection) -> Result<submissions::Received, DbError>,
     now: i64,
 ) -> Result<Taken, DbError> {
     if let Some(key) = &p.idempotency_key {

@@ -100,14 +100,16 @@ fn student_waiting_sql(cap: u64) -> String {
 /// with itself; a student already at the cap is refused ([`DbError::StudentQueueFull`]);
 /// else it is accepted. `stored` is [`notebooks::pack`] of the notebook (its hash and
 /// compressed bytes), made by the caller so that neither runs on the single writer thread.
-/// `received` is when it was committed by the calendar's clock and what the calendar made
-/// of that; `now` (the system clock) times its job and events.
+/// `received` says when it is committed by the calendar's clock and what the calendar
+/// makes of that (it may refuse: [`DbError::Closed`]); it runs only when a new submission
+/// is to be stored, so an identical one still waiting is answered as such even after a
+/// deadline. `now` (the system clock) times its job and events.
 pub fn submit(
     conn: &Connection,
     s: &NewSubmission,
     stored: &StoredNotebook,
     rules: &IntakeRules,
-    received: Received,
+    received: impl FnOnce(&Connection) -> Result<Received, DbError>,
     now: i64,
 ) -> Result<Accepted, DbError> {
     let hash = stored.sha256.as_str();
@@ -132,6 +134,7 @@ pub fn submit(
             limit: rules.per_student,
         });
     }
+    let received = received(conn)?;
     insert(conn, s, stored, rules.max_attempts, received, now).map(Accepted::New)
 }
 
@@ -489,7 +492,7 @@ mod tests {
                 &s,
                 &notebooks::pack(&s.notebook),
                 &rules,
-                Received::at(i),
+                |_| Ok(Received::at(i)),
                 i,
             )
             .unwrap()
@@ -527,7 +530,7 @@ mod tests {
         let second = accept(&c, &s, 3, 1).unwrap();
         assert!(second > first);
         assert_eq!(
-            submit(&c, &s, &stored, &rules, Received::at(2), 2).unwrap(),
+            submit(&c, &s, &stored, &rules, |_| Ok(Received::at(2)), 2).unwrap(),
             Accepted::Duplicate(first)
         );
     }

@@ -426,7 +426,7 @@ pub struct ReleaseForm {
     request_body(content = ReleaseForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Done (or released before): a page saying how many students' results were released", body = String, content_type = "text/html"),
-        (status = 400, description = "The body could not be read (text/plain only)", content((String = "text/plain"), (ErrorBody = "application/json"))),
+        (status = 400, description = "The assignment holds no results (its calendar has no `hold_results`), or the body could not be read (text/plain only)", content((String = "text/plain"), (ErrorBody = "application/json"))),
         (status = 401, description = "No JupyterHub token, and no valid session cookie",
             headers(("www-authenticate" = String, description = "`token`")),
             content((String = "text/plain"), (ErrorBody = "application/json"))),
@@ -460,7 +460,11 @@ pub async fn release(
             let scope = app2.calendar_scope(&a, &by, app2.clock.now());
             actions::release(c, &scope, &k2)
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            crate::db::DbError::Invalid(why) => ApiError::BadRequest(why),
+            other => other.into(),
+        })?;
     tracing::info!(by = %staff.user.name, assignment = %key.assignment, ?released, "staff release");
     let said = match released {
         Some(n) => format!("Released the results of {n} student(s)."),

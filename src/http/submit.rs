@@ -196,10 +196,12 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
         app,
         move |c, rules| {
             // The calendar judges the commit's time, on the writer.
-            let now = clock.now();
-            let lateness = crate::calendar::admit(c, calendar.as_deref(), &new.student(), now)?;
-            let received = submissions::Received { at: now, lateness };
-            submissions::submit(c, &new, &stored, rules, received, crate::db::now_ms())
+            let judge = |c: &rusqlite::Connection| -> Result<submissions::Received, DbError> {
+                let at = clock.now();
+                let lateness = crate::calendar::admit(c, calendar.as_deref(), &new.student(), at)?;
+                Ok(submissions::Received { at, lateness })
+            };
+            submissions::submit(c, &new, &stored, rules, judge, crate::db::now_ms())
         },
         |t| Some(*t),
     )

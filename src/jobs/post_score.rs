@@ -99,6 +99,10 @@ fn plan(
     let Some(passback) = a.passback() else {
         return Ok(Ok(Plan::NotConfigured));
     };
+    // XQueue's and platforms' users never get LTI posts (`crate::users`).
+    if !crate::users::is_hub_user(&key.user) {
+        return Ok(Ok(Plan::NotConfigured));
+    }
     if let Some(cal) = &a.calendar {
         let released = calendar::release_of(c, &AssignmentKey::of(key))?.is_some();
         if !cal.results_shown(released, now) {
@@ -352,8 +356,15 @@ impl Job for PostScoreJob {
             Ok(Plan::Held) => {
                 tracing::info!(user = %key.user, assignment = %key.assignment,
                     "results are held: the post waits for their release");
+                // A release that committed since `plan` read has queued a post behind this
+                // one: then nothing is held.
                 return self
-                    .settle_with(job, move |c| calendar::hold(c, &key))
+                    .settle_with(job, move |c| {
+                        if calendar::release_of(c, &AssignmentKey::of(&key))?.is_none() {
+                            calendar::hold(c, &key)?;
+                        }
+                        Ok(())
+                    })
                     .await;
             }
             Err(why) => return Attempt::Fatal(why),

@@ -272,6 +272,11 @@ pub struct SubmissionOut {
     pub priority: String,
     pub idempotency_key: Option<String>,
     pub grade: Option<GradeOut>,
+    /// The late credit (percent of the raw score that counts), when the assignment has a
+    /// course calendar (docs/calendar.md).
+    pub credit: Option<f64>,
+    /// How long after the due date it came (0: on time), when the assignment has one.
+    pub late_secs: Option<i64>,
 }
 
 /// Submission `id` as `platform` sees it (`None`: not one of its own).
@@ -313,6 +318,8 @@ pub fn view(
         queue: v.queue,
         priority,
         idempotency_key,
+        credit: v.credit,
+        late_secs: v.late_secs,
         grade: v.grade.map(|g| GradeOut {
             status: g.status.to_string(),
             score: g.score,
@@ -593,10 +600,14 @@ async fn take(app: &AppState, platform: Platform, req: Request) -> Result<Respon
     let taken = take_into_queue(
         app,
         move |c, rules| {
-            let now = clock.now();
-            let lateness = crate::calendar::admit(c, calendar.as_deref(), &new.student(), now)?;
-            let received = submissions::Received { at: now, lateness };
-            platforms::submit(c, &ps, &new, &stored, rules, received, crate::db::now_ms())
+            let judge =
+                |c: &rusqlite::Connection| -> Result<submissions::Received, crate::db::DbError> {
+                    let at = clock.now();
+                    let lateness =
+                        crate::calendar::admit(c, calendar.as_deref(), &new.student(), at)?;
+                    Ok(submissions::Received { at, lateness })
+                };
+            platforms::submit(c, &ps, &new, &stored, rules, judge, crate::db::now_ms())
         },
         |t| match t {
             Taken::Accepted(a) => Some(*a),

@@ -17,12 +17,12 @@ use crate::helpers::{TestApp, repo_path, sample, spawn_app_with};
 use crate::hub::{SERVICE_TOKEN, hub};
 
 /// 2030-01-10T12:00:00Z.
-const DUE_MS: i64 = 1_894_276_800_000;
-const HOUR: i64 = 3_600_000;
-const DAY: i64 = 24 * HOUR;
+pub const DUE_MS: i64 = 1_894_276_800_000;
+pub const HOUR: i64 = 3_600_000;
+pub const DAY: i64 = 24 * HOUR;
 
 /// A copy of the demo course whose demo1 has `calendar`.
-fn course_with_calendar(dir: &Path, calendar: Value) -> PathBuf {
+pub fn course_with_calendar(dir: &Path, calendar: Value) -> PathBuf {
     let config = json!({"demo": {"1": {
         "course_id": "BerkeleyX+Demo1+2026",
         "subpath_to_zips": "demo",
@@ -37,7 +37,7 @@ fn course_with_calendar(dir: &Path, calendar: Value) -> PathBuf {
     file
 }
 
-fn windows() -> Value {
+pub fn windows() -> Value {
     json!({
         "due": "2030-01-10T12:00:00Z",
         "late": [{"until": "2030-01-12T12:00:00Z", "credit": 80}]

@@ -143,6 +143,12 @@ c.Spawner.http_timeout = 120
             .contains("Due 2099-01-01 12:00 (UTC+00:00)"),
         "the due date in the panel: {v}"
     );
+    assert!(
+        v["dueLabel"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("due in ") && l.ends_with(" days")),
+        "the due date beside the button, before pressing it: {v}"
+    );
     let questions = v["questions"].as_str().unwrap();
     assert!(questions.contains("q1") && questions.contains("q3"), "{v}");
     assert!(

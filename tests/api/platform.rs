@@ -904,3 +904,50 @@ async fn a_rotated_secret_signs_beside_the_old_one_so_either_receiver_verifies()
     assert_eq!(r.status(), 200);
     assert!(on_new.deliveries().await[0].verified);
 }
+
+/// The platform door follows the assignment's calendar as the Hub door does: credit by the
+/// commit's time, a closed assignment refused as a problem with code `closed`, and a retry
+/// with an idempotency key after the deadline answered with the submission it made.
+#[tokio::test]
+async fn the_platform_door_follows_the_calendar_and_a_retry_after_closing_gets_its_submission() {
+    use crate::calendar::{DAY, DUE_MS, HOUR, course_with_calendar, windows};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("otter.db");
+    let config = course_with_calendar(dir.path(), windows());
+    let app = spawn_app_with(|s| {
+        settings(s, &db);
+        s.course.config = config;
+    })
+    .await;
+    let (token, _) = register(&db, "lms", &[]);
+    let client = Client::new(&app, &token);
+    app.clock.set(DUE_MS - HOUR);
+    let (status, on_time) = client.submit("u1", "correct", Some("key-1")).await;
+    assert_eq!(status, 202, "{on_time}");
+    assert_eq!(on_time["credit"], 100.0, "{on_time}");
+    app.clock.set(DUE_MS + HOUR);
+    let (status, late) = client.submit("u2", "correct", None).await;
+    assert_eq!(status, 202, "{late}");
+    assert_eq!(late["credit"], 80.0, "{late}");
+    assert!((3600..3610).contains(&late["late_secs"].as_i64().unwrap()));
+
+    app.clock.set(DUE_MS + 5 * DAY);
+    let (status, again) = client.submit("u1", "correct", Some("key-1")).await;
+    assert_eq!(status, 200, "a retry gets its submission back: {again}");
+    assert_eq!(again["id"], on_time["id"]);
+    let (status, refused) = client.submit("u3", "correct", None).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["code"], "closed", "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("demo1 closed for submissions at 2030-01-12 12:00 (UTC+00:00)"),
+        "{refused}"
+    );
+    let done = client.wait_done(late["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (done["state"].as_str(), done["credit"].as_f64()),
+        (Some("graded"), Some(80.0))
+    );
+}

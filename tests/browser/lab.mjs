@@ -47,6 +47,14 @@ try {
   // JupyterLab's "get notified about Jupyter news?" toast: no, so it covers nothing.
   const noNews = page.getByRole("button", { name: "No", exact: true });
   if (await noNews.isVisible().catch(() => false)) await noNews.click();
+  // Before pressing: the due date beside the button, when the assignment has one.
+  const dueLabel = await page
+    .waitForFunction(() => {
+      const l = document.querySelector(".otter-submit-due-label");
+      return l && l.textContent.trim().length > 0 ? l.textContent.trim() : null;
+    }, null, { timeout: 15_000 })
+    .then((h) => h.jsonValue())
+    .catch(() => null);
   await page.screenshot({ path: `${shots}-button.png` });
   await button.click();
   const dialog = page.locator(".otter-submit-dialog").first();
@@ -83,6 +91,7 @@ try {
     error: await text(".otter-submit-error"),
     link: (await link.count()) ? await link.getAttribute("href") : null,
     buttonTitle: await button.getAttribute("title"),
+    dueLabel,
   }));
 } finally {
   await browser.close();

@@ -45,6 +45,8 @@ export interface IDueView {
   results_held?: boolean;
   /** All of it in one sentence: what the panel shows. */
   sentence: string;
+  /** A few words for beside the Submit button ("due in 3 hours"). */
+  short?: string;
 }
 
 /** One submission as the grading service shows it (also the body of the 202). */
@@ -263,6 +265,11 @@ export function creditSentence(view: ISubmissionView | null): string | null {
     return null;
   }
   return `With ${formatNumber(credit)}% credit, ${formatNumber((grade.score * credit) / 100)} / ${formatNumber(grade.max_score)} counts.`;
+}
+
+/** The calendar path of the server extension for an assignment. */
+export function calendarPath(ids: IAssignmentIds): string {
+  return `calendar/${[ids.course, ids.section, ids.assignment].map(encodeURIComponent).join('/')}`;
 }
 
 /** The due-date sentence to show: the view's own, else the one asked for before sending. */

@@ -11,9 +11,11 @@ import {
 } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 import { DisposableDelegate, IDisposable } from '@lumino/disposable';
+import { Widget } from '@lumino/widgets';
 
 import { IDialogContent, SubmitDialog } from './dialog';
 import {
+  calendarPath,
   checkMetadata,
   errorSentence,
   isFinalState,
@@ -92,9 +94,7 @@ class SubmissionTracker {
 
     // The due date and credit, shown while the notebook is sent (a failure here is not
     // the student's problem: the submission goes on without it).
-    const { course, section, assignment } = check.ids;
-    const names = [course, section, assignment].map(encodeURIComponent).join('/');
-    void requestAPI<IDueView>(this._settings, `calendar/${names}`)
+    void requestAPI<IDueView>(this._settings, calendarPath(check.ids))
       .then(due => {
         if (due && due.state !== 'none') {
           this._update(run, { due: due.sentence });
@@ -221,11 +221,48 @@ class SubmissionTracker {
   private _dialog: SubmitDialog | null = null;
 }
 
-/** Adds the Submit button to every notebook's toolbar. */
+/** How often the label beside the button is asked again ("due in 3 hours" moves on). */
+const DUE_REFRESH_MS = 5 * 60 * 1000;
+
+/**
+ * The student's due date beside the Submit button, before they submit: "due in 3 hours",
+ * "late: 80% credit for 5 hours" (the whole sentence on hover). Empty for a notebook
+ * without grading metadata or an assignment without dates, and when the service cannot
+ * be asked (the button works without it).
+ */
+function dueLabel(panel: NotebookPanel, settings: ServerConnection.ISettings): Widget {
+  const label = new Widget();
+  label.addClass('otter-submit-due-label');
+  const refresh = async () => {
+    const model = panel.context.model.toJSON() as { metadata?: unknown };
+    const check = checkMetadata(model.metadata);
+    if (!check.ok) {
+      label.node.textContent = '';
+      return;
+    }
+    try {
+      const due = await requestAPI<IDueView>(settings, calendarPath(check.ids));
+      const show = due.state !== 'none' && typeof due.short === 'string';
+      label.node.textContent = show ? (due.short as string) : '';
+      label.node.title = show ? due.sentence : '';
+    } catch {
+      label.node.textContent = '';
+    }
+  };
+  void panel.context.ready.then(refresh);
+  const timer = setInterval(() => void refresh(), DUE_REFRESH_MS);
+  label.disposed.connect(() => clearInterval(timer));
+  return label;
+}
+
+/** Adds the Submit button (and the due date beside it) to every notebook's toolbar. */
 class SubmitButtonExtension
   implements DocumentRegistry.IWidgetExtension<NotebookPanel, INotebookModel>
 {
-  constructor(private readonly _onSubmit: (panel: NotebookPanel) => void) {}
+  constructor(
+    private readonly _onSubmit: (panel: NotebookPanel) => void,
+    private readonly _settings: ServerConnection.ISettings
+  ) {}
 
   createNew(panel: NotebookPanel): IDisposable {
     const button = new ToolbarButton({
@@ -238,7 +275,12 @@ class SubmitButtonExtension
     if (!panel.toolbar.insertAfter('cellType', 'otterServiceSubmit', button)) {
       panel.toolbar.addItem('otterServiceSubmit', button);
     }
-    return new DisposableDelegate(() => button.dispose());
+    const due = dueLabel(panel, this._settings);
+    panel.toolbar.insertAfter('otterServiceSubmit', 'otterServiceDue', due);
+    return new DisposableDelegate(() => {
+      button.dispose();
+      due.dispose();
+    });
   }
 }
 
@@ -279,7 +321,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       palette.addItem({ command: CommandIDs.submit, category });
       palette.addItem({ command: CommandIDs.showResult, category });
     }
-    app.docRegistry.addWidgetExtension('Notebook', new SubmitButtonExtension(submit));
+    app.docRegistry.addWidgetExtension('Notebook', new SubmitButtonExtension(submit, app.serviceManager.serverSettings));
   }
 };
 

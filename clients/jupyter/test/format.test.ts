@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import {
+  calendarPath,
   checkMetadata,
   countsSentence,
   creditSentence,
@@ -284,6 +285,13 @@ describe('the course calendar in the panel', () => {
     assert.equal(dueSentence(view, 'Due soon.'), 'Late: 80%.');
     view.due = { state: 'none', due: null, credit_now: null, sentence: 'No due date.' };
     assert.equal(dueSentence(view, null), null);
+  });
+
+  test('the calendar path names the assignment, each name encoded', () => {
+    assert.equal(
+      calendarPath({ course: 'demo', section: '1', assignment: 'lab 01/x' }),
+      'calendar/demo/1/lab%2001%2Fx'
+    );
   });
 
   test('held results say so instead of "Graded."', () => {
