@@ -195,17 +195,22 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
     let taken = take_into_queue(
         app,
         move |c, rules| {
-            // The calendar judges the commit's time, on the writer.
+            // The calendar judges the commit's time, on the writer; what it judged comes
+            // back with the answer (no second read for the 202's sentence).
+            let mut judged = None;
             let judge = |c: &rusqlite::Connection| -> Result<submissions::Received, DbError> {
                 let at = clock.now();
                 let lateness = crate::calendar::admit(c, calendar.as_deref(), &new.student(), at)?;
+                judged = lateness;
                 Ok(submissions::Received { at, lateness })
             };
-            submissions::submit(c, &new, &stored, rules, judge, crate::db::now_ms())
+            let taken = submissions::submit(c, &new, &stored, rules, judge, crate::db::now_ms())?;
+            Ok((taken, judged))
         },
-        |t| Some(*t),
+        |t| Some(t.0),
     )
     .await?;
+    let (taken, judged) = taken;
     match taken {
         Accepted::New(id) => {
             tracing::info!(submission_id = id, user = %user.name, course = %meta.course,
@@ -215,7 +220,7 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
             tracing::info!(submission_id = id, user = %user.name, "identical resubmission");
         }
     }
-    accepted(app, &headers, taken, &meta, &user.name).await
+    accepted(app, &headers, taken, judged, &meta, &user.name).await
 }
 
 /// Reserve a place in the queue (refusing when it is full), run `write` on the writer (it
@@ -273,6 +278,7 @@ async fn accepted(
     app: &AppState,
     headers: &HeaderMap,
     taken: Accepted,
+    judged: Option<crate::db::calendar::Lateness>,
     meta: &NotebookMetadata,
     user: &str,
 ) -> Result<Response, ApiError> {
@@ -290,27 +296,14 @@ async fn accepted(
             meta.assignment
         ),
     };
-    let dated = app
-        .courses
-        .lookup(meta)
-        .ok()
-        .is_some_and(|a| a.calendar.is_some());
-    let message = if dated {
-        let l = app
-            .db
-            .read(move |c| crate::db::calendar::lateness_of(c, id))
-            .await?;
-        match l {
-            Some(l) if l.late_ms == 0 => format!("{message} It is on time."),
-            Some(l) => format!(
-                "{message} It came {} after your due date: {}% of its score counts.",
-                crate::calendar::span(l.late_ms),
-                l.credit
-            ),
-            None => message,
-        }
-    } else {
-        message
+    let message = match judged {
+        Some(l) if l.late_ms == 0 => format!("{message} It is on time."),
+        Some(l) => format!(
+            "{message} It came {} after your due date: {}% of its score counts.",
+            crate::calendar::span(l.late_ms),
+            l.credit
+        ),
+        None => message,
     };
     if !wants_json(headers) {
         return Ok((StatusCode::ACCEPTED, format!("{message}\n")).into_response());
