@@ -100,19 +100,7 @@ fn shift(
     hours: Option<f64>,
     until: Option<&str>,
 ) -> anyhow::Result<i64> {
-    let ms = match until.filter(|u| !u.trim().is_empty()) {
-        Some(u) => Moment::parse(u).map_err(anyhow::Error::msg)?.ms - due.ms,
-        None => {
-            let h = days.unwrap_or(0.0) * 24.0 + hours.unwrap_or(0.0);
-            anyhow::ensure!(h.is_finite(), "days and hours must be numbers");
-            (h * 3_600_000.0) as i64
-        }
-    };
-    anyhow::ensure!(
-        (60_000..=366 * 86_400_000).contains(&ms),
-        "an extension is at least a minute and at most a year later than the due date"
-    );
-    Ok(ms)
+    super::extension_ms(due, days, hours, until).map_err(anyhow::Error::msg)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -199,7 +187,7 @@ impl CalendarCommand {
 }
 
 fn print_moved(m: &Moved) {
-    let pct = |f: Option<f64>| f.map_or("no grade".into(), |f| format!("{:.1}%", f * 100.0));
+    let pct = actions::percent;
     println!(
         "{}: score that counts {} -> {}{}",
         m.user,

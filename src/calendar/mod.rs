@@ -381,6 +381,40 @@ pub fn admit(
     }
 }
 
+/// How much later a student's deadlines move for an extension asked for as a new due
+/// date (`until`, RFC 3339 with its zone; it wins when given) or as days and hours: at
+/// least a minute and at most a year. The dashboard and the CLI both ask here.
+pub fn extension_ms(
+    due: Moment,
+    days: Option<f64>,
+    hours: Option<f64>,
+    until: Option<&str>,
+) -> Result<i64, String> {
+    let ms = match until.filter(|u| !u.trim().is_empty()) {
+        Some(u) => Moment::parse(u).map_err(|e| format!("until: {e}"))?.ms - due.ms,
+        None => {
+            let h = days.unwrap_or(0.0) * 24.0 + hours.unwrap_or(0.0);
+            if !h.is_finite() {
+                return Err("days and hours must be numbers".into());
+            }
+            (h * 3_600_000.0) as i64
+        }
+    };
+    if !(60_000..=366 * 86_400_000).contains(&ms) {
+        return Err(
+            "an extension is at least a minute and at most a year later than the due date".into(),
+        );
+    }
+    Ok(ms)
+}
+
+/// A staff action's reason as recorded: trimmed, at most 500 characters; `None` when
+/// empty (every action must say why).
+pub fn reason(text: &str) -> Option<String> {
+    let r = text.trim();
+    (!r.is_empty()).then(|| r.chars().take(500).collect())
+}
+
 /// "3 hours", "2 days", "1 day 12 hours", "45 minutes", "20 seconds": how long, for
 /// people. Days keep their hours (an extension of a day and a half is not "2 days").
 pub fn span(ms: i64) -> String {

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::Calendar;
 use crate::db::calendar::{self as store, AssignmentKey};
-use crate::db::scores::{self, StudentAssignment};
+use crate::db::scores::{self, Counted, StudentAssignment};
 use crate::db::states::ScorePolicy;
 use crate::db::{DbError, jobs};
 use crate::users::is_hub_user;
@@ -75,14 +75,7 @@ fn changing(
             c.grade_id,
             "the score that counts changed (course calendar)",
         )?;
-        // Jobs run by the system clock, not the calendar's.
-        jobs::queue_post(
-            conn,
-            c.submission_id,
-            c.grade_id,
-            horizon,
-            crate::db::now_ms(),
-        )?;
+        queue_post(conn, c, horizon)?;
         posted = true;
     }
     Ok(Moved {
@@ -91,6 +84,18 @@ fn changing(
         after: after.map(|c| c.fraction),
         posted,
     })
+}
+
+/// Queue the LMS post of `c`'s student. Jobs run by the system clock, not the calendar's.
+fn queue_post(conn: &Connection, c: &Counted, horizon_ms: i64) -> Result<(), DbError> {
+    jobs::queue_post(
+        conn,
+        c.submission_id,
+        c.grade_id,
+        horizon_ms,
+        crate::db::now_ms(),
+    )?;
+    Ok(())
 }
 
 /// [`changing`], then record `action` in the calendar log with `detail` and the move.
@@ -252,14 +257,7 @@ fn post_all(
             scope.post_horizon_ms,
             scores::counted(conn, &key, scope.policy)?,
         ) {
-            // Jobs run by the system clock, not the calendar's.
-            jobs::queue_post(
-                conn,
-                c.submission_id,
-                c.grade_id,
-                horizon,
-                crate::db::now_ms(),
-            )?;
+            queue_post(conn, &c, horizon)?;
             posts += 1;
         }
     }
@@ -321,12 +319,7 @@ pub fn restamp_assignment(
         store::set_fingerprint(conn, a, &fingerprint)?;
         return Ok(0);
     }
-    let mut users: Vec<String> = store::received_all(conn, a)?
-        .into_iter()
-        .map(|(_, user, _)| user)
-        .collect();
-    users.sort();
-    users.dedup();
+    let users = store::judged_students(conn, a)?;
     let mut moved = 0;
     for user in &users {
         let m = changing(conn, scope, &a.student(user), |_| Ok(()))?;
@@ -354,8 +347,13 @@ pub fn restamp_assignment(
     Ok(moved)
 }
 
+/// A fraction that counts, for people: "72.0%", or "no grade".
+pub fn percent(f: Option<f64>) -> String {
+    f.map_or("no grade".to_string(), |f| format!("{:.1}%", f * 100.0))
+}
+
 fn with_move(detail: String, m: &Moved) -> String {
-    let pct = |f: Option<f64>| f.map_or("no grade".to_string(), |f| format!("{:.1}%", f * 100.0));
+    let pct = percent;
     if m.before == m.after {
         format!("{detail}; score that counts unchanged ({})", pct(m.after))
     } else {

@@ -172,24 +172,32 @@ pub fn apply(
             section: v.section.clone(),
             assignment: v.assignment.clone(),
         };
-        if let Some(cal) = &calendar {
-            let released = store::release_of(conn, &AssignmentKey::of(&key))?.is_some();
-            if !cal.results_shown(released, now) {
-                v.results_held = true;
-                // Only a score is held: a notebook that could not be graded (time limit,
-                // memory, no results) says so, so its student can submit again in time.
-                if v.grade
-                    .as_ref()
-                    .is_some_and(|g| g.status == GradeStatus::Graded)
-                {
-                    v.grade = None;
-                    v.message = Some(HELD.into());
-                }
+        // The due view knows whether results are held; without it, ask the release.
+        let due = match with_due {
+            true => Some(due_view(conn, calendar.as_deref(), &key, now)?),
+            false => None,
+        };
+        let held = match (&due, &calendar) {
+            (Some(d), _) => d.results_held,
+            (None, Some(cal)) => {
+                let released = store::release_of(conn, &AssignmentKey::of(&key))?.is_some();
+                !cal.results_shown(released, now)
+            }
+            (None, None) => false,
+        };
+        if held {
+            v.results_held = true;
+            // Only a score is held: a notebook that could not be graded (time limit,
+            // memory, no results) says so, so its student can submit again in time.
+            if v.grade
+                .as_ref()
+                .is_some_and(|g| g.status == GradeStatus::Graded)
+            {
+                v.grade = None;
+                v.message = Some(HELD.into());
             }
         }
-        if with_due {
-            v.due = Some(due_view(conn, calendar.as_deref(), &key, now)?);
-        }
+        v.due = due;
     }
     Ok(())
 }

@@ -324,20 +324,13 @@ pub fn received(conn: &Connection, key: &StudentAssignment) -> Result<Vec<(i64, 
     Ok(rows)
 }
 
-/// Every submission of the assignment that the calendar judges: id, user and when it was
-/// committed.
-pub fn received_all(
-    conn: &Connection,
-    a: &AssignmentKey,
-) -> Result<Vec<(i64, String, i64)>, DbError> {
-    let sql = format!(
-        "SELECT id, user, received_at FROM submissions WHERE {KEY} AND {NOT_XQUEUE} ORDER BY id"
-    );
+/// The students with submissions of the assignment that the calendar judges, by name.
+pub fn judged_students(conn: &Connection, a: &AssignmentKey) -> Result<Vec<String>, DbError> {
+    let sql =
+        format!("SELECT DISTINCT user FROM submissions WHERE {KEY} AND {NOT_XQUEUE} ORDER BY user");
     let rows = conn
         .prepare_cached(&sql)?
-        .query_map(params![a.course, a.section, a.assignment], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
+        .query_map(params![a.course, a.section, a.assignment], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }

@@ -15,7 +15,7 @@ use super::error::{ApiError, ErrorBody};
 use super::pages::{self, layout};
 use super::staff_access::Staff;
 use crate::calendar::staff::{self as actions, Moved};
-use crate::calendar::{Moment, views};
+use crate::calendar::views;
 use crate::course::Assignment;
 use crate::db::calendar::{AssignmentKey, DueView};
 use crate::db::scores::StudentAssignment;
@@ -80,13 +80,9 @@ async fn staff_assignment<'a>(
 }
 
 fn reason_of(reason: &str) -> Result<String, ApiError> {
-    let r = reason.trim();
-    if r.is_empty() {
-        return Err(ApiError::BadRequest(
-            "say why (the reason is recorded with the action)".into(),
-        ));
-    }
-    Ok(r.chars().take(500).collect())
+    crate::calendar::reason(reason).ok_or_else(|| {
+        ApiError::BadRequest("say why (the reason is recorded with the action)".into())
+    })
 }
 
 /// Users named in a form: separated by commas, spaces or lines.
@@ -116,7 +112,7 @@ fn users_of(text: &str) -> Result<Vec<String>, ApiError> {
 }
 
 fn moved_line(m: &Moved) -> String {
-    let pct = |f: Option<f64>| f.map_or("no grade".into(), |f| format!("{:.1}%", f * 100.0));
+    let pct = actions::percent;
     let posted = if m.posted {
         "; sent to the LMS again"
     } else {
@@ -239,28 +235,8 @@ pub async fn extensions(
     let shift = if f.remove {
         None
     } else {
-        let ms = match (&f.until, f.days, f.hours) {
-            (Some(t), _, _) if !t.trim().is_empty() => {
-                let t =
-                    Moment::parse(t).map_err(|e| ApiError::BadRequest(format!("until: {e}")))?;
-                t.ms - cal.due.ms
-            }
-            (_, d, h) => {
-                let h = d.unwrap_or(0.0) * 24.0 + h.unwrap_or(0.0);
-                if !h.is_finite() {
-                    return Err(ApiError::BadRequest(
-                        "days and hours must be numbers".into(),
-                    ));
-                }
-                (h * 3_600_000.0) as i64
-            }
-        };
-        if !(60_000..=366 * 86_400_000).contains(&ms) {
-            return Err(ApiError::BadRequest(
-                "an extension is at least a minute and at most a year later than the due date"
-                    .into(),
-            ));
-        }
+        let ms = crate::calendar::extension_ms(cal.due, f.days, f.hours, f.until.as_deref())
+            .map_err(ApiError::BadRequest)?;
         Some(ms)
     };
     let by = staff.by();
