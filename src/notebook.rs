@@ -4,6 +4,7 @@
 //! otter-service's `metadata.otter_service.{course, section, assignment}` and
 //! gofer_service's top-level `metadata.{course, section, lab|assignment}`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::Value;
@@ -134,6 +135,52 @@ pub struct Submission {
     pub metadata: NotebookMetadata,
 }
 
+/// A submitted body read where it lies: the notebook's bytes borrowed from the body (owned
+/// only when `nb` held the notebook as JSON text) and its assignment. The intake hashes
+/// and compresses the notebook from here without copying it first.
+#[derive(Debug)]
+pub struct SubmissionIn<'a> {
+    pub notebook: Cow<'a, [u8]>,
+    pub metadata: NotebookMetadata,
+}
+
+/// A body that is exactly `{"nb": <notebook object>}`, the form every Submit client sends:
+/// read in one scan of the notebook. Anything else (another member, `nb` twice, `nb` as
+/// text, a key spelt with escapes) fails here and is read by the general path, which
+/// also words the errors.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnlyNb<'a> {
+    #[serde(borrow)]
+    nb: Shallow<'a>,
+}
+
+/// Where the notebook object lies in a body of the form `{"nb": {...}}` (JSON whitespace
+/// allowed between the tokens), judged by its first and last tokens only: the caller
+/// has parsed the body as [`OnlyNb`], so what lies between is that one object.
+fn only_nb_span(body: &[u8]) -> Option<std::ops::Range<usize>> {
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let skip = |mut i: usize| {
+        while body.get(i).is_some_and(ws) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip(0);
+    for token in [&b"{"[..], b"\"nb\"", b":"] {
+        if !body[i..].starts_with(token) {
+            return None;
+        }
+        i = skip(i + token.len());
+    }
+    if body.get(i) != Some(&b'{') {
+        return None;
+    }
+    let close = body.iter().rposition(|b| !ws(b))?;
+    let end = body[..close].iter().rposition(|b| !ws(b))? + 1;
+    (body[close] == b'}' && end > i && body[end - 1] == b'}').then_some(i..end)
+}
+
 /// The top level of a body: a notebook, or `{"nb": notebook}` (gofer_submit, otter-submit).
 #[derive(serde::Deserialize)]
 struct Shallow<'a> {
@@ -159,26 +206,50 @@ impl Submission {
     /// Read a body holding a notebook or `{"nb": notebook}` (`nb` may also be the
     /// notebook's JSON text).
     pub fn read(body: &[u8]) -> Result<Self, MetadataError> {
+        let read = Self::read_in_place(body)?;
+        Ok(Self {
+            notebook: read.notebook.into_owned(),
+            metadata: read.metadata,
+        })
+    }
+
+    /// [`Submission::read`] without copying the notebook out of the body.
+    pub fn read_in_place(body: &[u8]) -> Result<SubmissionIn<'_>, MetadataError> {
+        // The usual body, `{"nb": {...}}`, in one scan (the general path below scans the
+        // notebook twice: for the end of `nb`, then for its cells and metadata).
+        if let Some(span) = only_nb_span(body)
+            && let Ok(only) = serde_json::from_slice::<OnlyNb<'_>>(body)
+        {
+            return Ok(SubmissionIn {
+                notebook: Cow::Borrowed(&body[span]),
+                metadata: Self::check(only.nb)?,
+            });
+        }
+        Self::read_general(body)
+    }
+
+    /// Any body form, the notebook scanned twice when wrapped.
+    fn read_general(body: &[u8]) -> Result<SubmissionIn<'_>, MetadataError> {
         let top = shallow(body)?;
         let Some(nb) = top.nb.filter(|_| top.cells.is_none()) else {
-            return Self::from_notebook(body.to_vec(), top);
+            return Ok(SubmissionIn {
+                metadata: Self::check(top)?,
+                notebook: Cow::Borrowed(body),
+            });
         };
         let nb = nb.get();
         if nb.starts_with('"') {
             let text: String =
                 serde_json::from_str(nb).map_err(|e| MetadataError::NotJson(e.to_string()))?;
-            let inner = shallow(text.as_bytes())?;
-            let metadata = Self::check(inner)?;
-            return Ok(Self {
-                notebook: text.into_bytes(),
+            let metadata = Self::check(shallow(text.as_bytes())?)?;
+            return Ok(SubmissionIn {
+                notebook: Cow::Owned(text.into_bytes()),
                 metadata,
             });
         }
-        let inner = shallow(nb.as_bytes())?;
-        let metadata = Self::check(inner)?;
-        Ok(Self {
-            notebook: nb.as_bytes().to_vec(),
-            metadata,
+        Ok(SubmissionIn {
+            metadata: Self::check(shallow(nb.as_bytes())?)?,
+            notebook: Cow::Borrowed(nb.as_bytes()),
         })
     }
 
@@ -192,14 +263,6 @@ impl Submission {
         }
         Ok(Self {
             notebook: body.to_vec(),
-            metadata,
-        })
-    }
-
-    fn from_notebook(bytes: Vec<u8>, top: Shallow<'_>) -> Result<Self, MetadataError> {
-        let metadata = Self::check(top)?;
-        Ok(Self {
-            notebook: bytes,
             metadata,
         })
     }
@@ -262,6 +325,44 @@ mod tests {
             Submission::read(as_text.as_bytes()).unwrap().notebook,
             raw.as_bytes()
         );
+    }
+
+    #[test]
+    fn the_one_scan_reading_agrees_with_the_general_one() {
+        let nb = json!({"cells": [{"cell_type": "code", "source": "print(\"}\")"}],
+            "metadata": {"otter_service": {"course": "c", "section": "1", "assignment": "a"}},
+            "nb": "a notebook may hold a key named nb"})
+        .to_string();
+        let no_meta = json!({"cells": [], "metadata": {}}).to_string();
+        let bodies = [
+            format!("{{\"nb\":{nb}}}"),
+            format!(" \r\n{{ \"nb\" :\t{nb} \n}}\n "),
+            format!("{{\"nb\": {no_meta}}}"),
+            "{\"nb\": {\"cells\": 3}}".to_string(),
+            format!("{{\"nb\": {nb}, \"nb\": {no_meta}}}"),
+            format!("{{\"nb\": {nb}, \"extra\": 1}}"),
+            format!("{{\"\\u006eb\": {nb}}}"),
+            format!("{{\"nb\": {nb}"),
+            format!("{{\"nb\": {nb}}} trailing"),
+            json!({ "nb": nb }).to_string(),
+            nb.clone(),
+        ];
+        for body in &bodies {
+            let fast = Submission::read_in_place(body.as_bytes());
+            let general = Submission::read_general(body.as_bytes());
+            match (fast, general) {
+                (Ok(f), Ok(g)) => {
+                    assert_eq!(f.notebook, g.notebook, "{body}");
+                    assert_eq!(f.metadata, g.metadata, "{body}");
+                }
+                (Err(f), Err(g)) => assert_eq!(f, g, "{body}"),
+                (f, g) => panic!("{body}: one scan {f:?}, general {g:?}"),
+            }
+        }
+        // The usual body is read where it lies, and gives the notebook as sent.
+        let read = Submission::read_in_place(bodies[1].as_bytes()).unwrap();
+        assert!(matches!(read.notebook, Cow::Borrowed(_)));
+        assert_eq!(read.notebook.as_ref(), nb.as_bytes());
     }
 
     #[test]

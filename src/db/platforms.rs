@@ -10,7 +10,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::notebooks::StoredNotebook;
+use super::notebooks::{self, StoredNotebook};
 use super::states::SubmissionState;
 use super::submissions::{self, Accepted, IntakeRules, NewSubmission};
 use super::{DbError, events, jobs};
@@ -260,28 +260,39 @@ pub fn submit(
     now: i64,
 ) -> Result<Taken, DbError> {
     if let Some(key) = &p.idempotency_key {
-        let used: Option<(i64, bool)> = conn
+        let used: Option<(i64, bool, Option<String>)> = conn
             .prepare_cached(
                 "SELECT k.submission_id,
-                        s.notebook_sha256 = ?3 AND s.user = ?4 AND s.course = ?5
-                        AND s.section = ?6 AND s.assignment = ?7
+                        s.user = ?3 AND s.course = ?4 AND s.section = ?5 AND s.assignment = ?6,
+                        s.notebook_sha256
                    FROM platform_keys k JOIN submissions s ON s.id = k.submission_id
                   WHERE k.platform = ?1 AND k.idempotency_key = ?2",
             )?
             .query_row(
-                params![
-                    p.platform,
-                    key,
-                    stored.sha256,
-                    s.user,
-                    s.course,
-                    s.section,
-                    s.assignment
-                ],
-                |r| Ok((r.get(0)?, r.get::<_, Option<bool>>(1)?.unwrap_or(false))),
+                params![p.platform, key, s.user, s.course, s.section, s.assignment],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get::<_, Option<bool>>(1)?.unwrap_or(false),
+                        r.get(2)?,
+                    ))
+                },
             )
             .optional()?;
-        if let Some((id, same)) = used {
+        if let Some((id, same_student, sha256)) = used {
+            let same = same_student
+                && match sha256 {
+                    Some(h) if h == stored.sha256 => true,
+                    // Stored by a zstd that compressed it differently (or before hashes).
+                    _ => {
+                        let kept: Vec<u8> = conn.query_row(
+                            "SELECT notebook FROM submissions WHERE id = ?1",
+                            [id],
+                            |r| r.get(0),
+                        )?;
+                        notebooks::same_notebook(stored, kept)
+                    }
+                };
             return Ok(if same {
                 Taken::Again(id)
             } else {
@@ -568,4 +579,61 @@ pub fn counts(conn: &Connection) -> Result<Vec<(String, String, i64)>, DbError> 
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::notebooks;
+    use crate::db::submissions::Received;
+
+    #[test]
+    fn a_retry_of_a_notebook_stored_by_another_zstd_is_the_same_submission() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrations_apply(&mut c).unwrap();
+        c.execute(
+            "INSERT INTO platforms (name, token_sha256, courses, priorities, webhook_secret,
+                                    created_at) VALUES ('p', 'h', '[]', '[]', 's', 0)",
+            [],
+        )
+        .unwrap();
+        let p = PlatformSubmission {
+            platform: "p".into(),
+            platform_user: "u".into(),
+            idempotency_key: Some("k".into()),
+            priority: ("student".into(), jobs::STUDENT),
+        };
+        let notebook = br#"{"cells": [], "metadata": {}, "text": "abcabcabcabcabcabcabcabc"}"#;
+        let mut s = NewSubmission::sample("platform:p:u");
+        s.notebook = notebook.to_vec();
+        let submit = |stored: &StoredNotebook, s: &NewSubmission| {
+            super::submit(
+                &c,
+                &p,
+                s,
+                stored,
+                &IntakeRules {
+                    max_attempts: 3,
+                    per_student: 5,
+                },
+                |_| Ok(Received::at(1)),
+                1,
+            )
+            .unwrap()
+        };
+        // First taken as a zstd that compressed differently would have stored it: here,
+        // kept as sent (as before notebooks were compressed), hashed as such.
+        let as_sent = StoredNotebook {
+            bytes: notebook.to_vec(),
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(notebook)),
+        };
+        let first = submit(&as_sent, &s);
+        assert!(matches!(first, Taken::Accepted(Accepted::New(_))));
+        let packed = notebooks::pack(notebook);
+        assert_ne!(packed.sha256, as_sent.sha256);
+        assert_eq!(submit(&packed, &s), Taken::Again(first.id()));
+        // Another notebook under the same key is still refused.
+        let other = notebooks::pack(br#"{"cells": [], "metadata": {}, "text": "other"}"#);
+        assert_eq!(submit(&other, &s), Taken::KeyReused(first.id()));
+    }
 }

@@ -18,6 +18,8 @@ pub struct NewSubmission {
     pub course: String,
     pub section: String,
     pub assignment: String,
+    /// The notebook as sent, for [`accept`], which packs it on the writer. Empty when the
+    /// caller packed it itself and hands [`submit`] the packed form.
     pub notebook: Vec<u8>,
     /// `X-Otter-Notebook-Path`, kept as information only.
     pub notebook_path: Option<String>,

@@ -165,10 +165,14 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
         BodyKind::Multipart => multipart_file(req, limit).await?,
         _ => body_bytes(req, limit).await?,
     };
-    let Submission {
-        notebook,
-        metadata: meta,
-    } = Submission::read(&bytes)?;
+    // Hashed and compressed here, on this request's worker, not on the single writer, and
+    // from the body where it lies. Only the compressed copy waits for the writer: the body
+    // is let go first (200 requests waiting on a commit held 12 MiB more with it).
+    let (stored, meta) = {
+        let read = Submission::read_in_place(&bytes)?;
+        (notebooks::pack(&read.notebook), read.metadata)
+    };
+    drop(bytes);
     let assignment = app.courses.lookup(&meta)?;
     if !assignment.autograder_zip.is_file() {
         tracing::error!(zip = %assignment.autograder_zip.display(), "autograder zip missing");
@@ -183,14 +187,13 @@ async fn receive(app: &AppState, user: HubUser, req: Request) -> Result<Response
         course: meta.course.to_string(),
         section: meta.section.to_string(),
         assignment: meta.assignment.to_string(),
-        notebook,
+        // Packed above: `submissions::submit` stores `stored`.
+        notebook: Vec::new(),
         notebook_path: headers
             .get("x-otter-notebook-path")
             .and_then(|v| v.to_str().ok())
             .map(|p| p.chars().take(500).collect()),
     };
-    // Hashed and compressed here, on this request's worker, not on the single writer.
-    let stored = notebooks::pack(&new.notebook);
     let (calendar, clock) = (assignment.calendar.clone(), app.clock.clone());
     let taken = take_into_queue(
         app,

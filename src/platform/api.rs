@@ -580,7 +580,7 @@ async fn take(app: &AppState, platform: Platform, req: Request) -> Result<Respon
             meta.assignment.as_str()
         ))));
     }
-    let new = NewSubmission {
+    let mut new = NewSubmission {
         user: crate::users::platform_user(&platform.name, &user),
         course: meta.course.to_string(),
         section: meta.section.to_string(),
@@ -594,7 +594,8 @@ async fn take(app: &AppState, platform: Platform, req: Request) -> Result<Respon
         idempotency_key: key,
         priority: (priority, class),
     };
-    let stored = notebooks::pack(&new.notebook);
+    // Packed here, off the writer; only the compressed copy waits for it.
+    let stored = notebooks::pack(&std::mem::take(&mut new.notebook));
     // The same calendar as the JupyterHub door: one rule per assignment, whichever door.
     let (calendar, clock) = (assignment.calendar.clone(), app.clock.clone());
     let taken = take_into_queue(
