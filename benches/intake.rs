@@ -6,8 +6,9 @@
 //! scripts/setup-jupyterhub.sh). Knobs: INTAKE_CLIENTS (200), INTAKE_SECS (10),
 //! INTAKE_FILL (10000, the queue depth at which RSS is read), INTAKE_STUDENTS (as many as
 //! clients: the tokens the clients share), INTAKE_PIN (1: on a machine
-//! with two or more cores, the service runs on one core and the load generator on the
-//! others, so the generator cannot take the service's CPU; 0: no pinning), INTAKE_JSON
+//! with two or more cores, the service is started on one core, and so sizes its runtime
+//! for one, and the load generator runs on the others, so the generator cannot take the
+//! service's CPU; 0: no pinning), INTAKE_JSON
 //! (0: answers as the classic button reads them; 1: `Accept: application/json`, as the
 //! JupyterLab Submit button asks, so every 202 carries the submission's view and queue
 //! place), INTAKE_CALENDAR (0; 1: the assignment has a course calendar and every student
@@ -207,7 +208,9 @@ async fn main() {
             "off"
         }
     );
-    let service = ServiceProcess::start(dir.path(), p, &toml);
+    let pinned = env_or("INTAKE_PIN", 1) == 1;
+    let service =
+        cpu::start_on_service_core(pinned, || ServiceProcess::start(dir.path(), p, &toml));
     if calendar {
         let c = rusqlite::Connection::open(&service.db_path).unwrap();
         for i in 0..tokens.len() {
@@ -223,7 +226,7 @@ async fn main() {
     load(&url, &tokens, &body, tokens.len(), 30, tokens.len() as u64).await;
 
     let pid = service_pid(&service);
-    let placement = cpu::place_apart(pid, env_or("INTAKE_PIN", 1) == 1);
+    let placement = cpu::place_apart(pid, pinned);
     let before = cpu::Snapshot::take(pid);
     let (ok, refused, lat, elapsed) = load(&url, &tokens, &body, clients, secs, u64::MAX).await;
     let after = cpu::Snapshot::take(pid);

@@ -93,6 +93,30 @@ pub fn pin(pid: u32, cores: &[usize]) -> bool {
     all
 }
 
+/// Run `start` (which starts the service) with this thread on the last allowed core only,
+/// when `apart` and the machine has two or more, so the service starts on the core
+/// [`place_apart`] keeps it on and sizes itself for one core (its async runtime starts one
+/// worker per core it may use), as a service deployed on a one-core allotment would.
+/// Pinned only after it started, it would run two runtime workers time-sliced on one core.
+pub fn start_on_service_core<T>(apart: bool, start: impl FnOnce() -> T) -> T {
+    let cores = allowed_cores();
+    let Some(&last) = cores.last().filter(|_| apart && cores.len() > 1) else {
+        return start();
+    };
+    let set_thread = |cores: &[usize]| {
+        // SAFETY: as in `pin`, for the calling thread (tid 0).
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for &core in cores {
+            unsafe { libc::CPU_SET(core, &mut set) };
+        }
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }
+    };
+    set_thread(&[last]);
+    let started = start();
+    set_thread(&cores);
+    started
+}
+
 /// CPU seconds read at one moment: the service's, the generator's, the machine's.
 #[derive(Clone, Copy)]
 pub struct Snapshot {
