@@ -68,6 +68,9 @@ impl Service {
         }
         let db = Db::open(&settings.database.path)
             .with_context(|| format!("opening database {}", settings.database.path.display()))?;
+        if settings.database.release_page_cache {
+            db.release_written_pages();
+        }
         let tool_keys = tool_keys(&settings, &courses)?;
         let ags = match &tool_keys {
             Some(keys) => {

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod lti13;
 mod migrations;
 pub mod notebooks;
+mod page_cache;
 pub mod platforms;
 pub mod retention;
 pub mod scores;
@@ -152,6 +153,13 @@ impl Db {
                 waiting: Arc::default(),
             }),
         })
+    }
+
+    /// From now on, let the kernel reuse the page-cache pages of the database file's older
+    /// part once written (`database.release_page_cache`; see [`page_cache`]), for as long
+    /// as this database is open.
+    pub fn release_written_pages(&self) {
+        page_cache::spawn_releaser(&self.inner.path, Arc::downgrade(&self.inner));
     }
 
     /// The other students' waiting counts, shared between queue places (see
