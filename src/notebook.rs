@@ -217,15 +217,25 @@ impl Submission {
     pub fn read_in_place(body: &[u8]) -> Result<SubmissionIn<'_>, MetadataError> {
         // The usual body, `{"nb": {...}}`, in one scan (the general path below scans the
         // notebook twice: for the end of `nb`, then for its cells and metadata).
-        if let Some(span) = only_nb_span(body)
-            && let Ok(only) = serde_json::from_slice::<OnlyNb<'_>>(body)
+        let read = match only_nb_span(body)
+            .and_then(|span| Some((span, serde_json::from_slice::<OnlyNb<'_>>(body).ok()?)))
         {
-            return Ok(SubmissionIn {
+            Some((span, only)) => SubmissionIn {
                 notebook: Cow::Borrowed(&body[span]),
                 metadata: Self::check(only.nb)?,
-            });
+            },
+            None => Self::read_general(body)?,
+        };
+        // serde_json checks the UTF-8 of what it decodes, not of the strings it skips (the
+        // cells): a notebook is JSON text, and one that is not UTF-8 is refused here, not
+        // stored to fail in the grader.
+        if let Err(e) = std::str::from_utf8(&read.notebook) {
+            return Err(MetadataError::NotJson(format!(
+                "the notebook is not UTF-8 text (invalid byte at offset {})",
+                e.valid_up_to()
+            )));
         }
-        Self::read_general(body)
+        Ok(read)
     }
 
     /// Any body form, the notebook scanned twice when wrapped.
@@ -358,6 +368,26 @@ mod tests {
                 (Err(f), Err(g)) => assert_eq!(f, g, "{body}"),
                 (f, g) => panic!("{body}: one scan {f:?}, general {g:?}"),
             }
+        }
+        // Bytes that are not UTF-8 inside a skipped cell are refused by both readings, in
+        // every body form (serde_json does not check what it skips).
+        let bad = nb.replace("print", "pr\u{1}int").into_bytes();
+        let at = bad.iter().position(|b| *b == 1).unwrap();
+        let mut bad = bad;
+        bad[at] = 0xff;
+        for body in [
+            [&b"{\"nb\": "[..], &bad, b"}"].concat(),
+            bad.clone(),
+            [&b"{\"nb\": "[..], &bad, b", \"x\": 1}"].concat(),
+        ] {
+            assert!(
+                matches!(
+                    Submission::read_in_place(&body),
+                    Err(MetadataError::NotJson(_))
+                ),
+                "{:?}",
+                Submission::read_in_place(&body)
+            );
         }
         // The usual body is read where it lies, and gives the notebook as sent.
         let read = Submission::read_in_place(bodies[1].as_bytes()).unwrap();

@@ -17,10 +17,14 @@
 //! graded, a page no connection has cached. The WAL, where every recent page is read
 //! from, is never released. The kernel does not drop dirty pages (`POSIX_FADV_DONTNEED`
 //! only starts their writeback), so nothing unwritten is lost or delayed.
+//!
+//! The descriptor this opens on the database file is never closed (see [`descriptor`]).
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::sync::Weak;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// The newest part of the database file kept in the page cache: the tables and indexes
@@ -55,18 +59,42 @@ impl Releaser {
     }
 }
 
+/// A descriptor of the database file at `path`, opened once per process and never
+/// closed. SQLite locks the database file with POSIX advisory locks, and closing *any*
+/// descriptor of a file drops every such lock the process holds on it (SQLite's "How To
+/// Corrupt An SQLite Database File", 2.2): a descriptor of ours closed while the service's
+/// connections are open would let another process (the CLI) take the database for
+/// unused and delete the live WAL. One descriptor per database path for the life of the
+/// process costs nothing of note.
+fn descriptor(path: &Path) -> std::io::Result<Arc<File>> {
+    static OPEN: Mutex<Option<HashMap<PathBuf, Arc<File>>>> = Mutex::new(None);
+    let key = path.canonicalize()?;
+    let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+    let open = open.get_or_insert_with(HashMap::new);
+    if let Some(f) = open.get(&key) {
+        return Ok(f.clone());
+    }
+    let f = Arc::new(File::open(&key)?);
+    open.insert(key, f.clone());
+    Ok(f)
+}
+
 /// Release the older pages of the database file at `path` every [`EVERY`], for as long as
 /// `alive` (the database) can be upgraded.
 pub fn spawn_releaser<T: Send + Sync + 'static>(path: &Path, alive: Weak<T>) {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
+    let opened = descriptor(path).and_then(|f| {
+        let len = f.metadata()?.len();
+        Ok((f, len))
+    });
+    let (file, len) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             tracing::warn!(db = %path.display(), error = %e,
                 "the database file cannot be opened to release its page cache");
             return;
         }
     };
-    let mut releaser = Releaser::starting_at(file.metadata().map(|m| m.len()).unwrap_or(0));
+    let mut releaser = Releaser::starting_at(len);
     let spawned = std::thread::Builder::new()
         .name("db-pagecache".into())
         .spawn(move || {
@@ -76,7 +104,7 @@ pub fn spawn_releaser<T: Send + Sync + 'static>(path: &Path, alive: Weak<T>) {
                     continue;
                 };
                 if let Some((offset, len)) = releaser.next(len) {
-                    // SAFETY: advice about a byte range of a descriptor this thread owns.
+                    // SAFETY: advice about a byte range of a descriptor that stays open.
                     unsafe {
                         libc::posix_fadvise(
                             file.as_raw_fd(),
@@ -112,6 +140,44 @@ mod tests {
     }
 
     #[test]
+    fn the_releaser_never_drops_the_database_locks_of_this_process() {
+        // SQLite's locks are POSIX locks: closing any descriptor of the file would drop
+        // them. Hold a read lock as a connection does, start and stop a releaser (its
+        // thread sees the database gone and ends), and the lock must still be held: a
+        // child process cannot take a write lock.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = dir.path().join("db");
+        std::fs::write(&path, b"x").unwrap();
+        let mine = File::open(&path).unwrap();
+        let lock = libc::flock {
+            l_type: libc::F_RDLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        // SAFETY: fcntl on a descriptor we own with a valid flock.
+        assert_eq!(
+            unsafe { libc::fcntl(mine.as_raw_fd(), libc::F_SETLK, &lock) },
+            0
+        );
+        let alive = Arc::new(());
+        spawn_releaser(&path, Arc::downgrade(&alive));
+        drop(alive);
+        std::thread::sleep(EVERY * 3);
+        let script = format!(
+            "import fcntl, sys\nf = open({:?}, 'r+')\ntry:\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    sys.exit(1)\nexcept OSError:\n    sys.exit(0)\n",
+            path.display().to_string()
+        );
+        let status = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .status()
+            .unwrap();
+        assert!(status.success(), "another process took the write lock");
+        drop(mine);
+    }
+
+    #[test]
     fn pages_written_and_synced_leave_the_page_cache() {
         // The kernel's own count of a file's cached pages, read with mincore.
         fn cached_pages(path: &Path) -> usize {
@@ -135,11 +201,12 @@ mod tests {
                 vec.iter().filter(|b| **b & 1 == 1).count()
             }
         }
-        let dir = tempfile::tempdir().unwrap();
+        // On disk, not in a tmpfs /tmp (whose pages are not a cache and are never dropped).
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let path = dir.path().join("db");
         std::fs::write(&path, b"").unwrap();
-        let alive = std::sync::Arc::new(());
-        spawn_releaser(&path, std::sync::Arc::downgrade(&alive));
+        let alive = Arc::new(());
+        spawn_releaser(&path, Arc::downgrade(&alive));
         // Written as SQLite's checkpoints write: a few MiB at a time, each synced.
         let mut file = std::fs::OpenOptions::new()
             .append(true)
