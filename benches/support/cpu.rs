@@ -67,17 +67,23 @@ pub fn allowed_cores() -> Vec<usize> {
         .collect()
 }
 
+/// The set of `cores`, as sched_setaffinity takes it.
+fn cpu_set(cores: &[usize]) -> libc::cpu_set_t {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET only writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &core in cores {
+        unsafe { libc::CPU_SET(core, &mut set) };
+    }
+    set
+}
+
 /// Pin every thread of process `pid` to `cores` (threads it starts later inherit them).
 /// False if any thread could not be pinned.
 pub fn pin(pid: u32, cores: &[usize]) -> bool {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
     };
-    // SAFETY: as in `allowed_cores`; CPU_SET only writes inside the set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &core in cores {
-        unsafe { libc::CPU_SET(core, &mut set) };
-    }
+    let set = cpu_set(cores);
     let mut all = true;
     for task in tasks.flatten() {
         let Some(tid) = task
@@ -104,12 +110,10 @@ pub fn start_on_service_core<T>(apart: bool, start: impl FnOnce() -> T) -> T {
         return start();
     };
     let set_thread = |cores: &[usize]| {
-        // SAFETY: as in `pin`, for the calling thread (tid 0).
-        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-        for &core in cores {
-            unsafe { libc::CPU_SET(core, &mut set) };
+        // SAFETY: a valid set for the calling thread (tid 0).
+        unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &cpu_set(cores))
         }
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) }
     };
     set_thread(&[last]);
     let started = start();

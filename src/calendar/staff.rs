@@ -221,21 +221,25 @@ pub fn release(
         return Ok(None);
     }
     let students = store::graded_students(conn, a)?;
-    let posts = post_all(conn, scope, a, &students)?;
-    let detail = format!(
-        "results of {} student(s) shown; {posts} post(s) to the LMS queued",
-        students.len()
-    );
-    store::log(
-        conn,
-        scope.now,
-        scope.by,
-        a,
-        None,
-        "results released",
-        &detail,
-    )?;
+    show_and_log(conn, scope, a, &students, "results released", |n, posts| {
+        format!("results of {n} student(s) shown; {posts} post(s) to the LMS queued")
+    })?;
     Ok(Some(students.len()))
+}
+
+/// Show `students`' held results and send their scores ([`post_all`]), and write it in
+/// the calendar log as `what`, with `detail(students, posts queued)`.
+fn show_and_log(
+    conn: &Connection,
+    scope: &Scope<'_>,
+    a: &AssignmentKey,
+    students: &[String],
+    what: &str,
+    detail: impl FnOnce(usize, usize) -> String,
+) -> Result<(), DbError> {
+    let posts = post_all(conn, scope, a, students)?;
+    let detail = detail(students.len(), posts);
+    store::log(conn, scope.now, scope.by, a, None, what, &detail)
 }
 
 /// Unhold `students`' grades and queue the posts of the JupyterHub users among them (in
@@ -282,20 +286,18 @@ pub fn unhold_shown(
     if students.is_empty() {
         return Ok(0);
     }
-    let posts = post_all(conn, scope, a, &students)?;
-    let detail = format!(
-        "the course config no longer holds results: {} student(s)' held results shown; \
-         {posts} post(s) to the LMS queued",
-        students.len()
-    );
-    store::log(
+    show_and_log(
         conn,
-        scope.now,
-        scope.by,
+        scope,
         a,
-        None,
+        &students,
         "results no longer held",
-        &detail,
+        |n, posts| {
+            format!(
+                "the course config no longer holds results: {n} student(s)' held results shown; \
+             {posts} post(s) to the LMS queued"
+            )
+        },
     )?;
     Ok(students.len())
 }

@@ -361,9 +361,19 @@ pub fn lateness_of(conn: &Connection, submission_id: i64) -> Result<Option<Laten
 /// Students with at least one grade on the assignment, in the order their first grade
 /// was stored.
 pub fn graded_students(conn: &Connection, a: &AssignmentKey) -> Result<Vec<String>, DbError> {
+    students_with_grades(conn, a, "")
+}
+
+/// Students with a grade on the assignment that also meets `and` (SQL on `g`, the grade,
+/// starting with `AND`, or empty), in the order their first such grade was stored.
+fn students_with_grades(
+    conn: &Connection,
+    a: &AssignmentKey,
+    and: &str,
+) -> Result<Vec<String>, DbError> {
     let sql = format!(
         "SELECT s.user FROM grades g JOIN submissions s ON s.id = g.submission_id
-         WHERE s.{} GROUP BY s.user ORDER BY MIN(g.id)",
+         WHERE s.{} {and} GROUP BY s.user ORDER BY MIN(g.id)",
         KEY.replace(" AND ", " AND s.")
     );
     let rows = conn
@@ -395,16 +405,7 @@ pub fn set_fingerprint(conn: &Connection, a: &AssignmentKey, f: &str) -> Result<
 
 /// Students with held grades on the assignment, in the order their first grade was stored.
 pub fn held_students(conn: &Connection, a: &AssignmentKey) -> Result<Vec<String>, DbError> {
-    let sql = format!(
-        "SELECT s.user FROM grades g JOIN submissions s ON s.id = g.submission_id
-         WHERE s.{} AND g.post_state = 'held' GROUP BY s.user ORDER BY MIN(g.id)",
-        KEY.replace(" AND ", " AND s.")
-    );
-    let rows = conn
-        .prepare_cached(&sql)?
-        .query_map(params![a.course, a.section, a.assignment], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
+    students_with_grades(conn, a, "AND g.post_state = 'held'")
 }
 
 /// Held grades of a student's assignment wait for a post again (after a release).
