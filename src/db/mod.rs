@@ -130,6 +130,20 @@ fn pipelined_sync(conn: &Connection, path: &Path) -> Result<writer::WalSync, DbE
     }
 }
 
+/// A connection of its own for the checkpoints that run beside the writer (see
+/// `writer::Checkpoints`); without one, the writer checkpoints itself.
+fn checkpointer(path: &Path) -> Option<writer::Checkpoint> {
+    match connect(path) {
+        Ok(conn) => Some(Box::new(move || {
+            conn.wal_checkpoint_v2(Some("main"), rusqlite::wal::CheckpointMode::PASSIVE)
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "no connection for checkpoints: the writer runs them");
+            None
+        }
+    }
+}
+
 impl Db {
     /// Open (creating if needed) and migrate the database at `path`.
     pub fn open(path: &Path) -> Result<Self, DbError> {
@@ -145,10 +159,11 @@ impl Db {
         migrations::run(&mut conn)?;
         writer_settings(&conn)?;
         let sync = pipelined_sync(&conn, path)?;
+        let beside = checkpointer(path);
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                writer: writer::Writer::spawn(conn, sync),
+                writer: writer::Writer::spawn(conn, sync, beside),
                 readers: Mutex::new(Vec::new()),
                 waiting: Arc::default(),
             }),
