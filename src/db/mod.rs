@@ -101,10 +101,14 @@ fn connect(path: &Path) -> Result<Connection, DbError> {
 /// which goes to a temporary file past 64 KiB. A 16 MiB cache holds a batch of hundreds of
 /// such notebooks, and the savepoint journal stays in memory.
 /// rusqlite keeps 16 prepared statements by default; the writer uses more than that.
+/// The WAL file keeps the size it reached (some 20 MB under the intake benchmark's load,
+/// with checkpoints beside the writer); past 64 MiB, after a stall of the checkpoints,
+/// SQLite cuts it back when it starts over.
 fn writer_settings(conn: &Connection) -> Result<(), DbError> {
     conn.execute_batch(
         "PRAGMA cache_size = -16384;
-         PRAGMA temp_store = MEMORY;",
+         PRAGMA temp_store = MEMORY;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())
@@ -132,10 +136,26 @@ fn pipelined_sync(conn: &Connection, path: &Path) -> Result<writer::WalSync, DbE
 
 /// A connection of its own for the checkpoints that run beside the writer (see
 /// `writer::Checkpoints`); without one, the writer checkpoints itself.
+///
+/// A round that stops short of the WAL's end (under a steady stream of writes, most do)
+/// leaves the pages it wrote unsynced: SQLite syncs the database file only after a
+/// checkpoint that reached the end. This thread syncs them itself, so the writer's own
+/// last copy, which does reach the end, flushes only its own pages.
 fn checkpointer(path: &Path) -> Option<writer::Checkpoint> {
+    // The process's one descriptor of the file (closing another would drop SQLite's locks).
+    let file = page_cache::descriptor(path)
+        .inspect_err(|e| tracing::warn!(error = %e, "the checkpoints' rounds are not synced"))
+        .ok();
     match connect(path) {
         Ok(conn) => Some(Box::new(move || {
-            conn.wal_checkpoint_v2(Some("main"), rusqlite::wal::CheckpointMode::PASSIVE)
+            let (log, copied) =
+                conn.wal_checkpoint_v2(Some("main"), rusqlite::wal::CheckpointMode::PASSIVE)?;
+            if let Some(file) = file.as_ref().filter(|_| copied < log)
+                && let Err(e) = file.sync_data()
+            {
+                tracing::warn!(error = %e, "syncing the database file after a checkpoint failed");
+            }
+            Ok((log, copied))
         })),
         Err(e) => {
             tracing::warn!(error = %e, "no connection for checkpoints: the writer runs them");

@@ -66,7 +66,7 @@ impl Releaser {
 /// connections are open would let another process (the CLI) take the database for
 /// unused and delete the live WAL. One descriptor per database path for the life of the
 /// process costs nothing of note.
-fn descriptor(path: &Path) -> std::io::Result<Arc<File>> {
+pub(super) fn descriptor(path: &Path) -> std::io::Result<Arc<File>> {
     static OPEN: Mutex<Option<HashMap<PathBuf, Arc<File>>>> = Mutex::new(None);
     let key = path.canonicalize()?;
     let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
