@@ -294,11 +294,11 @@ impl Checkpoints {
                 }
             }
             Checkpoints::Beside {
-                ask,
                 done,
                 rounds,
                 asked,
                 late_told,
+                ..
             } if *rounds > 0 => {
                 let copied = match done.try_recv() {
                     Err(mpsc::TryRecvError::Empty) => {
@@ -328,11 +328,8 @@ impl Checkpoints {
                 // The WAL may have started over since (`copied` counts the old one).
                 let left = pages - copied;
                 if left > CATCH_UP_PAGES && *rounds < MAX_ROUNDS {
-                    if ask.send(()).is_err() {
-                        return self.stopped(conn, wal_pages);
-                    }
-                    (*rounds, *asked, *late_told) = (*rounds + 1, std::time::Instant::now(), false);
-                    return;
+                    let next = *rounds + 1;
+                    return self.ask_round(next, conn, wal_pages);
                 }
                 *rounds = 0;
                 if left > 0 {
@@ -340,21 +337,30 @@ impl Checkpoints {
                     checkpoint_here(conn);
                 }
             }
-            Checkpoints::Beside {
-                ask,
-                rounds,
-                asked,
-                late_told,
-                ..
-            } => {
+            Checkpoints::Beside { .. } => {
                 if pages >= CHECKPOINT_PAGES {
-                    if ask.send(()).is_err() {
-                        return self.stopped(conn, wal_pages);
-                    }
-                    (*rounds, *asked, *late_told) = (1, std::time::Instant::now(), false);
+                    self.ask_round(1, conn, wal_pages);
                 }
             }
         }
+    }
+
+    /// Ask the thread for round number `round`.
+    fn ask_round(&mut self, round: u32, conn: &Connection, wal_pages: &AtomicI32) {
+        let Checkpoints::Beside {
+            ask,
+            rounds,
+            asked,
+            late_told,
+            ..
+        } = self
+        else {
+            return;
+        };
+        if ask.send(()).is_err() {
+            return self.stopped(conn, wal_pages);
+        }
+        (*rounds, *asked, *late_told) = (round, std::time::Instant::now(), false);
     }
 
     /// The checkpoint thread is gone: from now on the writer checkpoints.
@@ -478,12 +484,6 @@ mod tests {
         Writer::spawn(c, WalSync::of_file(wal), beside)
     }
 
-    /// A PASSIVE checkpoint on a second connection, as `Db::open` makes it.
-    fn second_connection(dir: &std::path::Path) -> Checkpoint {
-        let c = Connection::open(dir.join("w.db")).unwrap();
-        Box::new(move || c.wal_checkpoint_v2(Some("main"), CheckpointMode::PASSIVE))
-    }
-
     /// A row of 64 KiB (16 pages and more of the WAL).
     async fn insert_blob(w: &Writer, i: i64) {
         w.submit(move |c| {
@@ -507,12 +507,32 @@ mod tests {
         u32::from_be_bytes(head[12..16].try_into().unwrap())
     }
 
-    /// The second connection opened at the first round (the writer's table exists then).
+    /// `Db::open`'s checkpoints on a second connection, opened at the first round (the
+    /// writer's table exists then).
     fn lazily_second(
         dir: &std::path::Path,
     ) -> impl FnMut() -> rusqlite::Result<(i32, i32)> + use<> {
-        let (path, mut second) = (dir.to_path_buf(), None::<Checkpoint>);
-        move || second.get_or_insert_with(|| second_connection(&path))()
+        let (path, mut second) = (dir.join("w.db"), None::<Checkpoint>);
+        move || second.get_or_insert_with(|| super::super::checkpointer(&path).expect("opened"))()
+    }
+
+    /// Rows in `t`, read on a connection of their own.
+    fn rows(dir: &std::path::Path) -> i64 {
+        let reader = Connection::open(dir.join("w.db")).unwrap();
+        reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// 64 KiB rows until the WAL holds more than CHECKPOINT_PAGES: a round is asked for.
+    /// How many rows that took.
+    async fn fill_past_checkpoint(w: &Writer, dir: &std::path::Path) -> i64 {
+        let mut i = 0;
+        while wal_file_frames(dir) <= CHECKPOINT_PAGES {
+            insert_blob(w, i).await;
+            i += 1;
+        }
+        i
     }
 
     /// 40 MiB in 64 KiB rows, one batch at a time (ten times the WAL's checkpoint size):
@@ -526,18 +546,12 @@ mod tests {
             insert_blob(&w, i).await;
         }
         // Without checkpoints the WAL reaches 48 MB. With them it holds some 4 MiB, and
-        // more while a round beside the writer is late (the writer commits meanwhile; the
-        // first run of these tests failed here once, with tighter bounds, and 40 after
-        // did not).
+        // more while a round beside the writer is late (the writer commits meanwhile).
         let wal_len = std::fs::metadata(dir.join("w.db-wal")).unwrap().len();
         assert!(wal_len < 24 * 1024 * 1024, "the WAL grew to {wal_len} B");
         let restarts = wal_restarts(dir);
         assert!(restarts >= 4, "the WAL started over {restarts} times");
-        let reader = Connection::open(dir.join("w.db")).unwrap();
-        let n: i64 = reader
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 640);
+        assert_eq!(rows(dir), 640);
         let db_len = std::fs::metadata(dir.join("w.db")).unwrap().len();
         assert!(
             db_len > 30 * 1024 * 1024,
@@ -576,11 +590,7 @@ mod tests {
         let dying: Checkpoint = Box::new(|| panic!("the checkpoint thread dies"));
         let dir = tempfile::tempdir().unwrap();
         let w = file_writer(dir.path(), Some(dying));
-        let mut i = 0;
-        while wal_file_frames(dir.path()) <= CHECKPOINT_PAGES {
-            insert_blob(&w, i).await;
-            i += 1;
-        }
+        let mut i = fill_past_checkpoint(&w, dir.path()).await;
         // A round was asked for (and the thread died in it): small rows until the writer
         // has noticed and copied the WAL itself.
         let since = std::time::Instant::now();
@@ -600,11 +610,7 @@ mod tests {
         }
         let restarts = wal_restarts(dir.path()) - before;
         assert!(restarts >= 4, "the WAL started over {restarts} times");
-        let reader = Connection::open(dir.path().join("w.db")).unwrap();
-        let n: i64 = reader
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, i);
+        assert_eq!(rows(dir.path()), i);
     }
 
     #[tokio::test]
@@ -621,11 +627,7 @@ mod tests {
         });
         let w = file_writer(dir.path(), Some(checkpoint));
         // Past CHECKPOINT_PAGES: the writer asks for a checkpoint, which is held.
-        let mut i = 0;
-        while wal_file_frames(dir.path()) <= CHECKPOINT_PAGES {
-            insert_blob(&w, i).await;
-            i += 1;
-        }
+        let mut i = fill_past_checkpoint(&w, dir.path()).await;
         entered
             .recv_timeout(Duration::from_secs(10))
             .expect("a checkpoint was asked for");
@@ -657,11 +659,7 @@ mod tests {
             grown < CHECKPOINT_PAGES,
             "the WAL file grew by {grown} frames"
         );
-        let reader = Connection::open(dir.path().join("w.db")).unwrap();
-        let n: i64 = reader
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, i);
+        assert_eq!(rows(dir.path()), i);
     }
 
     #[tokio::test]
